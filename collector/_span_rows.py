@@ -1,0 +1,194 @@
+"""Map OpenTelemetry-shaped span records to `spans` columns.
+
+One mapping for every source: tracehouse's own spans, any OTel SDK's spans, and (through the
+collector) OTLP from other languages. GenAI semantic conventions and OpenInference attributes land
+in the same columns as tracehouse's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import orjson
+
+from tracehouse import _semconv as sc
+
+from ._pricing import cost_usd
+
+PREVIEW_CHARS = 200
+
+SPAN_COLUMNS = (
+    "project", "trace_id", "span_id", "parent_span_id", "name", "kind", "span_kind", "service_name",
+    "scope_name", "start_time", "end_time", "duration_ms", "status", "status_message", "input",
+    "input_size", "input_preview", "output", "output_size", "output_preview", "context", "model",
+    "provider", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "time_to_first_token_ms",
+    "attributes", "resource_attributes", "event_times", "event_names", "event_attributes", "run_id",
+    "session_id", "user_id",
+)  # fmt: skip
+
+_OPENINFERENCE_TO_KIND = {
+    "LLM": "llm", "EMBEDDING": "embedding", "RETRIEVER": "retriever", "RERANKER": "reranker",
+    "TOOL": "tool", "CHAIN": "chain", "AGENT": "agent",
+}  # fmt: skip
+_OPERATION_TO_KIND = {
+    "chat": "chat", "text_completion": "llm", "generate_content": "llm", "embeddings": "embedding",
+    "execute_tool": "tool", "invoke_agent": "agent", "create_agent": "agent", "retrieval": "retriever",
+}  # fmt: skip
+_INPUT_KEYS = (sc.INPUT_VALUE, "gen_ai.input.messages", "gen_ai.prompt", "traceloop.entity.input")
+_OUTPUT_KEYS = (sc.OUTPUT_VALUE, "gen_ai.output.messages", "gen_ai.completion", "traceloop.entity.output")
+_CONTEXT_KEYS = (sc.RETRIEVAL_DOCUMENTS, "retrieval.documents")
+_INPUT_TOKEN_KEYS = (sc.INPUT_TOKENS, "gen_ai.usage.prompt_tokens", "llm.token_count.prompt", "llm.usage.prompt_tokens")
+_OUTPUT_TOKEN_KEYS = (
+    sc.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens", "llm.token_count.completion", "llm.usage.completion_tokens",
+)  # fmt: skip
+_TOTAL_TOKEN_KEYS = ("llm.token_count.total", "llm.usage.total_tokens", "gen_ai.usage.total_tokens")
+_DROPPED_KEYS = frozenset((sc.KIND, sc.INPUT_SIZE, sc.OUTPUT_SIZE, sc.CONTEXT_SIZE, sc.COST_USD, sc.TTFT_MS, sc.RUN_ID))
+
+
+def _first(attributes: dict[str, Any], keys: Iterable[str], pop: bool = False) -> Any:
+    for key in keys:
+        if key in attributes:
+            return attributes.pop(key) if pop else attributes[key]
+    return None
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=repr).decode("utf-8")
+
+
+def _as_count(value: Any) -> Optional[int]:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def _as_float(value: Any) -> Optional[float]:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _string_map(attributes: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in attributes.items():
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            out[key] = repr(value)
+        else:
+            out[key] = _as_text(value)
+    return out
+
+
+def _kind(attributes: dict[str, Any]) -> str:
+    kind = attributes.get(sc.KIND)
+    if isinstance(kind, str) and kind in sc.SPAN_KINDS:
+        return kind
+    inference = attributes.get(sc.OPENINFERENCE_KIND)
+    if isinstance(inference, str) and inference.upper() in _OPENINFERENCE_TO_KIND:
+        return _OPENINFERENCE_TO_KIND[inference.upper()]
+    operation = attributes.get(sc.OPERATION)
+    if isinstance(operation, str) and operation in _OPERATION_TO_KIND:
+        return _OPERATION_TO_KIND[operation]
+    return "function"
+
+
+def span_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One `spans` row (column name -> value) from a spool/OTLP-shaped span record."""
+    attributes = dict(record.get("attributes") or {})
+    kind = _kind(attributes)
+    input_text = _as_text(_first(attributes, _INPUT_KEYS, pop=True))
+    output_text = _as_text(_first(attributes, _OUTPUT_KEYS, pop=True))
+    context_text = _as_text(_first(attributes, _CONTEXT_KEYS, pop=True))
+    input_size = _as_count(attributes.get(sc.INPUT_SIZE))
+    output_size = _as_count(attributes.get(sc.OUTPUT_SIZE))
+    model = str(_first(attributes, (sc.REQUEST_MODEL, sc.RESPONSE_MODEL, "llm.model_name")) or "")
+    input_tokens = _as_count(_first(attributes, _INPUT_TOKEN_KEYS))
+    output_tokens = _as_count(_first(attributes, _OUTPUT_TOKEN_KEYS))
+    total_tokens = _as_count(_first(attributes, _TOTAL_TOKEN_KEYS))
+    if total_tokens is None and (input_tokens is not None or output_tokens is not None):
+        total_tokens = (input_tokens or 0) + (output_tokens or 0)
+    cost = _as_float(attributes.get(sc.COST_USD))
+    if cost is None:
+        cost = cost_usd(model, input_tokens, output_tokens)
+    resource = record.get("resource") or {}
+    start_ns = int(record.get("start_ns") or 0)
+    end_ns = max(int(record.get("end_ns") or 0), start_ns)
+    events = record.get("events") or []
+    row = {
+        "project": str(record.get("project") or "default"),
+        "trace_id": record["trace_id"],
+        "span_id": record["span_id"],
+        "parent_span_id": record.get("parent_span_id") or "",
+        "name": str(record.get("name") or ""),
+        "kind": kind,
+        "span_kind": str(record.get("span_kind") or "INTERNAL"),
+        "service_name": str(resource.get("service.name") or ""),
+        "scope_name": str(record.get("scope") or ""),
+        "start_time": start_ns,
+        "end_time": end_ns,
+        "duration_ms": (end_ns - start_ns) / 1e6,
+        "status": "error" if record.get("status") == "error" else "ok",
+        "status_message": str(record.get("status_message") or ""),
+        "input": input_text,
+        "input_size": input_size if input_size is not None else len(input_text.encode("utf-8", errors="replace")),
+        "input_preview": input_text[:PREVIEW_CHARS],
+        "output": output_text,
+        "output_size": output_size if output_size is not None else len(output_text.encode("utf-8", errors="replace")),
+        "output_preview": output_text[:PREVIEW_CHARS],
+        "context": context_text,
+        "model": model,
+        "provider": str(_first(attributes, (sc.PROVIDER, sc.SYSTEM, "llm.provider", "llm.system")) or ""),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": total_tokens,
+        "cost_usd": cost,
+        "time_to_first_token_ms": _as_float(attributes.get(sc.TTFT_MS)),
+        "run_id": str(attributes.get(sc.RUN_ID) or ""),
+        "session_id": str(_first(attributes, (sc.SESSION_ID, "langfuse.session.id")) or ""),
+        "user_id": str(_first(attributes, (sc.USER_ID, "langfuse.user.id")) or ""),
+        "resource_attributes": _string_map(resource),
+        "event_times": [int(e.get("time_ns") or start_ns) for e in events],
+        "event_names": [str(e.get("name") or "") for e in events],
+        "event_attributes": [_string_map(e.get("attributes") or {}) for e in events],
+    }
+    for key in _DROPPED_KEYS:
+        attributes.pop(key, None)
+    row["attributes"] = _string_map(attributes)
+    return row
+
+
+def _valid_id(value: Any, digits: int) -> bool:
+    return isinstance(value, str) and len(value) == digits and value.strip("0123456789abcdef") == "" and value != "0" * digits
+
+
+def span_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]], list[str]]:
+    """Column-oriented `spans` data for one insert, and the reasons records were rejected."""
+    columns: dict[str, list[Any]] = {name: [] for name in SPAN_COLUMNS}
+    appenders = [(name, columns[name].append) for name in SPAN_COLUMNS]
+    rejected: list[str] = []
+    for record in records:
+        if not _valid_id(record.get("trace_id"), 32) or not _valid_id(record.get("span_id"), 16):
+            rejected.append(f"span {record.get('name')!r}: trace_id/span_id missing or not lowercase hex")
+            continue
+        try:
+            row = span_row(record)
+        except Exception as error:  # a malformed field: reject this record, keep the batch
+            rejected.append(f"span {record.get('name')!r}: {type(error).__name__}: {error}")
+            continue
+        for name, append in appenders:
+            append(row[name])
+    return columns, rejected

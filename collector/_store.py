@@ -1,0 +1,149 @@
+"""The store: one ClickHouse database, embedded (chDB) or a server, through clickhouse-connect."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+
+from tracehouse._errors import StoreError
+
+from ._migrations import MIGRATIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from clickhouse_connect.driver.client import Client
+
+logger = logging.getLogger("tracehouse")
+
+_embedded_path: Optional[str] = None  # chDB serves one data directory per process, for its whole life
+_embedded_lock = threading.Lock()
+
+
+def _connect(url: str, database: Optional[str] = None) -> Client:
+    global _embedded_path
+    try:
+        import clickhouse_connect
+    except ImportError as error:  # pragma: no cover - a base dependency
+        raise StoreError("clickhouse-connect is not installed: pip install tracehouse") from error
+    if url.startswith("chdb://"):
+        path = url[len("chdb://") :]
+        with _embedded_lock:
+            if _embedded_path is not None and _embedded_path != path:
+                raise StoreError(
+                    f"this process already opened the embedded store at {_embedded_path!r}; chDB serves one data "
+                    f"directory per process, so {path!r} cannot be opened too"
+                )
+            Path(path).mkdir(parents=True, exist_ok=True)
+            try:
+                client = clickhouse_connect.get_client(dsn=url, database=database) if database else (
+                    clickhouse_connect.get_client(dsn=url)
+                )
+            except Exception as error:
+                message = str(error)
+                if "lock" in message.lower():
+                    raise StoreError(
+                        f"the embedded store at {path!r} is open in another process (chDB allows one). Read through "
+                        "that process, or run `tracehouse serve` there and point TRACEHOUSE_ENDPOINT at it"
+                    ) from error
+                raise StoreError(f"cannot open the embedded store at {path!r}: {message}") from error
+            _embedded_path = path
+            return client
+    try:
+        return clickhouse_connect.get_client(dsn=url, database=database) if database else clickhouse_connect.get_client(dsn=url)
+    except Exception as error:
+        raise StoreError(f"cannot connect to ClickHouse at {_redact_url(url)}: {error}") from error
+
+
+def _redact_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+class Store:
+    """One tracehouse database: schema migrations, batched inserts, SQL reads.
+
+    `Store(url, database)` connects and applies pending migrations. `url` is `chdb:///path` for the
+    embedded engine or `http(s)://user:password@host:port` for a ClickHouse server.
+    """
+
+    def __init__(self, url: str, database: str = "tracehouse") -> None:
+        self.url = url
+        self.database = database
+        admin = _connect(url)
+        try:
+            admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        except Exception as error:
+            raise StoreError(f"cannot create database {database!r}: {error}") from error
+        finally:
+            admin.close()
+        self.client = _connect(url, database)
+        self._lock = threading.Lock()
+        self.migrate()
+
+    @property
+    def embedded(self) -> bool:
+        """True for the in-process chDB engine."""
+        return self.url.startswith("chdb://")
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet recorded in `_migrations`; return their names."""
+        db = self.database
+        self.client.command(
+            f"CREATE TABLE IF NOT EXISTS `{db}`._migrations (name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "ENGINE = MergeTree ORDER BY name"
+        )
+        done = {row[0] for row in self.client.query(f"SELECT name FROM `{db}`._migrations").result_rows}
+        applied = []
+        for name, statements in MIGRATIONS:
+            if name in done:
+                continue
+            for statement in statements:
+                self.client.command(statement.format(db=f"`{db}`"))
+            self.client.insert("_migrations", [[name]], column_names=["name"], database=db)
+            applied.append(name)
+        return applied
+
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]], dedup_token: Optional[str] = None) -> None:
+        """Insert column-oriented data; a repeated `dedup_token` makes a resent batch a no-op."""
+        names = list(columns)
+        if not names or not len(columns[names[0]]):
+            return
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        with self._lock:
+            self.client.insert(
+                table, [columns[n] for n in names], column_names=names, column_oriented=True,
+                database=self.database, settings=settings,
+            )  # fmt: skip
+
+    def query_df(self, sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
+        """Run a SELECT; the result as a pandas DataFrame. Values bind as {name:Type} parameters."""
+        try:
+            with self._lock:
+                return self.client.query_df(sql, parameters=dict(parameters or {}))
+        except Exception as error:
+            raise StoreError(f"query failed: {_first_line(error)}") from error
+
+    def query_rows(self, sql: str, parameters: Optional[Mapping[str, Any]] = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a SELECT; (column names, rows)."""
+        try:
+            with self._lock:
+                result = self.client.query(sql, parameters=dict(parameters or {}))
+        except Exception as error:
+            raise StoreError(f"query failed: {_first_line(error)}") from error
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def close(self) -> None:
+        """Close the client (for chDB, the data directory's lock is released with the last client)."""
+        self.client.close()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:2000]
+    return type(error).__name__

@@ -1,0 +1,195 @@
+"""The in-process path into the embedded store: ingest spool segments, exactly once.
+
+For each segment, a small `.ack` file beside it records how far the store has accepted it
+(`committed`) and the range being inserted now (`inflight`). The intent is written before the
+insert, and the insert carries a deduplication token made of the segment name and range, so a
+reader killed between insert and commit redoes the same range with the same token and ClickHouse
+drops the duplicate. A segment is deleted once its writer is gone and all of it is committed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import orjson
+
+from ._spool import Frame, list_segments, scan_segment, segment_is_live
+
+if TYPE_CHECKING:
+    from tracehouse.collector._store import Store
+
+logger = logging.getLogger("tracehouse")
+QUARANTINE = "quarantine"
+_LOCK_NAME = ".ingest.lock"
+
+
+@dataclass
+class IngestReport:
+    """What one pass over a spool directory did."""
+
+    rows: int = 0
+    segments_done: int = 0
+    rejected: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestReport) -> None:
+        """Add another report's counts to this one."""
+        self.rows += other.rows
+        self.segments_done += other.segments_done
+        self.rejected += other.rejected
+        self.problems.extend(other.problems)
+
+
+@dataclass
+class _Ack:
+    committed: int = 0
+    inflight: Optional[tuple[int, int]] = None
+
+    @staticmethod
+    def path_for(segment: Path) -> Path:
+        return segment.with_name(segment.name + ".ack")
+
+    @classmethod
+    def load(cls, segment: Path) -> _Ack:
+        try:
+            data = orjson.loads(cls.path_for(segment).read_bytes())
+            inflight = data.get("inflight")
+            return cls(int(data.get("committed", 0)), (int(inflight[0]), int(inflight[1])) if inflight else None)
+        except FileNotFoundError:
+            return cls()
+        except Exception:
+            logger.warning("tracehouse: unreadable ack file for %s; re-ingesting it (duplicates are dropped)", segment.name)
+            return cls()
+
+    def save(self, segment: Path) -> None:
+        path = self.path_for(segment)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(orjson.dumps({"committed": self.committed, "inflight": self.inflight}))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+
+# Problems already reported by this process, so a foreign file is not warned about on every read.
+_reported: set[tuple[str, str]] = set()
+
+
+def _report(report: IngestReport, path: Path, problem: str) -> None:
+    message = f"{path}: {problem}"
+    report.problems.append(message)
+    if (str(path), problem) not in _reported:
+        _reported.add((str(path), problem))
+        logger.warning("tracehouse spool: %s", message)
+
+
+class SpoolIngester:
+    """Moves records from spool segments into a Store."""
+
+    def __init__(self, store: Store, max_rows_per_insert: int = 100_000) -> None:
+        self.store = store
+        self.max_rows_per_insert = max_rows_per_insert
+
+    def ingest(self, spool_dir: Path) -> IngestReport:
+        """One pass over `spool_dir`: every complete frame is inserted; finished segments are deleted."""
+        report = IngestReport()
+        segments, others = list_segments(spool_dir)
+        for other in others:
+            if other.name != _LOCK_NAME:
+                _report(report, other, "not a spool segment; skipped")
+        if not segments:
+            return report
+        with open(spool_dir / _LOCK_NAME, "a") as lock:  # one ingester per spool directory at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for segment in segments:
+                try:
+                    report.merge(self._ingest_segment(segment))
+                except FileNotFoundError:
+                    continue  # another reader finished it meanwhile
+        return report
+
+    def _ingest_segment(self, segment: Path) -> IngestReport:
+        report = IngestReport()
+        live = segment_is_live(segment)
+        ack = _Ack.load(segment)
+        if ack.inflight is not None:  # a reader died mid-insert: redo exactly that range
+            start, end = ack.inflight
+            scan = scan_segment(segment, start, max_bytes=end - start)
+            self._insert(segment, ack, [f for f in scan.frames if f.end <= end], start, end, report)
+        while True:
+            scan = scan_segment(segment, ack.committed)
+            if scan.skipped_frames:
+                _report(report, segment, f"{scan.skipped_frames} frame(s) with a bad checksum skipped")
+            if scan.frames or scan.end > ack.committed:
+                self._insert_in_batches(segment, ack, scan.frames, scan.end, report)
+            if scan.problem is not None:
+                if not live:
+                    _report(report, segment, f"{scan.problem} at byte {scan.end}; moved to {QUARANTINE}/")
+                    self._quarantine(segment)
+                return report
+            if not scan.frames:
+                break
+        if not live:
+            if scan.incomplete_tail:
+                _report(report, segment, f"torn tail of {scan.incomplete_tail} bytes skipped (writer was killed?)")
+            segment.unlink(missing_ok=True)
+            _Ack.path_for(segment).unlink(missing_ok=True)
+            report.segments_done += 1
+        return report
+
+    def _insert_in_batches(self, segment: Path, ack: _Ack, frames: list[Frame], end: int, report: IngestReport) -> None:
+        start = ack.committed
+        batch: list[Frame] = []
+        rows = 0
+        for frame in frames:
+            batch.append(frame)
+            rows += frame.payload.count(b'"type":')
+            if rows >= self.max_rows_per_insert:
+                self._insert(segment, ack, batch, start, frame.end, report)
+                start, batch, rows = frame.end, [], 0
+        self._insert(segment, ack, batch, start, end, report)
+
+    def _insert(self, segment: Path, ack: _Ack, frames: list[Frame], start: int, end: int, report: IngestReport) -> None:
+        if end <= ack.committed and ack.inflight is None:
+            return
+        ack.inflight = (start, end)
+        ack.save(segment)
+        records: list[dict[str, Any]] = []
+        for frame in frames:
+            try:
+                decoded = orjson.loads(frame.payload)
+            except orjson.JSONDecodeError:
+                _report(report, segment, f"frame at byte {frame.start} is not JSON; skipped")
+                continue
+            if isinstance(decoded, list):
+                records.extend(r for r in decoded if isinstance(r, dict))
+        report.rows += self._write_records(records, f"{segment.name}:{start}:{end}", report, segment)
+        ack.committed, ack.inflight = end, None
+        ack.save(segment)
+
+    def _write_records(self, records: list[dict[str, Any]], token: str, report: IngestReport, segment: Path) -> int:
+        from tracehouse.collector._span_rows import span_columns
+
+        spans = [r for r in records if r.get("type") == "span"]
+        unknown = len(records) - len(spans)
+        if unknown:
+            _report(report, segment, f"{unknown} record(s) of an unknown type skipped")
+        columns, rejected = span_columns(spans)
+        for reason in rejected[:5]:
+            _report(report, segment, f"rejected {reason}")
+        report.rejected += len(rejected)
+        self.store.insert("spans", columns, dedup_token=token)
+        return len(columns["span_id"])
+
+    @staticmethod
+    def _quarantine(segment: Path) -> None:
+        target = segment.parent / QUARANTINE
+        target.mkdir(exist_ok=True)
+        shutil.move(str(segment), str(target / segment.name))
+        _Ack.path_for(segment).unlink(missing_ok=True)

@@ -1,0 +1,163 @@
+"""The in-process exporter: finished spans queue in memory, a worker thread appends them to the spool.
+
+`submit` is the hot path: one deque append and a length check. The worker wakes when a batch is
+full or every `interval` seconds, encodes the batch as one JSON frame and appends it to this
+process's spool segment; it fsyncs at most every `fsync_interval` seconds and on `flush`. When the
+worker falls behind and `max_pending` records are waiting, the submitting thread writes the queue
+to the spool itself: memory stays bounded and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import orjson
+
+from tracehouse._internal_errors import log_internal_error
+
+from ._records import SpanRecord, record_to_dict
+from ._spool import SpoolWriter
+
+logger = logging.getLogger("tracehouse")
+
+
+def _encode_default(value: Any) -> Any:
+    return repr(value)
+
+
+class SpoolSink:
+    """Batches span records into spool frames on a background thread."""
+
+    def __init__(
+        self,
+        spool_dir: Path,
+        batch_size: int = 4096,
+        max_pending: int = 65536,
+        interval: float = 0.5,
+        fsync_interval: float = 1.0,
+        on_written: Optional[Callable[[int], None]] = None,
+    ) -> None:
+        self.spool = SpoolWriter(spool_dir)
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self.interval = interval
+        self.fsync_interval = fsync_interval
+        self.written = 0  # records appended to the spool so far
+        self.failed_writes = 0
+        self.dropped = 0  # only ever non-zero when the disk refuses writes
+        self._on_written = on_written
+        self._queue: deque[SpanRecord] = deque()
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()
+        self._stopped = False
+        self._last_sync = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="tracehouse-spool", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: SpanRecord) -> None:
+        """Queue one finished span (hot path)."""
+        queue = self._queue
+        queue.append(record)
+        if len(queue) >= self.batch_size:
+            if len(queue) >= self.max_pending:
+                self._drain(self.interval * 10)  # overflow goes to disk, from this thread
+            elif not self._wake.is_set():
+                self._wake.set()
+
+    def pending(self) -> int:
+        """Records queued in memory, not yet in the spool."""
+        return len(self._queue)
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self._drain(None)
+            if time.monotonic() - self._last_sync >= self.fsync_interval:
+                self._sync()
+
+    def _drain(self, timeout: Optional[float]) -> bool:
+        """Write everything queued to the spool; False if the lock was not had or the disk failed."""
+        if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        try:
+            queue = self._queue
+            while queue:
+                records = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
+                if not self._write(records):
+                    queue.extendleft(reversed(records))
+                    self._shed_overflow()
+                    return False
+            return True
+        finally:
+            self._write_lock.release()
+
+    def _write(self, records: list[SpanRecord]) -> bool:
+        try:
+            batch = [record_to_dict(record) for record in records]
+            payload = orjson.dumps(batch, default=_encode_default, option=orjson.OPT_SERIALIZE_NUMPY)
+            self.spool.append(payload)
+        except OSError as error:  # the disk refused (full, read-only, removed): keep the records queued
+            self.failed_writes += 1
+            logger.warning("tracehouse could not write to the spool (%s); %d spans wait in memory", error, len(self._queue))
+            return False
+        self.written += len(records)
+        if self._on_written is not None:
+            self._on_written(len(records))
+        return True
+
+    def _shed_overflow(self) -> None:
+        """Only when the disk refuses writes: keep memory bounded, and say how much was lost."""
+        excess = len(self._queue) - self.max_pending
+        if excess > 0:
+            for _ in range(excess):
+                self._queue.popleft()
+            self.dropped += excess
+            logger.error("tracehouse dropped %d spans: the spool cannot be written and memory is full", excess)
+
+    def _sync(self) -> None:
+        with self._write_lock:
+            try:
+                self.spool.sync()
+            except OSError:
+                log_internal_error("spool fsync")
+            self._last_sync = time.monotonic()
+
+    def flush(self, timeout: float) -> bool:
+        """Write all queued records to the spool and fsync; False if `timeout` ran out."""
+        deadline = time.monotonic() + timeout
+        try:
+            if not self._drain(timeout):
+                return False
+            remaining = max(0.0, deadline - time.monotonic())
+            if not self._write_lock.acquire(timeout=remaining):
+                return False
+            try:
+                self.spool.sync()
+                self._last_sync = time.monotonic()
+            finally:
+                self._write_lock.release()
+            return True
+        except Exception:
+            log_internal_error("flush")
+            return False
+
+    def shutdown(self, timeout: float) -> bool:
+        """Flush, stop the worker and close the segment (its lock is released for readers)."""
+        flushed = self.flush(timeout)
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._write_lock.acquire(timeout=timeout):
+            try:
+                self.spool.close()
+            except OSError:
+                log_internal_error("spool close")
+            finally:
+                self._write_lock.release()
+        return flushed

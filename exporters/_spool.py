@@ -1,0 +1,166 @@
+"""The spool: per-process append-only segment files, the write-ahead log of every record.
+
+Segment file: the 9-byte magic `THSPOOL1\\n`, then frames. A frame is a 12-byte header (`THF1`,
+payload length, CRC-32 of the payload; little-endian) and a JSON array of records. A writer holds
+an exclusive `flock` on its open segment, so a reader can tell a live segment (lock held) from one
+whose writer has finished or died (lock free), and only treats an incomplete tail as torn in the
+latter case.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+SEGMENT_MAGIC = b"THSPOOL1\n"
+FRAME_MAGIC = b"THF1"
+_HEADER = struct.Struct("<4sII")
+HEADER_SIZE = _HEADER.size
+SEGMENT_SUFFIX = ".seg"
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """Header + payload, ready to append to a segment."""
+    return _HEADER.pack(FRAME_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+class SpoolWriter:
+    """Appends frames to this process's current segment; rotates by size. Not thread-safe."""
+
+    def __init__(self, directory: Path, max_segment_bytes: int = 32 * 1024 * 1024) -> None:
+        self.directory = directory
+        self.max_segment_bytes = max_segment_bytes
+        self._fd: Optional[int] = None
+        self._size = 0
+        self._dirty = False
+        self.path: Optional[Path] = None
+
+    def _open_segment(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}{SEGMENT_SUFFIX}"
+        path = self.directory / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _write_all(fd, SEGMENT_MAGIC)
+        self._fd, self._size, self.path = fd, len(SEGMENT_MAGIC), path
+
+    def append(self, payload: bytes) -> None:
+        """Append one frame holding `payload` (a JSON array of records)."""
+        if self._fd is None:
+            self._open_segment()
+        assert self._fd is not None
+        frame = encode_frame(payload)
+        _write_all(self._fd, frame)
+        self._size += len(frame)
+        self._dirty = True
+        if self._size >= self.max_segment_bytes:
+            self.close()
+
+    def sync(self) -> None:
+        """fsync the open segment so what was appended survives a crash of the machine."""
+        if self._fd is not None and self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+
+    def close(self) -> None:
+        """fsync and close the current segment, releasing its lock (readers may then trim it)."""
+        if self._fd is not None:
+            self.sync()
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def segment_is_live(path: Path) -> bool:
+    """True while a writer holds the segment open (its flock is taken)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock if we took it
+    return False
+
+
+@dataclass
+class Frame:
+    """One complete, checksummed frame of a segment."""
+
+    start: int
+    end: int
+    payload: bytes
+
+
+@dataclass
+class SegmentScan:
+    """The frames read from a segment from some offset, and how the read stopped."""
+
+    frames: list[Frame]
+    end: int  # offset after the last good frame (or skipped bad one)
+    problem: Optional[str] = None  # set when the segment is not ours or is damaged at `end`
+    incomplete_tail: int = 0  # bytes after `end` that do not (yet) form a whole frame
+    skipped_frames: int = 0  # frames with a bad checksum skipped over
+
+
+def scan_segment(path: Path, offset: int = 0, max_bytes: int = 64 * 1024 * 1024) -> SegmentScan:
+    """Read whole frames from `offset` (0 = start of file) until about `max_bytes` of payload."""
+    with open(path, "rb") as handle:
+        if offset == 0:
+            magic = handle.read(len(SEGMENT_MAGIC))
+            if magic != SEGMENT_MAGIC:
+                if SEGMENT_MAGIC.startswith(magic):  # the writer has not finished the header yet
+                    return SegmentScan([], 0, incomplete_tail=len(magic))
+                return SegmentScan([], 0, problem="not a tracehouse spool segment (bad magic)")
+            offset = len(SEGMENT_MAGIC)
+        handle.seek(offset)
+        frames: list[Frame] = []
+        pos, skipped, total = offset, 0, 0
+        while total < max_bytes:
+            header = handle.read(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                return SegmentScan(frames, pos, incomplete_tail=len(header), skipped_frames=skipped)
+            magic, length, crc = _HEADER.unpack(header)
+            if magic != FRAME_MAGIC or length > MAX_FRAME_BYTES:
+                return SegmentScan(frames, pos, problem="damaged frame header", skipped_frames=skipped)
+            payload = handle.read(length)
+            if len(payload) < length:
+                return SegmentScan(frames, pos, incomplete_tail=HEADER_SIZE + len(payload), skipped_frames=skipped)
+            end = pos + HEADER_SIZE + length
+            if zlib.crc32(payload) == crc:
+                frames.append(Frame(pos, end, payload))
+                total += length
+            else:
+                skipped += 1
+            pos = end
+        return SegmentScan(frames, pos, skipped_frames=skipped)
+
+
+def list_segments(directory: Path) -> tuple[list[Path], list[Path]]:
+    """(segment files oldest first, other files) in a spool directory."""
+    if not directory.is_dir():
+        return [], []
+    segments, others = [], []
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir() or entry.name.endswith((".ack", ".ack.tmp")):
+            continue
+        (segments if entry.name.endswith(SEGMENT_SUFFIX) else others).append(entry)
+    return segments, others

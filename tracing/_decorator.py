@@ -1,0 +1,426 @@
+"""`@trace`, `span()` and `current_span()`: the user-facing ways to make spans."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+
+from . import _semconv as sc
+from ._errors import ConfigError
+from ._internal_errors import log_internal_error
+from ._runtime import runtime
+from ._serialize import capture
+from ._span import ForeignSpan, SpanHelpers, TraceSpan, attribute_value
+
+F = TypeVar("F", bound=Callable[..., Any])
+_attach = otel_context.attach
+_detach = otel_context.detach
+_set_span_in_context = otel_trace.set_span_in_context
+_MISSING: Any = object()
+_MAX_YIELDS_KEPT = 1000
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in sc.SPAN_KINDS:
+        raise ConfigError("kind", f"expected one of {', '.join(sc.SPAN_KINDS)}, got {kind!r}")
+    return kind
+
+
+def _static_attributes(attributes: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, Mapping) or not all(isinstance(k, str) for k in attributes):
+        raise ConfigError("attributes", "expected a mapping of string keys to values")
+    return {k: attribute_value(v) for k, v in attributes.items()}
+
+
+def _start_span(name: str, kind: str, static: dict[str, Any], payload: Any) -> TraceSpan:
+    """Create a span (child of the current one); `payload` is captured as its input unless _MISSING."""
+    rt = runtime
+    rt.ensure_provider()
+    attributes = {sc.KIND: kind, **static} if static else {sc.KIND: kind}
+    if payload is not _MISSING:
+        settings = rt.settings
+        text, size = capture(payload, settings.max_payload_bytes, settings.capture_content, settings.redact)
+        attributes[sc.INPUT_VALUE] = text
+        attributes[sc.INPUT_SIZE] = size
+    return TraceSpan(rt, name, kind, attributes)
+
+
+def _end_ok(span: TraceSpan, result: Any, capture_output: bool) -> None:
+    try:
+        if capture_output:
+            settings = runtime.settings
+            text, size = capture(result, settings.max_payload_bytes, settings.capture_content, settings.redact)
+            span.attributes[sc.OUTPUT_VALUE] = text
+            span.attributes[sc.OUTPUT_SIZE] = size
+        span.end()
+    except Exception:
+        log_internal_error("span end")
+
+
+def _end_error(span: TraceSpan, error: BaseException) -> None:
+    try:
+        span.fail(error)
+        span.end()
+    except Exception:
+        log_internal_error("span end")
+
+
+class _ArgumentBinder:
+    """Maps call arguments to parameter names fast (no inspect.Signature.bind per call)."""
+
+    __slots__ = ("names", "var_positional", "skip_first")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        try:
+            params = list(inspect.signature(func).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        names = [p.name for p in params if p.kind in positional]
+        self.skip_first = bool(names) and names[0] in ("self", "cls")
+        self.names = tuple(names[1:] if self.skip_first else names)
+        self.var_positional = next((p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), "args")
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.skip_first and args:
+            args = args[1:]
+        names = self.names
+        bound = dict(zip(names, args))
+        if len(args) > len(names):
+            bound[self.var_positional] = args[len(names) :]
+        if kwargs:
+            bound.update(kwargs)
+        return bound
+
+
+@overload
+def trace(func: F) -> F: ...
+@overload
+def trace(
+    func: None = None,
+    *,
+    name: Optional[str] = None,
+    kind: str = "function",
+    capture_input: bool = True,
+    capture_output: bool = True,
+    attributes: Optional[Mapping[str, Any]] = None,
+) -> Callable[[F], F]: ...
+def trace(
+    func: Optional[Callable[..., Any]] = None,
+    *,
+    name: Optional[str] = None,
+    kind: str = "function",
+    capture_input: bool = True,
+    capture_output: bool = True,
+    attributes: Optional[Mapping[str, Any]] = None,
+) -> Any:
+    """Trace every call of a function as a span.
+
+    Works with and without parentheses on functions, coroutines, generators, async generators,
+    methods, static and class methods. The bound arguments (without self/cls) are the span's input,
+    the return value its output; an exception marks the span as failed and is re-raised unchanged.
+    Generator spans cover the whole iteration and end on exhaustion, close or error.
+    """
+    _check_kind(kind)
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ConfigError("name", f"expected a non-empty string, got {name!r}")
+    static = _static_attributes(attributes)
+
+    def decorate(target: Any) -> Any:
+        if isinstance(target, (classmethod, staticmethod)):
+            return type(target)(decorate(target.__func__))
+        if not callable(target):
+            raise ConfigError("trace", f"can only decorate a callable, got {type(target).__name__}")
+        return _wrap(target, name or getattr(target, "__qualname__", repr(target)), kind, capture_input, capture_output, static)
+
+    return decorate if func is None else decorate(func)
+
+
+def _wrap(
+    func: Callable[..., Any], name: str, kind: str, capture_input: bool, capture_output: bool, static: dict[str, Any]
+) -> Callable[..., Any]:
+    binder = _ArgumentBinder(func)
+    rt = runtime
+
+    def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[TraceSpan]:
+        try:
+            return _start_span(name, kind, static, binder.bind(args, kwargs) if capture_input else _MISSING)
+        except Exception:
+            log_internal_error("span start")
+            return None
+
+    if inspect.isasyncgenfunction(func):
+        return _wrap_async_generator(func, start, capture_output)
+    if inspect.isgeneratorfunction(func):
+        return _wrap_generator(func, start, capture_output)
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            if rt.disabled:
+                return await func(*args, **kwargs)
+            span = start(args, kwargs)
+            if span is None:
+                return await func(*args, **kwargs)
+            token = _attach(_set_span_in_context(span))
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as error:
+                _detach(token)
+                _end_error(span, error)
+                raise
+            _detach(token)
+            _end_ok(span, result, capture_output)
+            return result
+
+        return async_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if rt.disabled:
+            return func(*args, **kwargs)
+        span = start(args, kwargs)
+        if span is None:
+            return func(*args, **kwargs)
+        token = _attach(_set_span_in_context(span))
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as error:
+            _detach(token)
+            _end_error(span, error)
+            raise
+        _detach(token)
+        _end_ok(span, result, capture_output)
+        return result
+
+    return wrapper
+
+
+class _YieldCollector:
+    """Keeps what a generator yielded, bounded, to become the span's output."""
+
+    __slots__ = ("items", "count")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.count = 0
+
+    def add(self, item: Any) -> None:
+        self.count += 1
+        if self.count <= _MAX_YIELDS_KEPT:
+            self.items.append(item)
+
+    def output(self) -> Any:
+        if self.items and all(isinstance(i, str) for i in self.items):
+            return "".join(self.items)  # streamed text reads best joined
+        return self.items
+
+    def finish(self, span: TraceSpan, capture_output: bool) -> None:
+        span.attributes["tracehouse.yield_count"] = self.count
+        _end_ok(span, self.output(), capture_output)
+
+
+def _wrap_generator(
+    func: Callable[..., Iterator[Any]], start: Callable[..., Optional[TraceSpan]], capture_output: bool
+) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if runtime.disabled:
+            return (yield from func(*args, **kwargs))
+        span = start(args, kwargs)
+        if span is None:
+            return (yield from func(*args, **kwargs))
+        ctx = _set_span_in_context(span)
+        collected = _YieldCollector()
+        token = _attach(ctx)
+        try:
+            gen = func(*args, **kwargs)
+            item = next(gen)
+        except StopIteration as stop:
+            _detach(token)
+            collected.finish(span, capture_output)
+            return stop.value
+        except BaseException as error:
+            _detach(token)
+            _end_error(span, error)
+            raise
+        _detach(token)
+        while True:
+            collected.add(item)
+            try:
+                sent = yield item
+            except GeneratorExit:
+                token = _attach(ctx)
+                try:
+                    gen.close()
+                except BaseException as error:
+                    _detach(token)
+                    _end_error(span, error)
+                    raise
+                _detach(token)
+                collected.finish(span, capture_output)
+                raise
+            except BaseException as thrown:
+                step: Callable[[], Any] = functools.partial(gen.throw, thrown)
+            else:
+                step = functools.partial(gen.send, sent)
+            token = _attach(ctx)
+            try:
+                item = step()
+            except StopIteration as stop:
+                _detach(token)
+                collected.finish(span, capture_output)
+                return stop.value
+            except BaseException as error:
+                _detach(token)
+                _end_error(span, error)
+                raise
+            _detach(token)
+
+    return wrapper
+
+
+def _wrap_async_generator(
+    func: Callable[..., AsyncIterator[Any]], start: Callable[..., Optional[TraceSpan]], capture_output: bool
+) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if runtime.disabled or (span := start(args, kwargs)) is None:
+            async for value in func(*args, **kwargs):
+                yield value
+            return
+        ctx = _set_span_in_context(span)
+        collected = _YieldCollector()
+        gen = func(*args, **kwargs)
+        step: Callable[[], Any] = gen.__anext__
+        while True:
+            token = _attach(ctx)
+            try:
+                item = await step()
+            except StopAsyncIteration:
+                _detach(token)
+                collected.finish(span, capture_output)
+                return
+            except BaseException as error:
+                _detach(token)
+                _end_error(span, error)
+                raise
+            _detach(token)
+            collected.add(item)
+            try:
+                sent = yield item
+            except GeneratorExit:
+                token = _attach(ctx)
+                try:
+                    await gen.aclose()
+                except BaseException as error:
+                    _detach(token)
+                    _end_error(span, error)
+                    raise
+                _detach(token)
+                collected.finish(span, capture_output)
+                raise
+            except BaseException as thrown:
+                step = functools.partial(gen.athrow, thrown)
+            else:
+                step = functools.partial(gen.asend, sent)
+
+    return wrapper
+
+
+class SpanScope:
+    """What `span()` returns: a (sync or async) context manager yielding the span."""
+
+    def __init__(self, name: str, kind: str, payload: Any, static: dict[str, Any]) -> None:
+        self._args = (name, kind, static, payload)
+        self._span: Any = None
+        self._token: Any = None
+
+    def __enter__(self) -> Any:
+        if runtime.disabled:
+            self._span = NOOP_SPAN
+            return NOOP_SPAN
+        try:
+            name, kind, static, payload = self._args
+            self._span = _start_span(name, kind, static, payload)
+            self._token = _attach(_set_span_in_context(self._span))
+        except Exception:
+            log_internal_error("span start")
+            self._span = NOOP_SPAN
+        return self._span
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        span = self._span
+        if type(span) is not TraceSpan:
+            return
+        _detach(self._token)
+        if exc is not None:
+            _end_error(span, exc)
+        else:
+            span.end()
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def span(
+    name: str,
+    *,
+    kind: str = "function",
+    input: Any = _MISSING,  # noqa: A002 - the natural name in the public API
+    attributes: Optional[Mapping[str, Any]] = None,
+) -> SpanScope:
+    """Open a span around a block: `with th.span("retrieve", kind="retriever", input=q) as s:`."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError("name", f"expected a non-empty string, got {name!r}")
+    return SpanScope(name, _check_kind(kind), input, _static_attributes(attributes))
+
+
+class NoopSpan(SpanHelpers):
+    """Returned when tracing is disabled or no span is current: every method does nothing."""
+
+    trace_id_hex = ""
+    span_id_hex = ""
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        return None
+
+    def _set_payload(self, key: str, size_key: str, value: Any) -> None:
+        return None
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: Optional[int] = None) -> None:
+        return None
+
+    def record_exception(self, exception: BaseException, attributes: Any = None, **kwargs: Any) -> None:
+        return None
+
+    def fail(self, exception: BaseException) -> None:
+        return None
+
+    def end(self, end_time: Optional[int] = None) -> None:
+        return None
+
+    def is_recording(self) -> bool:
+        return False
+
+
+NOOP_SPAN = NoopSpan()
+
+
+def current_span() -> Any:
+    """The span of the current context: a tracehouse span, any recording OTel span, or a no-op span."""
+    current = otel_trace.get_current_span()
+    if type(current) is TraceSpan:
+        return current
+    if current.is_recording() and current.get_span_context().is_valid:
+        return ForeignSpan(runtime, current)
+    return NOOP_SPAN

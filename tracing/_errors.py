@@ -1,0 +1,25 @@
+"""The exception tree of tracehouse.
+
+    TracehouseError
+     ├── ConfigError   (also a ValueError): a bad option or argument, raised early
+     └── StoreError    the store cannot be opened, migrated or read
+"""
+
+from __future__ import annotations
+
+
+class TracehouseError(Exception):
+    """Base class of every error tracehouse raises on purpose."""
+
+
+class ConfigError(TracehouseError, ValueError):
+    """A configuration option or API argument has a bad value; the message names it."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option}: {problem}")
+
+
+class StoreError(TracehouseError):
+    """The store could not be opened, migrated, written or queried."""

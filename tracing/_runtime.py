@@ -1,0 +1,198 @@
+"""The process-wide state behind the module-level API: settings, the exporter, the OTel provider."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from opentelemetry import trace
+
+from tracehouse.exporters._records import SpanRecord
+
+from ._version import VERSION
+from ._config import Settings, resolve_settings
+from ._internal_errors import log_internal_error
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+    from tracehouse.exporters._sink import SpoolSink
+
+    from ._span import TraceSpan
+
+logger = logging.getLogger("tracehouse")
+SCOPE = "tracehouse"
+Listener = Callable[[SpanRecord], None]
+
+
+class Runtime:
+    """Owns the settings, the spool sink, and the link to OpenTelemetry's TracerProvider."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._settings: Optional[Settings] = None
+        self._sink: Optional[SpoolSink] = None
+        self._provider_ready = False
+        self.foreign_processor: Optional[SpanProcessor] = None  # the user's own processors, when joined
+        self.listeners: list[Listener] = []
+        self.disabled = False
+        self._resource: dict[str, Any] = {}
+        self._rand = random.Random()
+        self._pid = os.getpid()
+
+    # --- settings --------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            with self._lock:
+                if self._settings is None:
+                    self.apply(resolve_settings())
+        assert self._settings is not None
+        return self._settings
+
+    def apply(self, settings: Settings) -> None:
+        """Switch to new settings; spans already ended are flushed under the old ones first."""
+        with self._lock:
+            old_sink, self._sink = self._sink, None
+            if old_sink is not None:
+                old_sink.shutdown(settings.flush_timeout)
+            self._settings = settings
+            self.disabled = settings.disabled
+            self._resource = {
+                "service.name": settings.service_name,
+                "telemetry.sdk.name": "tracehouse",
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.version": VERSION,
+            }
+
+    # --- ids -------------------------------------------------------------------------------------
+    def new_trace_id(self) -> int:
+        return self._rand.getrandbits(128) or 1
+
+    def new_span_id(self) -> int:
+        return self._rand.getrandbits(64) or 1
+
+    # --- export ----------------------------------------------------------------------------------
+    def sink(self) -> SpoolSink:
+        sink = self._sink
+        if sink is None:
+            with self._lock:
+                if self._sink is None:
+                    from tracehouse.exporters._sink import SpoolSink
+
+                    self._sink = SpoolSink(self.settings.spool_dir)
+                sink = self._sink
+        return sink
+
+    def on_end(self, span: TraceSpan) -> None:
+        """Hand a finished TraceSpan to the exporter (and to the user's processors when joined)."""
+        try:
+            record = SpanRecord(
+                self.settings.project, span.name, span.trace_id, span.span_id, span.parent_span_id,
+                span.start_ns, span.end_ns, span.status, span.status_message, span.attributes, span.events,
+                "INTERNAL", SCOPE, self._resource,
+            )  # fmt: skip
+            self.submit(record)
+            if self.foreign_processor is not None:
+                self.foreign_processor.on_end(self._to_readable(span))
+        except Exception:
+            log_internal_error("span end")
+
+    def submit(self, record: SpanRecord) -> None:
+        if self.listeners:
+            for listener in self.listeners:
+                listener(record)
+        self.sink().submit(record)
+
+    def _to_readable(self, span: TraceSpan) -> ReadableSpan:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import SpanContext, Status, StatusCode
+
+        from ._semconv import KIND, OPENINFERENCE_KIND, OPENINFERENCE_KINDS
+
+        parent = SpanContext(span.trace_id, span.parent_span_id, is_remote=False) if span.parent_span_id else None
+        attributes = dict(span.attributes)
+        attributes.setdefault(OPENINFERENCE_KIND, OPENINFERENCE_KINDS.get(str(attributes.get(KIND)), "CHAIN"))
+        return ReadableSpan(
+            name=span.name,
+            context=span.get_span_context(),
+            parent=parent,
+            resource=Resource.create(self._resource),
+            attributes=attributes,
+            events=[Event(n, a, t) for n, t, a in span.events or ()],
+            kind=trace.SpanKind.INTERNAL,
+            status=Status((StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status], span.status_message or None),
+            start_time=span.start_ns,
+            end_time=span.end_ns,
+            instrumentation_scope=InstrumentationScope(SCOPE, VERSION),
+        )
+
+    def ensure_provider(self) -> None:
+        """Join the user's SDK TracerProvider, or install ours, so other OTel spans reach the store."""
+        if self._provider_ready:
+            return
+        with self._lock:
+            if self._provider_ready:
+                return
+            self._provider_ready = True
+            try:
+                self._join_or_install_provider()
+            except Exception:
+                log_internal_error("TracerProvider set-up")
+
+    def _join_or_install_provider(self) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from tracehouse.exporters._otel import StoreSpanProcessor
+
+        processor = StoreSpanProcessor(self)
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            self.foreign_processor = current._active_span_processor
+            current.add_span_processor(processor)
+            return
+        provider = TracerProvider(resource=_sdk_resource(self._resource))
+        provider.add_span_processor(processor)
+        trace.set_tracer_provider(provider)
+        if trace.get_tracer_provider() is not provider:  # someone else won the race: join theirs
+            other = trace.get_tracer_provider()
+            if isinstance(other, TracerProvider):
+                self.foreign_processor = other._active_span_processor
+                other.add_span_processor(processor)
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Write every finished span to the spool (fsync'd); False if `timeout` ran out first."""
+        sink = self._sink
+        if sink is None:
+            return True
+        return sink.flush(self.settings.flush_timeout if timeout is None else timeout)
+
+    def shutdown(self) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink.shutdown(self.settings.flush_timeout)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child gets its own spool segment and worker thread."""
+        self._lock = threading.RLock()
+        self._sink = None
+        self._rand = random.Random()
+        self._pid = os.getpid()
+
+
+def _sdk_resource(attributes: dict[str, Any]) -> Any:
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create(attributes)
+
+
+runtime = Runtime()
+atexit.register(runtime.shutdown)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=runtime.after_fork_in_child)

@@ -1,0 +1,130 @@
+"""Payload capture that never fails: any Python value to (JSON text, original size in bytes)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+import orjson
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_MAX_DEPTH = 64
+
+
+def _fallback(value: Any) -> Any:
+    """orjson `default=` hook: turn what orjson cannot encode into something it can."""
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(raw[:4096]).decode("ascii"), "size": len(raw)}
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump) and not isinstance(value, type):
+        return model_dump(mode="json")
+    if isinstance(value, enum.Enum):
+        return value.value
+    item = getattr(value, "item", None)  # numpy scalars orjson did not take (float16, ...)
+    if callable(item) and type(value).__module__ == "numpy":
+        return item()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and type(value).__module__.startswith(("numpy", "pandas")):
+        return tolist()
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and type(value).__module__.startswith("pandas"):
+        return to_dict()
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__qualname__}>"
+
+
+def _sanitise(value: Any, seen: set[int], depth: int) -> Any:
+    """Slow path for values orjson refused (cycles, too deep, a failing hook): plain types only."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if depth > _MAX_DEPTH:
+        return "<too deep>"
+    marker = id(value)
+    if marker in seen:
+        return "<cycle>"
+    seen.add(marker)
+    try:
+        if isinstance(value, Mapping):
+            return {str(k): _sanitise(v, seen, depth + 1) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [_sanitise(v, seen, depth + 1) for v in value]
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: _sanitise(getattr(value, f.name, None), seen, depth + 1) for f in dataclasses.fields(value)}
+        try:
+            converted = _fallback(value)
+        except Exception:
+            return _safe_repr(value)
+        if converted is value or isinstance(converted, str):
+            return converted if isinstance(converted, str) else _safe_repr(value)
+        return _sanitise(converted, seen, depth + 1)
+    finally:
+        seen.discard(marker)
+
+
+def to_json_bytes(value: Any) -> bytes:
+    """Encode any value as JSON bytes; never raises."""
+    try:
+        return orjson.dumps(value, default=_fallback, option=_OPTIONS)
+    except Exception:
+        pass
+    try:
+        return orjson.dumps(_sanitise(value, set(), 0), option=_OPTIONS)
+    except Exception:
+        return orjson.dumps(_safe_repr(value))
+
+
+def truncate_utf8(data: bytes, limit: int) -> str:
+    """Decode at most `limit` bytes of UTF-8 without splitting a character."""
+    return data[:limit].decode("utf-8", errors="ignore")
+
+
+def capture(
+    value: Any,
+    limit: int,
+    capture_content: bool = True,
+    redact: Optional[Callable[[str], str]] = None,
+) -> tuple[str, int]:
+    """Return (stored text, original size in bytes) for a captured payload.
+
+    Strings are stored as they are, everything else as JSON. The text is redacted, then truncated
+    to `limit` bytes; with `capture_content=False` only the size is kept.
+    """
+    if isinstance(value, str):
+        if not capture_content:
+            return "", len(value.encode("utf-8", errors="replace"))
+        if redact is None and len(value) <= limit // 4:
+            return value, len(value.encode("utf-8", errors="replace"))
+        data = value.encode("utf-8", errors="replace")
+    else:
+        data = to_json_bytes(value)
+    size = len(data)
+    if not capture_content:
+        return "", size
+    if redact is not None:
+        try:
+            redacted = redact(data.decode("utf-8", errors="replace"))
+            data = str(redacted).encode("utf-8", errors="replace")
+        except Exception:
+            return "<redaction failed; content dropped>", size
+    if len(data) > limit:
+        return truncate_utf8(data, limit), size
+    return data.decode("utf-8", errors="replace"), size
