@@ -67,7 +67,11 @@ def model_price(model: str) -> Optional[tuple[float, float]]:
         return price
     best = ""
     for known in _prices:
-        if name.startswith(known) and len(known) > len(best) and name[len(known) : len(known) + 1] in ("-", "@", ":", "."):
+        if (
+            name.startswith(known)
+            and len(known) > len(best)
+            and name[len(known) : len(known) + 1] in ("-", "@", ":", ".")
+        ):
             best = known
     return _prices[best] if best else None
 

@@ -172,7 +172,12 @@ def span_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _valid_id(value: Any, digits: int) -> bool:
-    return isinstance(value, str) and len(value) == digits and value.strip("0123456789abcdef") == "" and value != "0" * digits
+    return (
+        isinstance(value, str)
+        and len(value) == digits
+        and value.strip("0123456789abcdef") == ""
+        and value != "0" * digits
+    )
 
 
 def span_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]], list[str]]:

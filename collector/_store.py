@@ -37,8 +37,10 @@ def _connect(url: str, database: Optional[str] = None) -> Client:
                 )
             Path(path).mkdir(parents=True, exist_ok=True)
             try:
-                client = clickhouse_connect.get_client(dsn=url, database=database) if database else (
-                    clickhouse_connect.get_client(dsn=url)
+                client = (
+                    clickhouse_connect.get_client(dsn=url, database=database)
+                    if database
+                    else (clickhouse_connect.get_client(dsn=url))
                 )
             except Exception as error:
                 message = str(error)
@@ -51,7 +53,11 @@ def _connect(url: str, database: Optional[str] = None) -> Client:
             _embedded_path = path
             return client
     try:
-        return clickhouse_connect.get_client(dsn=url, database=database) if database else clickhouse_connect.get_client(dsn=url)
+        return (
+            clickhouse_connect.get_client(dsn=url, database=database)
+            if database
+            else clickhouse_connect.get_client(dsn=url)
+        )
     except Exception as error:
         raise StoreError(f"cannot connect to ClickHouse at {_redact_url(url)}: {error}") from error
 
@@ -93,7 +99,8 @@ class Store:
         """Apply the migrations not yet recorded in `_migrations`; return their names."""
         db = self.database
         self.client.command(
-            f"CREATE TABLE IF NOT EXISTS `{db}`._migrations (name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            f"CREATE TABLE IF NOT EXISTS `{db}`._migrations "
+            "(name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
             "ENGINE = MergeTree ORDER BY name"
         )
         done = {row[0] for row in self.client.query(f"SELECT name FROM `{db}`._migrations").result_rows}
@@ -127,7 +134,9 @@ class Store:
         except Exception as error:
             raise StoreError(f"query failed: {_first_line(error)}") from error
 
-    def query_rows(self, sql: str, parameters: Optional[Mapping[str, Any]] = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def query_rows(
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a SELECT; (column names, rows)."""
         try:
             with self._lock:

@@ -64,7 +64,9 @@ class _Ack:
         except FileNotFoundError:
             return cls()
         except Exception:
-            logger.warning("tracehouse: unreadable ack file for %s; re-ingesting it (duplicates are dropped)", segment.name)
+            logger.warning(
+                "tracehouse: unreadable ack file for %s; re-ingesting it (duplicates are dropped)", segment.name
+            )
             return cls()
 
     def save(self, segment: Path) -> None:
@@ -155,7 +157,9 @@ class SpoolIngester:
                 start, batch, rows = frame.end, [], 0
         self._insert(segment, ack, batch, start, end, report)
 
-    def _insert(self, segment: Path, ack: _Ack, frames: list[Frame], start: int, end: int, report: IngestReport) -> None:
+    def _insert(
+        self, segment: Path, ack: _Ack, frames: list[Frame], start: int, end: int, report: IngestReport
+    ) -> None:
         if end <= ack.committed and ack.inflight is None:
             return
         ack.inflight = (start, end)

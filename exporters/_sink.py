@@ -104,7 +104,9 @@ class SpoolSink:
             self.spool.append(payload)
         except OSError as error:  # the disk refused (full, read-only, removed): keep the records queued
             self.failed_writes += 1
-            logger.warning("tracehouse could not write to the spool (%s); %d spans wait in memory", error, len(self._queue))
+            logger.warning(
+                "tracehouse could not write to the spool (%s); %d spans wait in memory", error, len(self._queue)
+            )
             return False
         self.written += len(records)
         if self._on_written is not None:

@@ -158,7 +158,8 @@ def list_segments(directory: Path) -> tuple[list[Path], list[Path]]:
     """(segment files oldest first, other files) in a spool directory."""
     if not directory.is_dir():
         return [], []
-    segments, others = [], []
+    segments: list[Path] = []
+    others: list[Path] = []
     for entry in sorted(directory.iterdir()):
         if entry.is_dir() or entry.name.endswith((".ack", ".ack.tmp")):
             continue

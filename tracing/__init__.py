@@ -9,17 +9,13 @@
     th.query("SELECT name, duration_ms, input, output FROM spans ORDER BY start_time DESC LIMIT 5")
 """
 
-from __future__ import annotations
-
-from typing import Any, Callable, Optional, Union
-
 from tracehouse.collector._pricing import set_model_price
 
-from ._config import Settings, resolve_settings
+from ._api import configure, flush, get_settings
+from ._config import Settings
 from ._decorator import NoopSpan, SpanScope, current_span, span, trace
 from ._errors import ConfigError, StoreError, TracehouseError
 from ._reading import latency, query, sync, trace_tree, traces
-from ._runtime import runtime as _runtime
 from ._span import ForeignSpan, TraceSpan
 from ._version import VERSION as __version__
 
@@ -46,48 +42,3 @@ __all__ = [
     "trace_tree",
     "traces",
 ]
-
-
-def configure(
-    *,
-    project: Optional[str] = None,
-    data_dir: Union[str, Any, None] = None,
-    endpoint: Optional[str] = None,
-    api_key: Optional[str] = None,
-    capture_content: Optional[bool] = None,
-    max_payload_bytes: Optional[int] = None,
-    redact: Optional[Callable[[str], str]] = None,
-    disabled: Optional[bool] = None,
-    service_name: Optional[str] = None,
-    clickhouse_url: Optional[str] = None,
-    database: Optional[str] = None,
-    flush_timeout: Optional[float] = None,
-) -> Settings:
-    """Set tracehouse's options; anything not given comes from its environment variable, else its default.
-
-    Options (environment variable, default): project (TRACEHOUSE_PROJECT, "default"), data_dir
-    (TRACEHOUSE_DIR, ~/.tracehouse), endpoint (TRACEHOUSE_ENDPOINT), api_key (TRACEHOUSE_API_KEY),
-    capture_content (TRACEHOUSE_CAPTURE_CONTENT, true), max_payload_bytes
-    (TRACEHOUSE_MAX_PAYLOAD_BYTES, 65536), redact (a callable str -> str), disabled
-    (TRACEHOUSE_DISABLED, false), service_name (OTEL_SERVICE_NAME), clickhouse_url
-    (TRACEHOUSE_CLICKHOUSE_URL), database (TRACEHOUSE_DATABASE, "tracehouse"), flush_timeout
-    (TRACEHOUSE_FLUSH_TIMEOUT, 5 s). A bad value raises ConfigError naming the option; the previous
-    settings then stay in force. Calling it is optional.
-    """
-    settings = resolve_settings(
-        project=project, data_dir=data_dir, endpoint=endpoint, api_key=api_key, capture_content=capture_content,
-        max_payload_bytes=max_payload_bytes, redact=redact, disabled=disabled, service_name=service_name,
-        clickhouse_url=clickhouse_url, database=database, flush_timeout=flush_timeout,
-    )  # fmt: skip
-    _runtime.apply(settings)
-    return settings
-
-
-def get_settings() -> Settings:
-    """The settings in force."""
-    return _runtime.settings
-
-
-def flush(timeout: Optional[float] = None) -> bool:
-    """Write every finished span to the spool and fsync it; False if `timeout` (seconds) ran out."""
-    return _runtime.flush(timeout)

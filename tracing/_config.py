@@ -27,7 +27,9 @@ def _parse_bool(option: str, value: Any) -> bool:
 def _parse_project(option: str, value: Any) -> str:
     if not isinstance(value, str) or not _PROJECT_RE.match(value):
         raise ConfigError(
-            option, f"expected 1-128 characters of letters, digits, '_', '.', '-' (starting with a letter or digit), got {value!r}"
+            option,
+            "expected 1-128 characters of letters, digits, '_', '.', '-' (starting with a letter or digit), "
+            f"got {value!r}",
         )
     return value
 
@@ -109,24 +111,37 @@ class Param:
 
 PARAMS: dict[str, Param] = {
     "project": Param("TRACEHOUSE_PROJECT", "default", _parse_project, "Project every span and run is recorded under."),
-    "data_dir": Param("TRACEHOUSE_DIR", "~/.tracehouse", _parse_path, "Data directory: the spool and the embedded store."),
-    "endpoint": Param("TRACEHOUSE_ENDPOINT", None, _parse_endpoint, "URL of a `tracehouse serve` collector; unset = embedded store."),
+    "data_dir": Param(
+        "TRACEHOUSE_DIR", "~/.tracehouse", _parse_path, "Data directory: the spool and the embedded store."
+    ),
+    "endpoint": Param(
+        "TRACEHOUSE_ENDPOINT", None, _parse_endpoint, "URL of a `tracehouse serve` collector; unset = embedded store."
+    ),
     "api_key": Param("TRACEHOUSE_API_KEY", None, _parse_optional_str, "Key sent to the collector."),
     "capture_content": Param(
         "TRACEHOUSE_CAPTURE_CONTENT", True, _parse_bool, "Record input/output text; when false only their sizes."
     ),
     "max_payload_bytes": Param(
-        "TRACEHOUSE_MAX_PAYLOAD_BYTES", 64 * 1024, _parse_positive_int, "Input/output/context longer than this is truncated."
+        "TRACEHOUSE_MAX_PAYLOAD_BYTES",
+        64 * 1024,
+        _parse_positive_int,
+        "Input/output/context longer than this is truncated.",
     ),
     "redact": Param(None, None, _parse_redact, "Callable applied to every captured text before it is stored."),
     "disabled": Param("TRACEHOUSE_DISABLED", False, _parse_bool, "Turn tracing into a no-op."),
     "service_name": Param("OTEL_SERVICE_NAME", "tracehouse-app", _parse_optional_str, "OpenTelemetry service.name."),
     "clickhouse_url": Param(
-        "TRACEHOUSE_CLICKHOUSE_URL", None, _parse_clickhouse_url, "Store location: a ClickHouse server URL or chdb:///path."
+        "TRACEHOUSE_CLICKHOUSE_URL",
+        None,
+        _parse_clickhouse_url,
+        "Store location: a ClickHouse server URL or chdb:///path.",
     ),
     "database": Param("TRACEHOUSE_DATABASE", "tracehouse", _parse_database, "ClickHouse database holding the tables."),
     "flush_timeout": Param(
-        "TRACEHOUSE_FLUSH_TIMEOUT", 5.0, _parse_positive_float, "Seconds the exit hook waits to flush spans to the spool."
+        "TRACEHOUSE_FLUSH_TIMEOUT",
+        5.0,
+        _parse_positive_float,
+        "Seconds the exit hook waits to flush spans to the spool.",
     ),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, TypeVar, overload
+from typing import Any, AsyncGenerator, Callable, Generator, Mapping, Optional, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -42,7 +42,7 @@ def _start_span(name: str, kind: str, static: dict[str, Any], payload: Any) -> T
     """Create a span (child of the current one); `payload` is captured as its input unless _MISSING."""
     rt = runtime
     rt.ensure_provider()
-    attributes = {sc.KIND: kind, **static} if static else {sc.KIND: kind}
+    attributes: dict[str, Any] = {sc.KIND: kind, **static} if static else {sc.KIND: kind}
     if payload is not _MISSING:
         settings = rt.settings
         text, size = capture(payload, settings.max_payload_bytes, settings.capture_content, settings.redact)
@@ -91,7 +91,7 @@ class _ArgumentBinder:
         if self.skip_first and args:
             args = args[1:]
         names = self.names
-        bound = dict(zip(names, args))
+        bound = dict(zip(names, args, strict=False))
         if len(args) > len(names):
             bound[self.var_positional] = args[len(names) :]
         if kwargs:
@@ -137,7 +137,9 @@ def trace(
             return type(target)(decorate(target.__func__))
         if not callable(target):
             raise ConfigError("trace", f"can only decorate a callable, got {type(target).__name__}")
-        return _wrap(target, name or getattr(target, "__qualname__", repr(target)), kind, capture_input, capture_output, static)
+        qualname = str(getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target))
+        span_name = name or qualname.rsplit("<locals>.", 1)[-1]  # "Class.method", not "outer.<locals>.f"
+        return _wrap(target, span_name, kind, capture_input, capture_output, static)
 
     return decorate if func is None else decorate(func)
 
@@ -227,7 +229,7 @@ class _YieldCollector:
 
 
 def _wrap_generator(
-    func: Callable[..., Iterator[Any]], start: Callable[..., Optional[TraceSpan]], capture_output: bool
+    func: Callable[..., Generator[Any, Any, Any]], start: Callable[..., Optional[TraceSpan]], capture_output: bool
 ) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -287,7 +289,7 @@ def _wrap_generator(
 
 
 def _wrap_async_generator(
-    func: Callable[..., AsyncIterator[Any]], start: Callable[..., Optional[TraceSpan]], capture_output: bool
+    func: Callable[..., AsyncGenerator[Any, Any]], start: Callable[..., Optional[TraceSpan]], capture_output: bool
 ) -> Callable[..., Any]:
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -376,7 +378,7 @@ def span(
     name: str,
     *,
     kind: str = "function",
-    input: Any = _MISSING,  # noqa: A002 - the natural name in the public API
+    input: Any = _MISSING,
     attributes: Optional[Mapping[str, Any]] = None,
 ) -> SpanScope:
     """Open a span around a block: `with th.span("retrieve", kind="retriever", input=q) as s:`."""

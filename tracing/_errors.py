@@ -1,8 +1,8 @@
 """The exception tree of tracehouse.
 
-    TracehouseError
-     ├── ConfigError   (also a ValueError): a bad option or argument, raised early
-     └── StoreError    the store cannot be opened, migrated or read
+TracehouseError
+ ├── ConfigError   (also a ValueError): a bad option or argument, raised early
+ └── StoreError    the store cannot be opened, migrated or read
 """
 
 from __future__ import annotations

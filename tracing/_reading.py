@@ -37,6 +37,9 @@ def get_store() -> Store:
         if _store is None or _store_key != key:
             from tracehouse.collector._store import Store
 
+            if _store is not None:
+                _store.close()
+                _store = None
             _store, _store_key = Store(settings.store_url, settings.database), key
         return _store
 
@@ -61,7 +64,9 @@ def _since_start(since: Since) -> Optional[datetime]:
         match = _DURATION_RE.match(since)
         if match:
             return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ConfigError("since", f"expected a duration such as '15m', '1h', '7d', a timedelta or a datetime, got {since!r}")
+    raise ConfigError(
+        "since", f"expected a duration such as '15m', '1h', '7d', a timedelta or a datetime, got {since!r}"
+    )
 
 
 def _project(project: Optional[str]) -> str:
@@ -128,7 +133,9 @@ def traces(
     }
     filters = ""
     if name is not None:
-        filters += " AND trace_id IN (SELECT trace_id FROM spans WHERE project = {project:String} AND name = {name:String})"
+        filters += (
+            " AND trace_id IN (SELECT trace_id FROM spans WHERE project = {project:String} AND name = {name:String})"
+        )
         params["name"] = name
     having = ""
     if status is not None:
@@ -166,22 +173,24 @@ def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
     if not bounds or not bounds[0][2]:
         raise ConfigError("trace_id", f"no trace {trace_id} in project {params['project']!r}")
     columns, rows = store.query_rows(
-        f"SELECT {', '.join(_SPAN_FIELDS)} FROM spans WHERE project = {{project:String}} AND trace_id = {{trace_id:String}} "
+        f"SELECT {', '.join(_SPAN_FIELDS)} FROM spans "
+        "WHERE project = {project:String} AND trace_id = {trace_id:String} "
         "AND start_time BETWEEN {lo:DateTime64(9, 'UTC')} AND {hi:DateTime64(9, 'UTC')} ORDER BY start_time",
         {**params, "lo": bounds[0][0], "hi": bounds[0][1]},
     )
-    return build_tree([dict(zip(columns, row)) for row in rows])
+    return build_tree([dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def build_tree(spans: list[dict[str, Any]]) -> dict[str, Any]:
     """Nest span dicts (with span_id / parent_span_id) by parent; return the root."""
     by_id = {s["span_id"]: {**s, "children": []} for s in spans}
-    roots = []
+    roots: list[dict[str, Any]] = []
     for node in by_id.values():
         parent = by_id.get(node["parent_span_id"])
         (parent["children"] if parent is not None else roots).append(node)
     if len(roots) == 1:
-        return roots[0]
+        root: dict[str, Any] = roots[0]
+        return root
     return {"name": "(trace)", "span_id": "", "children": roots}
 
 

@@ -13,12 +13,12 @@ from opentelemetry import trace
 
 from tracehouse.exporters._records import SpanRecord
 
-from ._version import VERSION
 from ._config import Settings, resolve_settings
 from ._internal_errors import log_internal_error
+from ._version import VERSION
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
     from tracehouse.exporters._sink import SpoolSink
 
@@ -127,7 +127,9 @@ class Runtime:
             attributes=attributes,
             events=[Event(n, a, t) for n, t, a in span.events or ()],
             kind=trace.SpanKind.INTERNAL,
-            status=Status((StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status], span.status_message or None),
+            status=Status(
+                (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status], span.status_message or None
+            ),
             start_time=span.start_ns,
             end_time=span.end_ns,
             instrumentation_scope=InstrumentationScope(SCOPE, VERSION),

@@ -81,7 +81,9 @@ class SpanHelpers:
         for option, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
             if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
                 raise ConfigError(option, f"expected a non-negative integer, got {count!r}")
-        if cost_usd is not None and (isinstance(cost_usd, bool) or not isinstance(cost_usd, (int, float)) or cost_usd < 0):
+        if cost_usd is not None and (
+            isinstance(cost_usd, bool) or not isinstance(cost_usd, (int, float)) or cost_usd < 0
+        ):
             raise ConfigError("cost_usd", f"expected a non-negative number, got {cost_usd!r}")
         try:
             if model:
@@ -143,6 +145,9 @@ class TraceSpan(SpanHelpers, trace.Span):
         self.status_message = ""
         self.end_ns = 0
         self._context: Optional[SpanContext] = None
+        self.trace_id: int
+        self.span_id: int
+        self.parent_span_id: int
         parent = trace.get_current_span()
         if type(parent) is TraceSpan:
             self.trace_id = parent.trace_id
@@ -200,7 +205,9 @@ class TraceSpan(SpanHelpers, trace.Span):
         attrs: dict[str, Any] = {
             "exception.type": type(exception).__qualname__,
             "exception.message": _safe_str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(type(exception), exception, exception.__traceback__)),
+            "exception.stacktrace": "".join(
+                traceback.format_exception(type(exception), exception, exception.__traceback__)
+            ),
             "exception.escaped": escaped,
         }
         if attributes:

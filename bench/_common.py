@@ -1,0 +1,158 @@
+"""Helpers shared by the benchmarks: child-process plumbing, a discard OTLP/HTTP server, table rendering.
+
+Standard library only, so a benchmark child can import it before deciding which peer to load.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional, Sequence
+
+RESULT_MARKER = "BENCH_RESULT "
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print a child's result as one marked JSON line on stdout (the parent looks for the marker)."""
+    sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB, macOS in bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of a non-empty sequence."""
+    return float(statistics.median(values))
+
+
+def run_child(argv: Sequence[str], env: Optional[dict[str, str]] = None, timeout: float = 900.0) -> dict[str, Any]:
+    """Run `python <argv>` in a fresh interpreter and return its marked JSON result.
+
+    Never raises: a child that crashes, times out or prints no result gives ``{"skipped": reason}``.
+    """
+    child_env = {**os.environ, **(env or {})}
+    try:
+        proc = subprocess.run(
+            [sys.executable, *argv], capture_output=True, text=True, env=child_env, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"timed out after {timeout:.0f} s"}
+    except OSError as error:
+        return {"skipped": f"could not start: {error}"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
+            if proc.returncode != 0 and "skipped" not in result:
+                result.setdefault("note", f"child exited with code {proc.returncode}")
+            return result
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    reason = lines[-1].strip() if lines else f"no result (exit code {proc.returncode})"
+    return {"skipped": reason[:300]}
+
+
+class _DiscardHandler(BaseHTTPRequestHandler):
+    """Answers every request with 200 and ``{}``; keeps POST bodies for counting after the clock stops."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real collector would offer
+    server: DiscardServer
+
+    def _reply(self) -> None:
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = self.rfile.read(length) if length else b""
+        self.server.record(self.path, self.headers.get("Content-Encoding", ""), payload)
+        self._reply()
+
+    def do_GET(self) -> None:
+        self._reply()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class DiscardServer(ThreadingHTTPServer):
+    """A local HTTP sink on 127.0.0.1 (ephemeral port) standing in for a tracing backend.
+
+    Bodies are only stored while the benchmark runs (decoding them would steal CPU from the code
+    being measured); `decoded_bodies()` decompresses them afterwards.
+    """
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _DiscardHandler)
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.bytes_received = 0
+        self.bodies: list[tuple[str, str, bytes]] = []
+        self._thread = threading.Thread(target=self.serve_forever, name="discard-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> DiscardServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def record(self, path: str, encoding: str, payload: bytes) -> None:
+        with self._lock:
+            self.requests += 1
+            self.bytes_received += len(payload)
+            self.bodies.append((path, encoding, payload))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = 0
+            self.bytes_received = 0
+            self.bodies = []
+
+    def decoded_bodies(self) -> list[tuple[str, bytes]]:
+        """(path, decompressed body) of every POST received since the last reset."""
+        with self._lock:
+            bodies = list(self.bodies)
+        decoded = []
+        for path, encoding, payload in bodies:
+            if encoding == "gzip":
+                payload = gzip.decompress(payload)
+            elif encoding == "deflate":
+                payload = zlib.decompress(payload)
+            decoded.append((path, payload))
+        return decoded
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *(line(r) for r in cells[1:])])

@@ -1,0 +1,60 @@
+"""Shared fixtures.
+
+chDB serves one data directory per process for the process's whole life, so the whole session
+shares one embedded store directory and each test gets its own ClickHouse database in it (and its
+own spool directory). Tests that need a store of their own run in a subprocess.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+os.environ["TRACEHOUSE_RAISE_INTERNAL_ERRORS"] = "1"  # internal bugs surface in our tests
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="tracehouse-tests-"))
+os.environ["TRACEHOUSE_DIR"] = str(_SESSION_DIR / "default-data")  # never write to ~/.tracehouse
+for _name in ("TRACEHOUSE_PROJECT", "TRACEHOUSE_ENDPOINT", "TRACEHOUSE_DISABLED", "TRACEHOUSE_CLICKHOUSE_URL"):
+    os.environ.pop(_name, None)
+
+import tracehouse as th  # noqa: E402
+from tracehouse._runtime import runtime  # noqa: E402
+
+SESSION_STORE_URL = f"chdb://{_SESSION_DIR / 'store'}"
+_counter = itertools.count()
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def th_env(tmp_path: Path) -> Iterator[th.Settings]:
+    """tracehouse configured on a fresh spool dir and a fresh database of the session's store."""
+    settings = th.configure(
+        project="test",
+        data_dir=str(tmp_path / "data"),
+        clickhouse_url=SESSION_STORE_URL,
+        database=f"t{os.getpid()}_{next(_counter)}",
+        service_name="tests",
+    )
+    yield settings
+    runtime.flush(5)
+
+
+@pytest.fixture
+def isolated_data_dir(tmp_path: Path) -> Path:
+    """A data dir for a subprocess with a store of its own (it must not use the session's store)."""
+    return tmp_path / "sub-data"
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
+    """Run `code` in a fresh interpreter (tracehouse importable); return the CompletedProcess."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO)
+    )

@@ -1,0 +1,42 @@
+"""The face of the package: a short documented list of names, and a light import."""
+
+from __future__ import annotations
+
+import tracehouse as th
+import tracehouse.collector
+import tracehouse.exporters
+
+from conftest import run_python
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    public = {name for name in dir(th) if not name.startswith("_")}
+    submodules = {"collector", "exporters", "evals", "testing", "pytest_plugin"}
+    assert set(th.__all__) - {"__version__"} == public - submodules
+
+
+def test_every_public_name_is_documented() -> None:
+    for package in (th, tracehouse.collector, tracehouse.exporters):
+        for name in package.__all__:
+            if name.startswith("__"):
+                continue
+            assert getattr(package, name).__doc__, f"{package.__name__}.{name} has no docstring"
+
+
+def test_import_is_light() -> None:
+    result = run_python(
+        "import sys, tracehouse; "
+        "print(sorted(m for m in ('pandas', 'chdb', 'clickhouse_connect', 'fastapi', 'numpy', 'openai', "
+        "'langchain_core', 'opentelemetry.sdk.trace') if m in sys.modules))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_errors_form_one_tree() -> None:
+    assert issubclass(th.ConfigError, th.TracehouseError)
+    assert issubclass(th.ConfigError, ValueError)
+    assert issubclass(th.StoreError, th.TracehouseError)
+    error = th.ConfigError("project", "bad")
+    assert error.option == "project"
+    assert str(error) == "project: bad"

@@ -1,0 +1,186 @@
+"""The `tracehouse` command line: query, traces, trace, latency, sync."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from datetime import datetime
+from typing import Any, Optional, Sequence
+
+import orjson
+
+from ._errors import TracehouseError
+
+_MAX_CELL = 60
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e-3 and value else f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain fixed-width text table."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(columns))]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True))
+        return "  ".join(padded).rstrip()
+
+    out = [line(list(columns)), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in cells)
+    return "\n".join(out)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or value is None
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _frame_records(frame: Any) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return records
+
+
+def _print_frame(frame: Any, as_json: bool) -> None:
+    records = _frame_records(frame)
+    if as_json:
+        print(_dumps(records))
+    elif not records:
+        print("(no rows)")
+    else:
+        columns = list(frame.columns)
+        print(format_table(columns, [[r[c] for c in columns] for r in records]))
+
+
+def format_tree(node: dict[str, Any], prefix: str = "", last: bool = True, root: bool = True) -> list[str]:
+    """A span tree as indented lines: name, kind, duration, status, model, tokens, input preview."""
+    parts = [str(node.get("name"))]
+    if node.get("kind"):
+        parts.append(f"[{node['kind']}]")
+    if node.get("duration_ms") is not None:
+        parts.append(f"{node['duration_ms']:.2f} ms")
+    if node.get("status") == "error":
+        parts.append(f"ERROR {node.get('status_message') or ''}".rstrip())
+    if node.get("model"):
+        parts.append(f"model={node['model']}")
+    if node.get("total_tokens") is not None:
+        parts.append(f"tokens={node['total_tokens']}")
+    if node.get("input"):
+        parts.append(f"in={_cell(node['input'])}")
+    if node.get("output"):
+        parts.append(f"out={_cell(node['output'])}")
+    connector = "" if root else ("└─ " if last else "├─ ")
+    lines = [prefix + connector + " ".join(parts)]
+    children = node.get("children") or []
+    child_prefix = prefix if root else prefix + ("   " if last else "│  ")
+    for i, child in enumerate(children):
+        lines.extend(format_tree(child, child_prefix, i == len(children) - 1, root=False))
+    return lines
+
+
+def _parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"tracehouse: --param expects NAME=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        params[key] = value
+    return params
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed so the docs test can list every command)."""
+    parser = argparse.ArgumentParser(prog="tracehouse", description="Query the traces in a tracehouse store.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", help="project (default: TRACEHOUSE_PROJECT or 'default')")
+    common.add_argument("--data-dir", help="data directory (default: TRACEHOUSE_DIR or ~/.tracehouse)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    q = sub.add_parser("query", parents=[common], help="run SQL against the store")
+    q.add_argument("sql", help="SQL; bind values as {name:Type} with --param name=value")
+    q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a query parameter")
+
+    t = sub.add_parser("traces", parents=[common], help="list recent traces")
+    t.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    t.add_argument("--since", default="24h", help="time window such as 15m, 1h, 7d (default 24h)")
+    t.add_argument("--name", help="only traces containing a span of this name")
+    t.add_argument("--status", choices=["ok", "error"], help="only traces with this status")
+
+    one = sub.add_parser("trace", parents=[common], help="show one trace as a tree")
+    one.add_argument("trace_id", help="32 hex digits")
+
+    lat = sub.add_parser("latency", parents=[common], help="latency percentiles, errors, tokens and cost per group")
+    lat.add_argument(
+        "--by", default="name", choices=["name", "model", "kind", "service"], help="group by (default name)"
+    )
+    lat.add_argument("--since", default="1h", help="time window such as 15m, 1h, 7d (default 1h)")
+
+    sub.add_parser("sync", parents=[common], help="ingest what is left in the spool into the store")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `tracehouse` command."""
+    args = build_parser().parse_args(argv)
+    import tracehouse as th
+
+    try:
+        if args.data_dir or args.project:
+            th.configure(data_dir=args.data_dir, project=args.project)
+        return _run(th, args)
+    except TracehouseError as error:
+        print(f"tracehouse: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(th: Any, args: argparse.Namespace) -> int:
+    if args.command == "query":
+        _print_frame(th.query(args.sql, _parse_params(args.param)), args.json)
+    elif args.command == "traces":
+        _print_frame(th.traces(limit=args.limit, since=args.since, name=args.name, status=args.status), args.json)
+    elif args.command == "trace":
+        tree = th.trace_tree(args.trace_id)
+        print(_dumps(tree) if args.json else "\n".join(format_tree(tree)))
+    elif args.command == "latency":
+        _print_frame(th.latency(by=args.by, since=args.since), args.json)
+    elif args.command == "sync":
+        report = th.sync()
+        summary = {"rows": report.rows, "segments": report.segments_done, "rejected": report.rejected}
+        if args.json:
+            print(_dumps({**summary, "problems": report.problems}))
+        else:
+            print(
+                f"ingested {report.rows} spans from {report.segments_done} finished segment(s) "
+                f"into {th.get_settings().store_url}"
+            )
+            for problem in report.problems:
+                print(f"  warning: {problem}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
