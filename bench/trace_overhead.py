@@ -190,7 +190,7 @@ def peer_logfire(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
     import logfire
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    def is_pending(span: Any) -> bool:  # Logfire also emits a "pending" span when a span starts
+    def is_pending(span: Any) -> bool:  # Logfire can emit "pending" spans at span start: count finished spans only
         return (span.attributes or {}).get("logfire.span_type") == "pending_span"
 
     exporter = _counting_exporter(skip=is_pending)
@@ -373,21 +373,38 @@ def measure_import() -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import tracehouse"], capture_output=True, text=True, check=False
     )
-    heaviest = []
-    for line in proc.stderr.splitlines():
+    return {
+        "median_ms": median(times),
+        "runs_ms": times,
+        "heaviest_imports_ms": [[module, round(ms, 1)] for ms, module in _heaviest_dependencies(proc.stderr)[:6]],
+    }
+
+
+def _heaviest_dependencies(importtime_log: str) -> list[tuple[float, str]]:
+    """From `-X importtime` output: (cumulative ms, module) of the non-tracehouse modules tracehouse imports.
+
+    Lines come in post-order (children before their parent), indented two spaces per level; the
+    parent of an entry is the next entry with a smaller depth.
+    """
+    entries: list[tuple[int, str, int]] = []  # (depth, module, cumulative us)
+    for line in importtime_log.splitlines():
         parts = line.split("|")
         if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
             continue
         name = parts[2].rstrip()
-        depth = (len(name) - len(name.lstrip())) // 2 - 1  # the first level under `tracehouse` has 4 spaces
-        if depth == 1 and not name.strip().startswith("tracehouse"):
-            heaviest.append((int(parts[1]) / 1e3, name.strip()))
-    heaviest.sort(reverse=True)
-    return {
-        "median_ms": median(times),
-        "runs_ms": times,
-        "heaviest_imports_ms": [[module, round(ms, 1)] for ms, module in heaviest[:6]],
-    }
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        if depth == 0 and name.strip() != "tracehouse":
+            entries = []  # an import before tracehouse (interpreter start-up): not ours
+            continue
+        entries.append((depth, name.strip(), int(parts[1])))
+        if depth == 0:
+            break
+    found = []
+    for i, (depth, module, cumulative) in enumerate(entries):
+        parent = next((m for d, m, _ in entries[i + 1 :] if d < depth), "")
+        if not module.startswith("tracehouse") and parent.startswith("tracehouse"):
+            found.append((cumulative / 1e3, module))
+    return sorted(found, reverse=True)
 
 
 def _child_args(args: argparse.Namespace, *extra: str) -> list[str]:
@@ -404,6 +421,12 @@ def _fmt(value: Optional[float], digits: int = 2) -> str:
 
 def _fmt_int(value: Optional[int]) -> str:
     return "-" if value is None else f"{value:,}"
+
+
+def _fmt_check(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return _fmt(value, 3) if isinstance(value, float) else str(value)
 
 
 def _versions() -> dict[str, str]:
@@ -432,7 +455,7 @@ def report(results: dict[str, Any]) -> str:
     rows = []
     for name, peer in peers.items():
         if "skipped" in peer:
-            rows.append([name, f"skipped: {peer['skipped']}", *[""] * 7])
+            rows.append([name, *["-"] * 7, f"skipped: {peer['skipped']}"])
             continue
         overhead = None if bare_us is None or name == "bare" else peer["us_per_call"] - bare_us
         exported = peer.get("exported")
@@ -447,7 +470,7 @@ def report(results: dict[str, Any]) -> str:
             _fmt(peer.get("peak_rss_mb"), 1), note,
         ])  # fmt: skip
     headers = ["peer", "us/call", "overhead us", "loop s", "flush s", "exported", "dropped", "peak RSS MB", "note"]
-    out.append(render_table(headers, rows))
+    out.append(render_table(headers, rows, left=(0, len(headers) - 1)))
 
     out.append("")
     ratio_rows = []
@@ -496,8 +519,7 @@ def report(results: dict[str, Any]) -> str:
                 )
 
     out.append("")
-    checks = [[name, _fmt(value, 3) if isinstance(value, float) else str(value), target, verdict]
-              for name, value, target, verdict in results["checks"]]  # fmt: skip
+    checks = [[name, _fmt_check(value), target, verdict] for name, value, target, verdict in results["checks"]]
     out.append(render_table(["check", "value", "target", "result"], checks))
     return "\n".join(out)
 

@@ -8,4 +8,13 @@ from ._pricing import cost_usd, model_price, set_model_price
 from ._span_rows import SPAN_COLUMNS, span_columns, span_row
 from ._store import Store
 
-__all__ = ["MIGRATIONS", "SPAN_COLUMNS", "Store", "cost_usd", "model_price", "set_model_price", "span_columns", "span_row"]
+__all__ = [
+    "MIGRATIONS",
+    "SPAN_COLUMNS",
+    "Store",
+    "cost_usd",
+    "model_price",
+    "set_model_price",
+    "span_columns",
+    "span_row",
+]

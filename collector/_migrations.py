@@ -1,12 +1,13 @@
 """The store's schema as named migrations, applied in order and recorded in `_migrations`.
 
-Never edit a released migration: add a new one. `{db}` is the database name; `{engine_opts}` the
-MergeTree settings shared by the insert-deduplicated tables.
+Never edit a released migration: add a new one. `{db}` is the database name.
 """
 
 from __future__ import annotations
 
-_DEDUP = "non_replicated_deduplication_window = 10000"
+# Resent batches carry the same insert_deduplication_token and are dropped; parts are fsync'd so a
+# batch the store acknowledged survives a crash (the spool is trimmed only after that).
+_DEDUP = "non_replicated_deduplication_window = 10000, fsync_after_insert = 1, fsync_part_directory = 1"
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (

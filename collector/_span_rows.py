@@ -42,6 +42,7 @@ _OUTPUT_TOKEN_KEYS = (
     sc.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens", "llm.token_count.completion", "llm.usage.completion_tokens",
 )  # fmt: skip
 _TOTAL_TOKEN_KEYS = ("llm.token_count.total", "llm.usage.total_tokens", "gen_ai.usage.total_tokens")
+_EMPTY: list[Any] = []  # shared by rows without events; never mutated
 _DROPPED_KEYS = frozenset((sc.KIND, sc.INPUT_SIZE, sc.OUTPUT_SIZE, sc.CONTEXT_SIZE, sc.COST_USD, sc.TTFT_MS, sc.RUN_ID))
 
 
@@ -93,10 +94,13 @@ def _string_map(attributes: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+_KINDS = frozenset(sc.SPAN_KINDS)
+
+
 def _kind(attributes: dict[str, Any]) -> str:
     kind = attributes.get(sc.KIND)
-    if isinstance(kind, str) and kind in sc.SPAN_KINDS:
-        return kind
+    if kind in _KINDS:
+        return str(kind)
     inference = attributes.get(sc.OPENINFERENCE_KIND)
     if isinstance(inference, str) and inference.upper() in _OPENINFERENCE_TO_KIND:
         return _OPENINFERENCE_TO_KIND[inference.upper()]
@@ -106,8 +110,8 @@ def _kind(attributes: dict[str, Any]) -> str:
     return "function"
 
 
-def span_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One `spans` row (column name -> value) from a spool/OTLP-shaped span record."""
+def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
+    """One `spans` row as a tuple in SPAN_COLUMNS order, from a spool/OTLP-shaped span record."""
     attributes = dict(record.get("attributes") or {})
     kind = _kind(attributes)
     input_text = _as_text(_first(attributes, _INPUT_KEYS, pop=True))
@@ -122,53 +126,68 @@ def span_row(record: dict[str, Any]) -> dict[str, Any]:
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
     cost = _as_float(attributes.get(sc.COST_USD))
-    if cost is None:
+    if cost is None and model:
         cost = cost_usd(model, input_tokens, output_tokens)
     resource = record.get("resource") or {}
     start_ns = int(record.get("start_ns") or 0)
     end_ns = max(int(record.get("end_ns") or 0), start_ns)
-    events = record.get("events") or []
-    row = {
-        "project": str(record.get("project") or "default"),
-        "trace_id": record["trace_id"],
-        "span_id": record["span_id"],
-        "parent_span_id": record.get("parent_span_id") or "",
-        "name": str(record.get("name") or ""),
-        "kind": kind,
-        "span_kind": str(record.get("span_kind") or "INTERNAL"),
-        "service_name": str(resource.get("service.name") or ""),
-        "scope_name": str(record.get("scope") or ""),
-        "start_time": start_ns,
-        "end_time": end_ns,
-        "duration_ms": (end_ns - start_ns) / 1e6,
-        "status": "error" if record.get("status") == "error" else "ok",
-        "status_message": str(record.get("status_message") or ""),
-        "input": input_text,
-        "input_size": input_size if input_size is not None else len(input_text.encode("utf-8", errors="replace")),
-        "input_preview": input_text[:PREVIEW_CHARS],
-        "output": output_text,
-        "output_size": output_size if output_size is not None else len(output_text.encode("utf-8", errors="replace")),
-        "output_preview": output_text[:PREVIEW_CHARS],
-        "context": context_text,
-        "model": model,
-        "provider": str(_first(attributes, (sc.PROVIDER, sc.SYSTEM, "llm.provider", "llm.system")) or ""),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "total_tokens": total_tokens,
-        "cost_usd": cost,
-        "time_to_first_token_ms": _as_float(attributes.get(sc.TTFT_MS)),
-        "run_id": str(attributes.get(sc.RUN_ID) or ""),
-        "session_id": str(_first(attributes, (sc.SESSION_ID, "langfuse.session.id")) or ""),
-        "user_id": str(_first(attributes, (sc.USER_ID, "langfuse.user.id")) or ""),
-        "resource_attributes": _string_map(resource),
-        "event_times": [int(e.get("time_ns") or start_ns) for e in events],
-        "event_names": [str(e.get("name") or "") for e in events],
-        "event_attributes": [_string_map(e.get("attributes") or {}) for e in events],
-    }
+    events = record.get("events")
+    if events:
+        event_times = [int(e.get("time_ns") or start_ns) for e in events]
+        event_names = [str(e.get("name") or "") for e in events]
+        event_attributes = [_string_map(e.get("attributes") or {}) for e in events]
+    else:
+        event_times, event_names, event_attributes = _EMPTY, _EMPTY, _EMPTY
+    provider = _first(attributes, (sc.PROVIDER, sc.SYSTEM, "llm.provider", "llm.system"))
+    ttft = _as_float(attributes.get(sc.TTFT_MS))
+    run_id = str(attributes.get(sc.RUN_ID) or "")
+    session_id = str(_first(attributes, (sc.SESSION_ID, "langfuse.session.id")) or "")
+    user_id = str(_first(attributes, (sc.USER_ID, "langfuse.user.id")) or "")
     for key in _DROPPED_KEYS:
         attributes.pop(key, None)
-    row["attributes"] = _string_map(attributes)
-    return row
+    return (
+        str(record.get("project") or "default"),
+        record["trace_id"],
+        record["span_id"],
+        record.get("parent_span_id") or "",
+        str(record.get("name") or ""),
+        kind,
+        str(record.get("span_kind") or "INTERNAL"),
+        str(resource.get("service.name") or ""),
+        str(record.get("scope") or ""),
+        start_ns,
+        end_ns,
+        (end_ns - start_ns) / 1e6,
+        "error" if record.get("status") == "error" else "ok",
+        str(record.get("status_message") or ""),
+        input_text,
+        input_size if input_size is not None else len(input_text.encode("utf-8", errors="replace")),
+        input_text[:PREVIEW_CHARS],
+        output_text,
+        output_size if output_size is not None else len(output_text.encode("utf-8", errors="replace")),
+        output_text[:PREVIEW_CHARS],
+        context_text,
+        model,
+        str(provider or ""),
+        input_tokens,
+        output_tokens,
+        total_tokens,
+        cost,
+        ttft,
+        _string_map(attributes),
+        _string_map(resource),
+        event_times,
+        event_names,
+        event_attributes,
+        run_id,
+        session_id,
+        user_id,
+    )
+
+
+def span_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One `spans` row (column name -> value) from a spool/OTLP-shaped span record."""
+    return dict(zip(SPAN_COLUMNS, span_values(record), strict=True))
 
 
 def _valid_id(value: Any, digits: int) -> bool:
@@ -182,18 +201,16 @@ def _valid_id(value: Any, digits: int) -> bool:
 
 def span_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]], list[str]]:
     """Column-oriented `spans` data for one insert, and the reasons records were rejected."""
-    columns: dict[str, list[Any]] = {name: [] for name in SPAN_COLUMNS}
-    appenders = [(name, columns[name].append) for name in SPAN_COLUMNS]
+    rows: list[tuple[Any, ...]] = []
     rejected: list[str] = []
     for record in records:
         if not _valid_id(record.get("trace_id"), 32) or not _valid_id(record.get("span_id"), 16):
             rejected.append(f"span {record.get('name')!r}: trace_id/span_id missing or not lowercase hex")
             continue
         try:
-            row = span_row(record)
+            rows.append(span_values(record))
         except Exception as error:  # a malformed field: reject this record, keep the batch
             rejected.append(f"span {record.get('name')!r}: {type(error).__name__}: {error}")
-            continue
-        for name, append in appenders:
-            append(row[name])
-    return columns, rejected
+    if not rows:
+        return {name: [] for name in SPAN_COLUMNS}, rejected
+    return dict(zip(SPAN_COLUMNS, map(list, zip(*rows, strict=True)), strict=True)), rejected

@@ -94,7 +94,7 @@ def _report(report: IngestReport, path: Path, problem: str) -> None:
 class SpoolIngester:
     """Moves records from spool segments into a Store."""
 
-    def __init__(self, store: Store, max_rows_per_insert: int = 100_000) -> None:
+    def __init__(self, store: Store, max_rows_per_insert: int = 20_000) -> None:
         self.store = store
         self.max_rows_per_insert = max_rows_per_insert
 

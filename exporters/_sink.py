@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import orjson
 
 from tracehouse._internal_errors import log_internal_error
+from tracehouse._serialize import valid_utf8
 
 from ._records import SpanRecord, record_to_dict
 from ._spool import SpoolWriter
@@ -26,8 +27,29 @@ from ._spool import SpoolWriter
 logger = logging.getLogger("tracehouse")
 
 
+_ENCODE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
 def _encode_default(value: Any) -> Any:
     return repr(value)
+
+
+def _encode_one(record: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(record, default=_encode_default, option=_ENCODE_OPTIONS)
+    except Exception:  # e.g. lone surrogates in a name or attribute: store the record with them replaced
+        logger.warning("tracehouse: span %r had text that is not valid UTF-8; replaced", record.get("name"))
+        return orjson.dumps(_scrub(record), default=_encode_default, option=_ENCODE_OPTIONS)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return valid_utf8(value)
+    if isinstance(value, dict):
+        return {valid_utf8(str(k)): _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    return value
 
 
 class SpoolSink:
@@ -49,6 +71,7 @@ class SpoolSink:
         self.fsync_interval = fsync_interval
         self.written = 0  # records appended to the spool so far
         self.failed_writes = 0
+        self.worker_errors = 0
         self.dropped = 0  # only ever non-zero when the disk refuses writes
         self._on_written = on_written
         self._queue: deque[SpanRecord] = deque()
@@ -77,9 +100,13 @@ class SpoolSink:
         while not self._stopped:
             self._wake.wait(self.interval)
             self._wake.clear()
-            self._drain(None)
-            if time.monotonic() - self._last_sync >= self.fsync_interval:
-                self._sync()
+            try:
+                self._drain(None)
+                if time.monotonic() - self._last_sync >= self.fsync_interval:
+                    self._sync()
+            except Exception:  # the worker must outlive any bug: a dead worker would strand the queue
+                self.worker_errors += 1
+                logger.exception("tracehouse spool worker error; it keeps running")
 
     def _drain(self, timeout: Optional[float]) -> bool:
         """Write everything queued to the spool; False if the lock was not had or the disk failed."""
@@ -98,9 +125,8 @@ class SpoolSink:
             self._write_lock.release()
 
     def _write(self, records: list[SpanRecord]) -> bool:
+        payload = self._encode(records)
         try:
-            batch = [record_to_dict(record) for record in records]
-            payload = orjson.dumps(batch, default=_encode_default, option=orjson.OPT_SERIALIZE_NUMPY)
             self.spool.append(payload)
         except OSError as error:  # the disk refused (full, read-only, removed): keep the records queued
             self.failed_writes += 1
@@ -112,6 +138,14 @@ class SpoolSink:
         if self._on_written is not None:
             self._on_written(len(records))
         return True
+
+    def _encode(self, records: list[SpanRecord]) -> bytes:
+        """One JSON array; a record that cannot be encoded is scrubbed, never allowed to sink its batch."""
+        batch = [record_to_dict(record) for record in records]
+        try:
+            return orjson.dumps(batch, default=_encode_default, option=_ENCODE_OPTIONS)
+        except Exception:
+            return b"[" + b",".join(_encode_one(record) for record in batch) + b"]"
 
     def _shed_overflow(self) -> None:
         """Only when the disk refuses writes: keep memory bounded, and say how much was lost."""

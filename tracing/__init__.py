@@ -1,12 +1,12 @@
 """tracehouse: LLM tracing, prompt observability and experiment tracking in one ClickHouse store.
 
-    import tracehouse as th
+import tracehouse as th
 
-    @th.trace
-    def answer(question: str) -> str: ...
+@th.trace
+def answer(question: str) -> str: ...
 
-    th.latency(by="name")          # p50/p95/p99, error rate, tokens and cost per span name
-    th.query("SELECT name, duration_ms, input, output FROM spans ORDER BY start_time DESC LIMIT 5")
+th.latency(by="name")          # p50/p95/p99, error rate, tokens and cost per span name
+th.query("SELECT name, duration_ms, input, output FROM spans ORDER BY start_time DESC LIMIT 5")
 """
 
 from tracehouse.collector._pricing import set_model_price

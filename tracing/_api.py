@@ -40,6 +40,7 @@ def configure(
         clickhouse_url=clickhouse_url, database=database, flush_timeout=flush_timeout,
     )  # fmt: skip
     _runtime.apply(settings)
+    _runtime.ensure_provider()  # so OTel spans started before the first tracehouse span are recorded too
     return settings
 
 

@@ -293,40 +293,44 @@ def _wrap_async_generator(
 ) -> Callable[..., Any]:
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if runtime.disabled or (span := start(args, kwargs)) is None:
-            async for value in func(*args, **kwargs):
-                yield value
-            return
-        ctx = _set_span_in_context(span)
+        # No `yield from` for async generators: asend/athrow/aclose are forwarded by hand, with the
+        # span attached only while the wrapped generator runs. Disabled tracing takes the same path.
+        span = None if runtime.disabled else start(args, kwargs)
+        ctx = _set_span_in_context(span) if span is not None else None
         collected = _YieldCollector()
         gen = func(*args, **kwargs)
         step: Callable[[], Any] = gen.__anext__
         while True:
-            token = _attach(ctx)
+            token = _attach(ctx) if ctx is not None else None
             try:
                 item = await step()
             except StopAsyncIteration:
-                _detach(token)
-                collected.finish(span, capture_output)
+                if span is not None:
+                    _detach(token)
+                    collected.finish(span, capture_output)
                 return
             except BaseException as error:
-                _detach(token)
-                _end_error(span, error)
+                if span is not None:
+                    _detach(token)
+                    _end_error(span, error)
                 raise
-            _detach(token)
-            collected.add(item)
+            if span is not None:
+                _detach(token)
+                collected.add(item)
             try:
                 sent = yield item
             except GeneratorExit:
-                token = _attach(ctx)
+                token = _attach(ctx) if ctx is not None else None
                 try:
                     await gen.aclose()
                 except BaseException as error:
-                    _detach(token)
-                    _end_error(span, error)
+                    if span is not None:
+                        _detach(token)
+                        _end_error(span, error)
                     raise
-                _detach(token)
-                collected.finish(span, capture_output)
+                if span is not None:
+                    _detach(token)
+                    collected.finish(span, capture_output)
                 raise
             except BaseException as thrown:
                 step = functools.partial(gen.athrow, thrown)

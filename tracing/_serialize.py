@@ -6,6 +6,8 @@ import base64
 import dataclasses
 import enum
 from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import PurePath
 from typing import Any, Callable, Optional
 
 import orjson
@@ -29,8 +31,10 @@ def _fallback(value: Any) -> Any:
         return model_dump(mode="json")
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, (Decimal, PurePath)):
+        return str(value)
     item = getattr(value, "item", None)  # numpy scalars orjson did not take (float16, ...)
-    if callable(item) and type(value).__module__ == "numpy":
+    if callable(item) and type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         return item()
     tolist = getattr(value, "tolist", None)
     if callable(tolist) and type(value).__module__.startswith(("numpy", "pandas")):
@@ -47,14 +51,25 @@ def _fallback(value: Any) -> Any:
 
 def _safe_repr(value: Any) -> str:
     try:
-        return repr(value)
+        return valid_utf8(repr(value))
     except Exception:
         return f"<unrepresentable {type(value).__qualname__}>"
 
 
+def valid_utf8(text: str) -> str:
+    """`text` with lone surrogates (from undecodable file names, say) replaced, so it encodes as UTF-8."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
 def _sanitise(value: Any, seen: set[int], depth: int) -> Any:
     """Slow path for values orjson refused (cycles, too deep, a failing hook): plain types only."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, str):
+        return valid_utf8(value)
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if depth > _MAX_DEPTH:
         return "<too deep>"
@@ -63,21 +78,26 @@ def _sanitise(value: Any, seen: set[int], depth: int) -> Any:
         return "<cycle>"
     seen.add(marker)
     try:
-        if isinstance(value, Mapping):
-            return {str(k): _sanitise(v, seen, depth + 1) for k, v in value.items()}
-        if isinstance(value, (list, tuple, set, frozenset)):
-            return [_sanitise(v, seen, depth + 1) for v in value]
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: _sanitise(getattr(value, f.name, None), seen, depth + 1) for f in dataclasses.fields(value)}
-        try:
-            converted = _fallback(value)
-        except Exception:
-            return _safe_repr(value)
-        if converted is value or isinstance(converted, str):
-            return converted if isinstance(converted, str) else _safe_repr(value)
-        return _sanitise(converted, seen, depth + 1)
+        return _sanitise_container(value, seen, depth)
+    except Exception:  # a container that fails to iterate degrades alone, not the whole payload
+        return _safe_repr(value)
     finally:
         seen.discard(marker)
+
+
+def _sanitise_container(value: Any, seen: set[int], depth: int) -> Any:
+    if isinstance(value, Mapping):
+        return {valid_utf8(str(k)): _sanitise(v, seen, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_sanitise(v, seen, depth + 1) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _sanitise(getattr(value, f.name, None), seen, depth + 1) for f in dataclasses.fields(value)}
+    converted = _fallback(value)
+    if isinstance(converted, str):
+        return valid_utf8(converted)
+    if converted is value:
+        return _safe_repr(value)
+    return _sanitise(converted, seen, depth + 1)
 
 
 def to_json_bytes(value: Any) -> bytes:
@@ -111,9 +131,13 @@ def capture(
     if isinstance(value, str):
         if not capture_content:
             return "", len(value.encode("utf-8", errors="replace"))
-        if redact is None and len(value) <= limit // 4:
-            return value, len(value.encode("utf-8", errors="replace"))
-        data = value.encode("utf-8", errors="replace")
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError:
+            data = value.encode("utf-8", errors="replace")
+        else:
+            if redact is None and len(data) <= limit:
+                return value, len(data)
     else:
         data = to_json_bytes(value)
     size = len(data)

@@ -204,9 +204,9 @@ class TraceSpan(SpanHelpers, trace.Span):
     ) -> None:
         attrs: dict[str, Any] = {
             "exception.type": type(exception).__qualname__,
-            "exception.message": _safe_str(exception),
-            "exception.stacktrace": "".join(
-                traceback.format_exception(type(exception), exception, exception.__traceback__)
+            "exception.message": self._redacted(_safe_str(exception)),
+            "exception.stacktrace": self._redacted(
+                "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
             ),
             "exception.escaped": escaped,
         }
@@ -225,7 +225,17 @@ class TraceSpan(SpanHelpers, trace.Span):
         """Mark the span as failed by `exception` (status error plus an exception event)."""
         self.record_exception(exception, escaped=True)
         self.status = 2
-        self.status_message = f"{type(exception).__qualname__}: {_safe_str(exception)}"[:4096]
+        self.status_message = self._redacted(f"{type(exception).__qualname__}: {_safe_str(exception)}")[:4096]
+
+    def _redacted(self, text: str) -> str:
+        """Error text goes through the user's `redact` hook too (messages often quote the input)."""
+        redact = self._runtime.settings.redact
+        if redact is None:
+            return text
+        try:
+            return str(redact(text))
+        except Exception:
+            return "<redaction failed; text dropped>"
 
     @property
     def trace_id_hex(self) -> str:
