@@ -204,6 +204,11 @@ def _wrap(
     return wrapper
 
 
+def _detach_optional(token: Optional[object]) -> None:
+    if token is not None:
+        _detach(token)  # type: ignore[arg-type]
+
+
 class _YieldCollector:
     """Keeps what a generator yielded, bounded, to become the span's output."""
 
@@ -306,16 +311,16 @@ def _wrap_async_generator(
                 item = await step()
             except StopAsyncIteration:
                 if span is not None:
-                    _detach(token)
+                    _detach_optional(token)
                     collected.finish(span, capture_output)
                 return
             except BaseException as error:
                 if span is not None:
-                    _detach(token)
+                    _detach_optional(token)
                     _end_error(span, error)
                 raise
             if span is not None:
-                _detach(token)
+                _detach_optional(token)
                 collected.add(item)
             try:
                 sent = yield item
@@ -325,11 +330,11 @@ def _wrap_async_generator(
                     await gen.aclose()
                 except BaseException as error:
                     if span is not None:
-                        _detach(token)
+                        _detach_optional(token)
                         _end_error(span, error)
                     raise
                 if span is not None:
-                    _detach(token)
+                    _detach_optional(token)
                     collected.finish(span, capture_output)
                 raise
             except BaseException as thrown:
