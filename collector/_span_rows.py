@@ -42,6 +42,8 @@ _OUTPUT_TOKEN_KEYS = (
     sc.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens", "llm.token_count.completion", "llm.usage.completion_tokens",
 )  # fmt: skip
 _TOTAL_TOKEN_KEYS = ("llm.token_count.total", "llm.usage.total_tokens", "gen_ai.usage.total_tokens")
+_MAX_UINT64 = 2**64 - 1
+_MAX_TIME_NS = 2**63 - 1  # DateTime64(9) ends in 2262
 _EMPTY: list[Any] = []  # shared by rows without events; never mutated
 _DROPPED_KEYS = frozenset((sc.KIND, sc.INPUT_SIZE, sc.OUTPUT_SIZE, sc.CONTEXT_SIZE, sc.COST_USD, sc.TTFT_MS, sc.RUN_ID))
 
@@ -68,7 +70,7 @@ def _as_count(value: Any) -> Optional[int]:
         number = int(value)
     except (TypeError, ValueError):
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number <= _MAX_UINT64 else None
 
 
 def _as_float(value: Any) -> Optional[float]:
@@ -76,7 +78,7 @@ def _as_float(value: Any) -> Optional[float]:
         return None
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -131,6 +133,8 @@ def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
     resource = record.get("resource") or {}
     start_ns = int(record.get("start_ns") or 0)
     end_ns = max(int(record.get("end_ns") or 0), start_ns)
+    if not 0 < start_ns <= end_ns <= _MAX_TIME_NS:
+        raise ValueError(f"start/end time out of range: {start_ns}..{end_ns} ns since the epoch")
     events = record.get("events")
     if events:
         event_times = [int(e.get("time_ns") or start_ns) for e in events]

@@ -62,6 +62,10 @@ def _connect(url: str, database: Optional[str] = None) -> Client:
         raise StoreError(f"cannot connect to ClickHouse at {_redact_url(url)}: {error}") from error
 
 
+class BadRowsError(StoreError):
+    """An insert was refused because of the values in it (not because the store is unavailable)."""
+
+
 def _redact_url(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -119,12 +123,19 @@ class Store:
         names = list(columns)
         if not names or not len(columns[names[0]]):
             return
+        from clickhouse_connect.driver.exceptions import DataError
+
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
-        with self._lock:
-            self.client.insert(
-                table, [columns[n] for n in names], column_names=names, column_oriented=True,
-                database=self.database, settings=settings,
-            )  # fmt: skip
+        try:
+            with self._lock:
+                self.client.insert(
+                    table, [columns[n] for n in names], column_names=names, column_oriented=True,
+                    database=self.database, settings=settings,
+                )  # fmt: skip
+        except DataError as error:  # a value does not fit its column: the rows are at fault, not the store
+            raise BadRowsError(f"insert into {table} refused the values: {_first_line(error)}") from error
+        except Exception as error:
+            raise StoreError(f"insert into {table} failed: {_first_line(error)}") from error
 
     def query_df(self, sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
         """Run a SELECT; the result as a pandas DataFrame. Values bind as {name:Type} parameters."""

@@ -185,11 +185,31 @@ class SpoolIngester:
         if unknown:
             _report(report, segment, f"{unknown} record(s) of an unknown type skipped")
         columns, rejected = span_columns(spans)
+        inserted = self._insert_isolating_bad_rows(columns, token, rejected)
         for reason in rejected[:5]:
             _report(report, segment, f"rejected {reason}")
         report.rejected += len(rejected)
-        self.store.insert("spans", columns, dedup_token=token)
-        return len(columns["span_id"])
+        return inserted
+
+    def _insert_isolating_bad_rows(self, columns: dict[str, list[Any]], token: str, rejected: list[str]) -> int:
+        """Insert; if the values are refused, bisect so only the offending rows are rejected.
+
+        The halves get tokens derived from the batch's, so a redo after a crash splits the same way
+        and ClickHouse still drops what already landed.
+        """
+        from tracehouse.collector._store import BadRowsError
+
+        count = len(columns["span_id"])
+        try:
+            self.store.insert("spans", columns, dedup_token=token)
+            return count
+        except BadRowsError as error:
+            if count == 1:
+                rejected.append(f"span {columns['name'][0]!r}: {error}")
+                return 0
+        middle = count // 2
+        halves = ({k: v[:middle] for k, v in columns.items()}, {k: v[middle:] for k, v in columns.items()})
+        return sum(self._insert_isolating_bad_rows(half, f"{token}/{i}", rejected) for i, half in enumerate(halves))
 
     @staticmethod
     def _quarantine(segment: Path) -> None:

@@ -37,14 +37,21 @@ def _encode_default(value: Any) -> Any:
 def _encode_one(record: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(record, default=_encode_default, option=_ENCODE_OPTIONS)
-    except Exception:  # e.g. lone surrogates in a name or attribute: store the record with them replaced
-        logger.warning("tracehouse: span %r had text that is not valid UTF-8; replaced", record.get("name"))
+    except Exception:  # lone surrogates, integers over 64 bits: store the record with them replaced
+        logger.warning("tracehouse: span %r had values JSON cannot hold; they were converted", record.get("name"))
+    try:
         return orjson.dumps(_scrub(record), default=_encode_default, option=_ENCODE_OPTIONS)
+    except Exception as error:  # keep the span itself, say what was lost
+        kept = {k: v for k, v in record.items() if k not in ("attributes", "events", "resource")}
+        kept["attributes"] = {"tracehouse.encoding_error": f"attributes dropped: {error}"}
+        return orjson.dumps(_scrub(kept), default=_encode_default, option=_ENCODE_OPTIONS)
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return valid_utf8(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
     if isinstance(value, dict):
         return {valid_utf8(str(k)): _scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

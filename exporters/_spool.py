@@ -58,11 +58,27 @@ class SpoolWriter:
             self._open_segment()
         assert self._fd is not None
         frame = encode_frame(payload)
-        _write_all(self._fd, frame)
+        try:
+            _write_all(self._fd, frame)
+        except OSError:
+            self._undo_partial_write()
+            raise
         self._size += len(frame)
         self._dirty = True
         if self._size >= self.max_segment_bytes:
             self.close()
+
+    def _undo_partial_write(self) -> None:
+        """A failed write may leave part of a frame: cut it off, or start a new segment if we cannot."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+            finally:
+                self._fd = None
 
     def sync(self) -> None:
         """fsync the open segment so what was appended survives a crash of the machine."""

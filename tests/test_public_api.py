@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from conftest import run_python
+
 import tracehouse as th
 import tracehouse.collector
 import tracehouse.exporters
-
-from conftest import run_python
 
 
 def test_all_lists_exactly_the_public_names() -> None:

@@ -41,7 +41,7 @@ def _parse_database(option: str, value: Any) -> str:
 
 
 def _parse_path(option: str, value: Any) -> Path:
-    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip() or "\0" in str(value):
         raise ConfigError(option, f"expected a directory path, got {value!r}")
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():

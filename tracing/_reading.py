@@ -166,16 +166,18 @@ def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
     store = get_store()
     params = {"project": _project(project), "trace_id": trace_id}
     _, bounds = store.query_rows(
-        "SELECT min(start_time), max(end_time), count() FROM trace_times "
-        "WHERE project = {project:String} AND trace_id = {trace_id:String}",
+        "SELECT toUnixTimestamp64Nano(min(start_time)), toUnixTimestamp64Nano(max(end_time)), count() "
+        "FROM trace_times WHERE project = {project:String} AND trace_id = {trace_id:String}",
         params,
     )
     if not bounds or not bounds[0][2]:
         raise ConfigError("trace_id", f"no trace {trace_id} in project {params['project']!r}")
-    columns, rows = store.query_rows(
+    columns, rows = store.query_rows(  # bounds in nanoseconds: Python datetimes would round them to µs
         f"SELECT {', '.join(_SPAN_FIELDS)} FROM spans "
         "WHERE project = {project:String} AND trace_id = {trace_id:String} "
-        "AND start_time BETWEEN {lo:DateTime64(9, 'UTC')} AND {hi:DateTime64(9, 'UTC')} ORDER BY start_time",
+        "AND start_time BETWEEN fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+        "AND fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+        "ORDER BY start_time",
         {**params, "lo": bounds[0][0], "hi": bounds[0][1]},
     )
     return build_tree([dict(zip(columns, row, strict=True)) for row in rows])

@@ -69,6 +69,8 @@ def _sanitise(value: Any, seen: set[int], depth: int) -> Any:
     """Slow path for values orjson refused (cycles, too deep, a failing hook): plain types only."""
     if isinstance(value, str):
         return valid_utf8(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)  # JSON parsers (and orjson) stop at 64 bits
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if depth > _MAX_DEPTH:

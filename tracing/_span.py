@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._runtime import Runtime
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _time_ns = time.time_ns
 
 
@@ -103,6 +104,14 @@ class SpanHelpers:
 
 
 def _normalise_document(doc: Any) -> Any:
+    """A document as a dict with `text` (and id/score/metadata when it has them); never raises."""
+    try:
+        return _document_dict(doc)
+    except Exception:
+        return {"text": f"<unprintable {type(doc).__qualname__}>"}
+
+
+def _document_dict(doc: Any) -> Any:
     if isinstance(doc, str):
         return {"text": doc}
     if isinstance(doc, Mapping):
@@ -120,8 +129,10 @@ def _normalise_document(doc: Any) -> Any:
 
 def attribute_value(value: Any) -> Any:
     """An OpenTelemetry-legal attribute value: primitives and lists of them as-is, the rest as JSON."""
-    if isinstance(value, (str, bool, int, float)):
+    if isinstance(value, (str, bool, float)):
         return value
+    if isinstance(value, int):
+        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)  # OTel attributes are int64
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bool, int, float)) for v in value):
         return list(value)
     return to_json_bytes(value).decode("utf-8")
