@@ -24,6 +24,7 @@ for _name in ("TRACEHOUSE_PROJECT", "TRACEHOUSE_ENDPOINT", "TRACEHOUSE_DISABLED"
 
 import tracehouse as th  # noqa: E402
 from tracehouse._runtime import runtime  # noqa: E402
+from tracehouse.testing import CapturedSpans  # noqa: E402
 
 SESSION_STORE_URL = f"chdb://{_SESSION_DIR / 'store'}"
 _counter = itertools.count()
@@ -45,9 +46,21 @@ def th_env(tmp_path: Path) -> Iterator[th.Settings]:
 
 
 @pytest.fixture
-def isolated_data_dir(tmp_path: Path) -> Path:
-    """A data dir for a subprocess with a store of its own (it must not use the session's store)."""
-    return tmp_path / "sub-data"
+def spans(th_env: th.Settings, tracehouse_spans: CapturedSpans) -> CapturedSpans:
+    """Spans finished during the test, on a freshly configured tracehouse."""
+    return tracehouse_spans
+
+
+def reconfigure(env: th.Settings, **options: Any) -> th.Settings:
+    """Configure again on the fixture's store and spool, changing only `options`."""
+    return th.configure(
+        project=env.project,
+        data_dir=env.data_dir,
+        clickhouse_url=env.clickhouse_url,
+        database=env.database,
+        service_name=env.service_name,
+        **options,
+    )
 
 
 def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:

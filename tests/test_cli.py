@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import reconfigure
 
 import tracehouse as th
 from tracehouse._cli import build_parser, main
@@ -95,8 +96,7 @@ def test_sync_reports_what_it_ingested(th_env: th.Settings, capsys: pytest.Captu
 
     for _ in range(5):
         step()
-    th.configure(project="test", data_dir=str(th_env.data_dir), clickhouse_url=th_env.clickhouse_url,
-                 database=th_env.database)  # fmt: skip  # closes the segment, so sync can trim it
+    reconfigure(th_env)  # closes the segment, so sync can trim it
     code, out, _ = run_cli(capsys, "sync", "--json")
     assert code == 0
     assert json.loads(out) == {"rows": 5, "segments": 1, "rejected": 0, "problems": []}

@@ -27,6 +27,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import pydantic
 import pytest
+from conftest import reconfigure
 
 import tracehouse as th
 from tracehouse._serialize import capture, to_json_bytes
@@ -34,24 +35,6 @@ from tracehouse.testing import CapturedSpans
 
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = 64 * 1024
-
-
-@pytest.fixture
-def spans(th_env: th.Settings, tracehouse_spans: CapturedSpans) -> CapturedSpans:
-    """Spans finished during the test, on a freshly configured tracehouse."""
-    return tracehouse_spans
-
-
-def reconfigure(env: th.Settings, **options: Any) -> th.Settings:
-    """Configure again on the fixture's store, changing only `options`."""
-    return th.configure(
-        project=env.project,
-        data_dir=env.data_dir,
-        clickhouse_url=env.clickhouse_url,
-        database=env.database,
-        service_name=env.service_name,
-        **options,
-    )
 
 
 def as_json(value: Any) -> Any:

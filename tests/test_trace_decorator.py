@@ -21,30 +21,13 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
+from conftest import reconfigure
 from opentelemetry import trace as otel_trace
 
 import tracehouse as th
 from tracehouse.testing import CapturedSpans, capture_spans
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def spans(th_env: th.Settings, tracehouse_spans: CapturedSpans) -> CapturedSpans:
-    """Spans finished during the test, on a freshly configured tracehouse."""
-    return tracehouse_spans
-
-
-def reconfigure(env: th.Settings, **options: Any) -> th.Settings:
-    """Configure again on the fixture's store, changing only `options`."""
-    return th.configure(
-        project=env.project,
-        data_dir=env.data_dir,
-        clickhouse_url=env.clickhouse_url,
-        database=env.database,
-        service_name=env.service_name,
-        **options,
-    )
 
 
 def loads(text: str) -> Any:

@@ -245,20 +245,21 @@ def _wrap_generator(
             return (yield from func(*args, **kwargs))
         ctx = _set_span_in_context(span)
         collected = _YieldCollector()
-        token = _attach(ctx)
-        try:
-            gen = func(*args, **kwargs)
-            item = next(gen)
-        except StopIteration as stop:
+        gen = func(*args, **kwargs)
+        step: Callable[[], Any] = gen.__next__
+        while True:  # `yield from` by hand, so the span is current only while the generator runs
+            token = _attach(ctx)
+            try:
+                item = step()
+            except StopIteration as stop:
+                _detach(token)
+                collected.finish(span, capture_output)
+                return stop.value
+            except BaseException as error:
+                _detach(token)
+                _end_error(span, error)
+                raise
             _detach(token)
-            collected.finish(span, capture_output)
-            return stop.value
-        except BaseException as error:
-            _detach(token)
-            _end_error(span, error)
-            raise
-        _detach(token)
-        while True:
             collected.add(item)
             try:
                 sent = yield item
@@ -274,21 +275,9 @@ def _wrap_generator(
                 collected.finish(span, capture_output)
                 raise
             except BaseException as thrown:
-                step: Callable[[], Any] = functools.partial(gen.throw, thrown)
+                step = functools.partial(gen.throw, thrown)
             else:
                 step = functools.partial(gen.send, sent)
-            token = _attach(ctx)
-            try:
-                item = step()
-            except StopIteration as stop:
-                _detach(token)
-                collected.finish(span, capture_output)
-                return stop.value
-            except BaseException as error:
-                _detach(token)
-                _end_error(span, error)
-                raise
-            _detach(token)
 
     return wrapper
 
