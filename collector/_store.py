@@ -86,11 +86,13 @@ class Store:
         admin = _connect(url)
         try:
             admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            self.client = _connect(url, database)
+        except StoreError:
+            raise
         except Exception as error:
             raise StoreError(f"cannot create database {database!r}: {error}") from error
         finally:
-            admin.close()
-        self.client = _connect(url, database)
+            admin.close()  # after the database client is open: closing chDB's last client stops the engine
         self._lock = threading.Lock()
         self.migrate()
 

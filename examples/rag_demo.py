@@ -89,7 +89,7 @@ def main() -> None:
     for by in ("name", "model"):
         table = th.latency(by=by, since="1h")
         columns = [by, "count", "p50_ms", "p95_ms", "p99_ms", "error_rate", "input_tokens", "output_tokens", "cost_usd"]
-        print(f"Latency by {by}:")
+        print(f"Latency by {by} (last hour):")
         print(format_table(columns, table[columns].astype(object).where(table[columns].notna(), None).values.tolist()))
         print()
     newest = th.traces(limit=1)

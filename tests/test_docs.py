@@ -45,7 +45,7 @@ def test_quickstart_demo_prints_a_latency_table_and_where_the_data_is(tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Latency by name:" in out and "Latency by model:" in out
+    assert "Latency by name (last hour):" in out and "Latency by model (last hour):" in out
     table = out.split("The newest trace:")[0]
     rows = {line.split()[0]: line.split() for line in table.splitlines() if line.split()[:1]}
     for name in ("answer", "generate", "retrieve", "embed"):
