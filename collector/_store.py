@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
@@ -17,49 +19,46 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tracehouse")
 
+_DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _embedded_path: Optional[str] = None  # chDB serves one data directory per process, for its whole life
 _embedded_lock = threading.Lock()
 
 
+def _get_client(url: str, database: Optional[str]) -> Client:
+    import clickhouse_connect
+
+    if database:
+        return clickhouse_connect.get_client(dsn=url, database=database)
+    return clickhouse_connect.get_client(dsn=url)
+
+
 def _connect(url: str, database: Optional[str] = None) -> Client:
+    """A client for `url`; chDB's one-directory-per-process and lock errors become clear StoreErrors."""
     global _embedded_path
-    try:
-        import clickhouse_connect
-    except ImportError as error:  # pragma: no cover - a base dependency
-        raise StoreError("clickhouse-connect is not installed: pip install tracehouse") from error
-    if url.startswith("chdb://"):
-        path = url[len("chdb://") :]
-        with _embedded_lock:
-            if _embedded_path is not None and _embedded_path != path:
+    if not url.startswith("chdb://"):
+        try:
+            return _get_client(url, database)
+        except Exception as error:
+            raise StoreError(f"cannot connect to ClickHouse at {_redact_url(url)}: {error}") from error
+    path = url[len("chdb://") :]
+    with _embedded_lock:
+        if _embedded_path is not None and _embedded_path != path:
+            raise StoreError(
+                f"this process already opened the embedded store at {_embedded_path!r}; chDB serves one data "
+                f"directory per process, so {path!r} cannot be opened too"
+            )
+        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            client = _get_client(url, database)
+        except Exception as error:
+            if "lock" in str(error).lower():
                 raise StoreError(
-                    f"this process already opened the embedded store at {_embedded_path!r}; chDB serves one data "
-                    f"directory per process, so {path!r} cannot be opened too"
-                )
-            Path(path).mkdir(parents=True, exist_ok=True)
-            try:
-                client = (
-                    clickhouse_connect.get_client(dsn=url, database=database)
-                    if database
-                    else (clickhouse_connect.get_client(dsn=url))
-                )
-            except Exception as error:
-                message = str(error)
-                if "lock" in message.lower():
-                    raise StoreError(
-                        f"the embedded store at {path!r} is open in another process (chDB allows one). Read through "
-                        "that process, or run `tracehouse serve` there and point TRACEHOUSE_ENDPOINT at it"
-                    ) from error
-                raise StoreError(f"cannot open the embedded store at {path!r}: {message}") from error
-            _embedded_path = path
-            return client
-    try:
-        return (
-            clickhouse_connect.get_client(dsn=url, database=database)
-            if database
-            else clickhouse_connect.get_client(dsn=url)
-        )
-    except Exception as error:
-        raise StoreError(f"cannot connect to ClickHouse at {_redact_url(url)}: {error}") from error
+                    f"the embedded store at {path!r} is open in another process (chDB allows one). Read through "
+                    "that process, or run `tracehouse serve` there and point TRACEHOUSE_ENDPOINT at it"
+                ) from error
+            raise StoreError(f"cannot open the embedded store at {path!r}: {error}") from error
+        _embedded_path = path
+        return client
 
 
 class BadRowsError(StoreError):
@@ -69,7 +68,7 @@ class BadRowsError(StoreError):
 def _redact_url(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
     return url
 
 
@@ -81,6 +80,8 @@ class Store:
     """
 
     def __init__(self, url: str, database: str = "tracehouse") -> None:
+        if not isinstance(database, str) or not _DATABASE_RE.match(database):
+            raise StoreError(f"database: expected a ClickHouse identifier ([A-Za-z_][A-Za-z0-9_]*), got {database!r}")
         self.url = url
         self.database = database
         admin = _connect(url)
@@ -169,3 +170,12 @@ def _first_line(error: BaseException) -> str:
         if line.strip():
             return line.strip()[:2000]
     return type(error).__name__
+
+
+def _reset_lock_after_fork() -> None:
+    global _embedded_lock
+    _embedded_lock = threading.Lock()  # a lock held by another thread at fork time would never be released
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)

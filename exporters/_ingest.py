@@ -13,13 +13,14 @@ import fcntl
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 
-from ._spool import Frame, list_segments, scan_segment, segment_is_live
+from ._spool import NEW_SUFFIX, Frame, list_segments, scan_segment, segment_is_live
 
 if TYPE_CHECKING:
     from tracehouse.collector._store import Store
@@ -65,7 +66,7 @@ class _Ack:
             return cls()
         except Exception:
             logger.warning(
-                "tracehouse: unreadable ack file for %s; re-ingesting it (duplicates are dropped)", segment.name
+                "tracehouse: unreadable ack file for %s; re-ingesting it from the start (rows may repeat)", segment.name
             )
             return cls()
 
@@ -77,6 +78,26 @@ class _Ack:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_directory(path.parent)  # else a power cut can roll the ack back and the range be re-read
+
+
+def _remove_abandoned_new_segments(spool_dir: Path, min_age_seconds: float = 60.0) -> None:
+    """A writer killed while creating a segment leaves `*.seg.new` (a header, no frames): remove it."""
+    now = time.time()
+    for path in spool_dir.glob("*" + NEW_SUFFIX):
+        try:
+            if now - path.stat().st_mtime > min_age_seconds and not segment_is_live(path):
+                path.unlink()
+        except FileNotFoundError:
+            continue
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # Problems already reported by this process, so a foreign file is not warned about on every read.
@@ -87,6 +108,8 @@ def _report(report: IngestReport, path: Path, problem: str) -> None:
     message = f"{path}: {problem}"
     report.problems.append(message)
     if (str(path), problem) not in _reported:
+        if len(_reported) > 10_000:  # a long-lived reader must not grow without bound
+            _reported.clear()
         _reported.add((str(path), problem))
         logger.warning("tracehouse spool: %s", message)
 
@@ -105,6 +128,7 @@ class SpoolIngester:
         for other in others:
             if other.name != _LOCK_NAME:
                 _report(report, other, "not a spool segment; skipped")
+        _remove_abandoned_new_segments(spool_dir)
         if not segments:
             return report
         with open(spool_dir / _LOCK_NAME, "a") as lock:  # one ingester per spool directory at a time

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 import orjson
 
 from tracehouse._internal_errors import log_internal_error
-from tracehouse._serialize import valid_utf8
+from tracehouse._serialize import JSON_OPTIONS, json_default, json_safe
 
 from ._records import SpanRecord, record_to_dict
 from ._spool import SpoolWriter
@@ -27,36 +27,17 @@ from ._spool import SpoolWriter
 logger = logging.getLogger("tracehouse")
 
 
-_ENCODE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-def _encode_default(value: Any) -> Any:
-    return repr(value)
-
-
 def _encode_one(record: dict[str, Any]) -> bytes:
     try:
-        return orjson.dumps(record, default=_encode_default, option=_ENCODE_OPTIONS)
+        return orjson.dumps(record, default=json_default, option=JSON_OPTIONS)
     except Exception:  # lone surrogates, integers over 64 bits: store the record with them replaced
         logger.warning("tracehouse: span %r had values JSON cannot hold; they were converted", record.get("name"))
     try:
-        return orjson.dumps(_scrub(record), default=_encode_default, option=_ENCODE_OPTIONS)
+        return orjson.dumps(json_safe(record), option=JSON_OPTIONS)
     except Exception as error:  # keep the span itself, say what was lost
         kept = {k: v for k, v in record.items() if k not in ("attributes", "events", "resource")}
         kept["attributes"] = {"tracehouse.encoding_error": f"attributes dropped: {error}"}
-        return orjson.dumps(_scrub(kept), default=_encode_default, option=_ENCODE_OPTIONS)
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return valid_utf8(value)
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
-        return str(value)
-    if isinstance(value, dict):
-        return {valid_utf8(str(k)): _scrub(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrub(v) for v in value]
-    return value
+        return orjson.dumps(json_safe(kept), option=JSON_OPTIONS)
 
 
 class SpoolSink:
@@ -78,6 +59,8 @@ class SpoolSink:
         self.fsync_interval = fsync_interval
         self.written = 0  # records appended to the spool so far
         self.failed_writes = 0
+        self._backoff = 0.0
+        self._retry_at = 0.0  # after a failed write, no new attempt before this (time.monotonic)
         self.worker_errors = 0
         self.dropped = 0  # only ever non-zero when the disk refuses writes
         self._on_written = on_written
@@ -95,9 +78,14 @@ class SpoolSink:
         queue.append(record)
         if len(queue) >= self.batch_size:
             if len(queue) >= self.max_pending:
-                self._drain(self.interval * 10)  # overflow goes to disk, from this thread
+                if time.monotonic() < self._retry_at:
+                    self._shed_overflow()  # the disk is failing: do not retry it on every span
+                else:
+                    self._drain(self.interval * 10)  # overflow goes to disk, from this thread
             elif not self._wake.is_set():
                 self._wake.set()
+        if self._stopped:  # ended after shutdown (a late thread, an exit hook): write it now
+            self._drain(self.interval)
 
     def pending(self) -> int:
         """Records queued in memory, not yet in the spool."""
@@ -108,7 +96,8 @@ class SpoolSink:
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
-                self._drain(None)
+                if time.monotonic() >= self._retry_at:
+                    self._drain(None)
                 if time.monotonic() - self._last_sync >= self.fsync_interval:
                     self._sync()
             except Exception:  # the worker must outlive any bug: a dead worker would strand the queue
@@ -125,7 +114,6 @@ class SpoolSink:
                 records = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
                 if not self._write(records):
                     queue.extendleft(reversed(records))
-                    self._shed_overflow()
                     return False
             return True
         finally:
@@ -137,10 +125,16 @@ class SpoolSink:
             self.spool.append(payload)
         except OSError as error:  # the disk refused (full, read-only, removed): keep the records queued
             self.failed_writes += 1
-            logger.warning(
-                "tracehouse could not write to the spool (%s); %d spans wait in memory", error, len(self._queue)
-            )
+            self._backoff = min(max(self._backoff * 2, 0.1), 5.0)
+            self._retry_at = time.monotonic() + self._backoff
+            if self.failed_writes & (self.failed_writes - 1) == 0:  # 1st, 2nd, 4th, 8th... failure
+                logger.warning(
+                    "tracehouse could not write to the spool (%s; %d failures so far); %d spans wait in memory",
+                    error, self.failed_writes, len(self._queue) + len(records),
+                )  # fmt: skip
             return False
+        self._backoff = 0.0
+        self._retry_at = 0.0
         self.written += len(records)
         if self._on_written is not None:
             self._on_written(len(records))
@@ -150,18 +144,23 @@ class SpoolSink:
         """One JSON array; a record that cannot be encoded is scrubbed, never allowed to sink its batch."""
         batch = [record_to_dict(record) for record in records]
         try:
-            return orjson.dumps(batch, default=_encode_default, option=_ENCODE_OPTIONS)
+            return orjson.dumps(batch, default=json_default, option=JSON_OPTIONS)
         except Exception:
             return b"[" + b",".join(_encode_one(record) for record in batch) + b"]"
 
     def _shed_overflow(self) -> None:
-        """Only when the disk refuses writes: keep memory bounded, and say how much was lost."""
-        excess = len(self._queue) - self.max_pending
-        if excess > 0:
-            for _ in range(excess):
-                self._queue.popleft()
-            self.dropped += excess
-            logger.error("tracehouse dropped %d spans: the spool cannot be written and memory is full", excess)
+        """Only while the disk refuses writes: drop the oldest batch to bound memory, and say so."""
+        excess = len(self._queue) - self.max_pending + self.batch_size
+        dropped = 0
+        while dropped < excess and self._queue:
+            self._queue.popleft()
+            dropped += 1
+        if dropped:
+            self.dropped += dropped
+            logger.error(
+                "tracehouse dropped %d spans (%d in all): the spool cannot be written and memory is full",
+                dropped, self.dropped,
+            )  # fmt: skip
 
     def _sync(self) -> None:
         with self._write_lock:

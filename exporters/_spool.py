@@ -24,6 +24,7 @@ FRAME_MAGIC = b"THF1"
 _HEADER = struct.Struct("<4sII")
 HEADER_SIZE = _HEADER.size
 SEGMENT_SUFFIX = ".seg"
+NEW_SUFFIX = ".new"  # a segment being created; holds no frames until renamed to .seg
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 
 
@@ -44,12 +45,21 @@ class SpoolWriter:
         self.path: Optional[Path] = None
 
     def _open_segment(self) -> None:
+        # Created under a name readers ignore, locked, then renamed: a reader never sees an unlocked
+        # new segment (it would take it for the leftover of a dead writer and trim it).
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}{SEGMENT_SUFFIX}"
         path = self.directory / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _write_all(fd, SEGMENT_MAGIC)
+        staging = path.with_name(name + NEW_SUFFIX)
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _write_all(fd, SEGMENT_MAGIC)
+            os.rename(staging, path)
+        except OSError:
+            os.close(fd)
+            staging.unlink(missing_ok=True)
+            raise
         self._fd, self._size, self.path = fd, len(SEGMENT_MAGIC), path
 
     def append(self, payload: bytes) -> None:
@@ -66,7 +76,10 @@ class SpoolWriter:
         self._size += len(frame)
         self._dirty = True
         if self._size >= self.max_segment_bytes:
-            self.close()
+            try:
+                self.close()
+            except OSError:  # the frame is written: a failed rotation must not make the caller resend it
+                self._fd = None
 
     def _undo_partial_write(self) -> None:
         """A failed write may leave part of a frame: cut it off, or start a new segment if we cannot."""
@@ -89,9 +102,19 @@ class SpoolWriter:
     def close(self) -> None:
         """fsync and close the current segment, releasing its lock (readers may then trim it)."""
         if self._fd is not None:
-            self.sync()
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+            fd, self._fd = self._fd, None
+            try:
+                if self._dirty:
+                    os.fsync(fd)
+                    self._dirty = False
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    def abandon(self) -> None:
+        """Forget an inherited segment without unlocking it (a forked child; the parent still writes it)."""
+        if self._fd is not None:
+            os.close(self._fd)  # the lock lives on in the parent's descriptor
             self._fd = None
 
 
@@ -177,7 +200,7 @@ def list_segments(directory: Path) -> tuple[list[Path], list[Path]]:
     segments: list[Path] = []
     others: list[Path] = []
     for entry in sorted(directory.iterdir()):
-        if entry.is_dir() or entry.name.endswith((".ack", ".ack.tmp")):
+        if entry.is_dir() or entry.name.endswith((".ack", ".ack.tmp", NEW_SUFFIX)) or entry.name.startswith("."):
             continue
         (segments if entry.name.endswith(SEGMENT_SUFFIX) else others).append(entry)
     return segments, others

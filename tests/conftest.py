@@ -53,14 +53,14 @@ def spans(th_env: th.Settings, tracehouse_spans: CapturedSpans) -> CapturedSpans
 
 def reconfigure(env: th.Settings, **options: Any) -> th.Settings:
     """Configure again on the fixture's store and spool, changing only `options`."""
-    return th.configure(
-        project=env.project,
-        data_dir=env.data_dir,
-        clickhouse_url=env.clickhouse_url,
-        database=env.database,
-        service_name=env.service_name,
-        **options,
-    )
+    base = {
+        "project": env.project,
+        "data_dir": env.data_dir,
+        "clickhouse_url": env.clickhouse_url,
+        "database": env.database,
+        "service_name": env.service_name,
+    }
+    return th.configure(**{**base, **options})
 
 
 def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:

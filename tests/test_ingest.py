@@ -610,7 +610,7 @@ def test_bad_reading_arguments_raise_config_error(th_env: th.Settings) -> None:
         th.latency(by="colour")
     with pytest.raises(th.ConfigError, match="trace_id"):
         th.trace_tree("xyz")
-    with pytest.raises(th.ConfigError, match="trace_id"):
+    with pytest.raises(th.NotFoundError, match=r"no trace 0{31}1 in project 'test'"):
         th.trace_tree("0" * 31 + "1")  # well formed, but no such trace
     with pytest.raises(th.ConfigError, match="limit"):
         th.traces(limit=0)

@@ -13,16 +13,18 @@ from tracehouse.collector._pricing import set_model_price
 
 from ._api import configure, flush, get_settings
 from ._config import Settings
-from ._decorator import NoopSpan, SpanScope, current_span, span, trace
-from ._errors import ConfigError, StoreError, TracehouseError
+from ._decorator import SpanScope, current_span, span, trace
+from ._errors import ConfigError, NotFoundError, StoreError, TracehouseError
+from ._handles import ForeignSpan, NoopSpan
 from ._reading import latency, query, sync, trace_tree, traces
-from ._span import ForeignSpan, TraceSpan
+from ._span import TraceSpan
 from ._version import VERSION as __version__
 
 __all__ = [
     "ConfigError",
     "ForeignSpan",
     "NoopSpan",
+    "NotFoundError",
     "Settings",
     "SpanScope",
     "StoreError",

@@ -73,7 +73,7 @@ def _parse_optional_str(option: str, value: Any) -> Optional[str]:
     return value
 
 
-def _parse_positive_int(option: str, value: Any) -> int:
+def _parse_payload_limit(option: str, value: Any) -> int:
     try:
         number = int(value) if not isinstance(value, bool) else None
     except (TypeError, ValueError):
@@ -124,7 +124,7 @@ PARAMS: dict[str, Param] = {
     "max_payload_bytes": Param(
         "TRACEHOUSE_MAX_PAYLOAD_BYTES",
         64 * 1024,
-        _parse_positive_int,
+        _parse_payload_limit,
         "Input/output/context longer than this is truncated.",
     ),
     "redact": Param(None, None, _parse_redact, "Callable applied to every captured text before it is stored."),
@@ -141,7 +141,7 @@ PARAMS: dict[str, Param] = {
         "TRACEHOUSE_FLUSH_TIMEOUT",
         5.0,
         _parse_positive_float,
-        "Seconds the exit hook waits to flush spans to the spool.",
+        "Seconds a flush may take: at exit, on configure() and before reads.",
     ),
 }
 
@@ -175,6 +175,14 @@ class Settings:
 
 
 assert [f.name for f in fields(Settings)] == list(PARAMS), "Settings and PARAMS must list the same options"
+
+
+def default_settings(**overrides: Any) -> Settings:
+    """The defaults of every option (no environment), with `overrides` applied."""
+    values = {
+        name: param.parse(name, param.default) if param.default is not None else None for name, param in PARAMS.items()
+    }
+    return Settings(**{**values, **overrides})
 
 
 def resolve_settings(**arguments: Any) -> Settings:

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import functools
 import inspect
+from contextvars import ContextVar
 from typing import Any, AsyncGenerator, Callable, Generator, Mapping, Optional, TypeVar, overload
 
+import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 
 from . import _semconv as sc
 from ._errors import ConfigError
+from ._handles import NOOP_SPAN, ForeignSpan
 from ._internal_errors import log_internal_error
 from ._runtime import runtime
-from ._serialize import capture
-from ._span import ForeignSpan, SpanHelpers, TraceSpan, attribute_value
+from ._serialize import to_json_bytes
+from ._span import TraceSpan, attribute_value, capture_with
 
 F = TypeVar("F", bound=Callable[..., Any])
 _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span_in_context = otel_trace.set_span_in_context
 _MISSING: Any = object()
-_MAX_YIELDS_KEPT = 1000
 
 
 def _check_kind(kind: str) -> str:
@@ -38,14 +40,19 @@ def _static_attributes(attributes: Optional[Mapping[str, Any]]) -> dict[str, Any
     return {k: attribute_value(v) for k, v in attributes.items()}
 
 
-def _start_span(name: str, kind: str, static: dict[str, Any], payload: Any) -> TraceSpan:
-    """Create a span (child of the current one); `payload` is captured as its input unless _MISSING."""
+def _start_span(name: str, kind: str, static: dict[str, Any], payload: Any) -> Optional[TraceSpan]:
+    """Create a span (child of the current one); `payload` is captured as its input unless _MISSING.
+
+    None when tracing turns out to be disabled (settings are resolved on first use).
+    """
     rt = runtime
+    settings = rt.settings
+    if rt.disabled:
+        return None
     rt.ensure_provider()
     attributes: dict[str, Any] = {sc.KIND: kind, **static} if static else {sc.KIND: kind}
     if payload is not _MISSING:
-        settings = rt.settings
-        text, size = capture(payload, settings.max_payload_bytes, settings.capture_content, settings.redact)
+        text, size = capture_with(settings, payload)
         attributes[sc.INPUT_VALUE] = text
         attributes[sc.INPUT_SIZE] = size
     return TraceSpan(rt, name, kind, attributes)
@@ -54,8 +61,7 @@ def _start_span(name: str, kind: str, static: dict[str, Any], payload: Any) -> T
 def _end_ok(span: TraceSpan, result: Any, capture_output: bool) -> None:
     try:
         if capture_output:
-            settings = runtime.settings
-            text, size = capture(result, settings.max_payload_bytes, settings.capture_content, settings.redact)
+            text, size = capture_with(runtime.settings, result)
             span.attributes[sc.OUTPUT_VALUE] = text
             span.attributes[sc.OUTPUT_SIZE] = size
         span.end()
@@ -210,27 +216,39 @@ def _detach_optional(token: Optional[object]) -> None:
 
 
 class _YieldCollector:
-    """Keeps what a generator yielded, bounded, to become the span's output."""
+    """What a generator yielded, kept as text up to the payload limit; holds no references to items."""
 
-    __slots__ = ("items", "count")
+    __slots__ = ("parts", "all_text", "kept", "count", "limit")
 
-    def __init__(self) -> None:
-        self.items: list[Any] = []
+    def __init__(self, capture_output: bool) -> None:
+        self.parts: list[tuple[bool, str]] = []  # (is raw text, text or JSON)
+        self.all_text = True
+        self.kept = 0
         self.count = 0
+        self.limit = runtime.settings.max_payload_bytes if capture_output else -1
 
     def add(self, item: Any) -> None:
         self.count += 1
-        if self.count <= _MAX_YIELDS_KEPT:
-            self.items.append(item)
+        if self.kept > self.limit:
+            return
+        if isinstance(item, str):
+            self.parts.append((True, item))
+            self.kept += len(item)
+        else:
+            text = to_json_bytes(item).decode("utf-8")
+            self.parts.append((False, text))
+            self.kept += len(text)
+            self.all_text = False
 
-    def output(self) -> Any:
-        if self.items and all(isinstance(i, str) for i in self.items):
-            return "".join(self.items)  # streamed text reads best joined
-        return self.items
+    def output(self) -> str:
+        if self.all_text and self.parts:
+            return "".join(text for _, text in self.parts)  # streamed text reads best joined
+        items = (orjson.dumps(text).decode("utf-8") if raw else text for raw, text in self.parts)
+        return "[" + ",".join(items) + "]"
 
     def finish(self, span: TraceSpan, capture_output: bool) -> None:
         span.attributes["tracehouse.yield_count"] = self.count
-        _end_ok(span, self.output(), capture_output)
+        _end_ok(span, self.output() if capture_output else None, capture_output)
 
 
 def _wrap_generator(
@@ -244,7 +262,7 @@ def _wrap_generator(
         if span is None:
             return (yield from func(*args, **kwargs))
         ctx = _set_span_in_context(span)
-        collected = _YieldCollector()
+        collected = _YieldCollector(capture_output)
         gen = func(*args, **kwargs)
         step: Callable[[], Any] = gen.__next__
         while True:  # `yield from` by hand, so the span is current only while the generator runs
@@ -291,7 +309,7 @@ def _wrap_async_generator(
         # span attached only while the wrapped generator runs. Disabled tracing takes the same path.
         span = None if runtime.disabled else start(args, kwargs)
         ctx = _set_span_in_context(span) if span is not None else None
-        collected = _YieldCollector()
+        collected = _YieldCollector(capture_output)
         gen = func(*args, **kwargs)
         step: Callable[[], Any] = gen.__anext__
         while True:
@@ -334,32 +352,44 @@ def _wrap_async_generator(
     return wrapper
 
 
+# The spans opened by SpanScope entries in this context (per thread and per asyncio task), innermost last.
+_open_scopes: ContextVar[tuple[tuple[Any, Any, Any], ...]] = ContextVar("tracehouse_open_scopes", default=())
+
+
 class SpanScope:
-    """What `span()` returns: a (sync or async) context manager yielding the span."""
+    """What `span()` returns: a (sync or async) context manager yielding the span.
+
+    Entering it again (nested, or from several tasks) opens a new span each time; each exit ends
+    the span its own entry opened.
+    """
 
     def __init__(self, name: str, kind: str, payload: Any, static: dict[str, Any]) -> None:
         self._args = (name, kind, static, payload)
-        self._span: Any = None
-        self._token: Any = None
 
     def __enter__(self) -> Any:
-        if runtime.disabled:
-            self._span = NOOP_SPAN
-            return NOOP_SPAN
-        try:
-            name, kind, static, payload = self._args
-            self._span = _start_span(name, kind, static, payload)
-            self._token = _attach(_set_span_in_context(self._span))
-        except Exception:
-            log_internal_error("span start")
-            self._span = NOOP_SPAN
-        return self._span
+        span: Any = NOOP_SPAN
+        token = None
+        if not runtime.disabled:
+            try:
+                name, kind, static, payload = self._args
+                started = _start_span(name, kind, static, payload)
+                if started is not None:
+                    span, token = started, _attach(_set_span_in_context(started))
+            except Exception:
+                log_internal_error("span start")
+        _open_scopes.set((*_open_scopes.get(), (self, span, token)))
+        return span
 
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
-        span = self._span
+        stack = _open_scopes.get()
+        index = next((i for i in range(len(stack) - 1, -1, -1) if stack[i][0] is self), None)
+        if index is None:
+            return
+        _, span, token = stack[index]
+        _open_scopes.set(stack[:index] + stack[index + 1 :])
         if type(span) is not TraceSpan:
             return
-        _detach(self._token)
+        _detach(token)
         if exc is not None:
             _end_error(span, exc)
         else:
@@ -383,37 +413,6 @@ def span(
     if not isinstance(name, str) or not name:
         raise ConfigError("name", f"expected a non-empty string, got {name!r}")
     return SpanScope(name, _check_kind(kind), input, _static_attributes(attributes))
-
-
-class NoopSpan(SpanHelpers):
-    """Returned when tracing is disabled or no span is current: every method does nothing."""
-
-    trace_id_hex = ""
-    span_id_hex = ""
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        return None
-
-    def _set_payload(self, key: str, size_key: str, value: Any) -> None:
-        return None
-
-    def add_event(self, name: str, attributes: Any = None, timestamp: Optional[int] = None) -> None:
-        return None
-
-    def record_exception(self, exception: BaseException, attributes: Any = None, **kwargs: Any) -> None:
-        return None
-
-    def fail(self, exception: BaseException) -> None:
-        return None
-
-    def end(self, end_time: Optional[int] = None) -> None:
-        return None
-
-    def is_recording(self) -> bool:
-        return False
-
-
-NOOP_SPAN = NoopSpan()
 
 
 def current_span() -> Any:

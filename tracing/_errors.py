@@ -1,8 +1,9 @@
 """The exception tree of tracehouse.
 
 TracehouseError
- ├── ConfigError   (also a ValueError): a bad option or argument, raised early
- └── StoreError    the store cannot be opened, migrated or read
+ ├── ConfigError     (also a ValueError): a bad option or argument, raised early
+ ├── NotFoundError   (also a LookupError): what was asked for is not in the store
+ └── StoreError      the store cannot be opened, migrated, written or queried
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ class ConfigError(TracehouseError, ValueError):
         self.option = option
         self.problem = problem
         super().__init__(f"{option}: {problem}")
+
+
+class NotFoundError(TracehouseError, LookupError):
+    """A trace (or other record) asked for by id is not in the store."""
 
 
 class StoreError(TracehouseError):

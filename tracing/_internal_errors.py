@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
-from typing import Iterator
 
 logger = logging.getLogger("tracehouse")
 
@@ -22,12 +20,3 @@ def log_internal_error(where: str) -> None:
     if raise_internal_errors():
         raise
     logger.exception("tracehouse internal error in %s; your code should still be running fine", where)
-
-
-@contextmanager
-def handle_internal_errors(where: str) -> Iterator[None]:
-    """Context manager form of :func:`log_internal_error`."""
-    try:
-        yield
-    except Exception:
-        log_internal_error(where)

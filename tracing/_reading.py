@@ -6,12 +6,13 @@ segments (from every process) into the store, so what was traced is what is read
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
-from ._errors import ConfigError
+from ._errors import ConfigError, NotFoundError
 from ._runtime import runtime
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ def get_store() -> Store:
     """The store for the current settings (opened, and migrated, on first use)."""
     global _store, _store_key
     settings = runtime.settings
+    if runtime.config_error is not None:  # tracing went quiet on a bad variable; reads say why
+        raise runtime.config_error
     key = (settings.store_url, settings.database)
     with _store_lock:
         if _store is None or _store_key != key:
@@ -134,7 +137,8 @@ def traces(
     filters = ""
     if name is not None:
         filters += (
-            " AND trace_id IN (SELECT trace_id FROM spans WHERE project = {project:String} AND name = {name:String})"
+            " AND trace_id IN (SELECT trace_id FROM spans WHERE project = {project:String}"
+            " AND start_time >= {since:DateTime64(9, 'UTC')} AND name = {name:String})"
         )
         params["name"] = name
     having = ""
@@ -171,7 +175,7 @@ def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
         params,
     )
     if not bounds or not bounds[0][2]:
-        raise ConfigError("trace_id", f"no trace {trace_id} in project {params['project']!r}")
+        raise NotFoundError(f"no trace {trace_id} in project {params['project']!r}")
     columns, rows = store.query_rows(  # bounds in nanoseconds: Python datetimes would round them to µs
         f"SELECT {', '.join(_SPAN_FIELDS)} FROM spans "
         "WHERE project = {project:String} AND trace_id = {trace_id:String} "
@@ -224,3 +228,12 @@ def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None
     """
     sync()
     return get_store().query_df(sql, {"project": _project(project), "since": start})
+
+
+def _reset_after_fork() -> None:
+    global _store, _store_key, _store_lock
+    _store, _store_key, _store_lock = None, None, threading.Lock()  # the parent's engine is not the child's
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import random
+import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -13,7 +14,8 @@ from opentelemetry import trace
 
 from tracehouse.exporters._records import SpanRecord
 
-from ._config import Settings, resolve_settings
+from ._config import Settings, default_settings, resolve_settings
+from ._errors import ConfigError
 from ._internal_errors import log_internal_error
 from ._version import VERSION
 
@@ -41,8 +43,9 @@ class Runtime:
         self.listeners: list[Listener] = []
         self.disabled = False
         self._resource: dict[str, Any] = {}
+        self._sdk_resource: Any = None
         self._rand = random.Random()
-        self._pid = os.getpid()
+        self.config_error: Optional[ConfigError] = None  # a bad environment value, reported once
 
     # --- settings --------------------------------------------------------------------------------
     @property
@@ -50,17 +53,24 @@ class Runtime:
         if self._settings is None:
             with self._lock:
                 if self._settings is None:
-                    self.apply(resolve_settings())
+                    self._apply_environment()
         assert self._settings is not None
         return self._settings
 
-    def apply(self, settings: Settings) -> None:
+    def _apply_environment(self) -> None:
+        """Settings for a process that never called configure(); a bad variable disables tracing, once."""
+        try:
+            self.apply(resolve_settings())
+        except ConfigError as error:
+            logger.error("tracehouse is disabled: %s (fix the variable, or call tracehouse.configure())", error)
+            self.apply(default_settings(disabled=True), config_error=error)
+
+    def apply(self, settings: Settings, config_error: Optional[ConfigError] = None) -> None:
         """Switch to new settings; spans already ended are flushed under the old ones first."""
         with self._lock:
             old_sink, self._sink = self._sink, None
-            if old_sink is not None:
-                old_sink.shutdown(settings.flush_timeout)
             self._settings = settings
+            self.config_error = config_error
             self.disabled = settings.disabled
             self._resource = {
                 "service.name": settings.service_name,
@@ -68,6 +78,9 @@ class Runtime:
                 "telemetry.sdk.language": "python",
                 "telemetry.sdk.version": VERSION,
             }
+            self._sdk_resource = None
+        if old_sink is not None:  # outside the lock: other threads go on tracing meanwhile
+            old_sink.shutdown(settings.flush_timeout)
 
     # --- ids -------------------------------------------------------------------------------------
     def new_trace_id(self) -> int:
@@ -85,6 +98,14 @@ class Runtime:
                     from tracehouse.exporters._sink import SpoolSink
 
                     self._sink = SpoolSink(self.settings.spool_dir)
+                    if "multiprocessing" in sys.modules:
+                        # its worker processes leave through os._exit, so atexit hooks never run there;
+                        # a Finalize registered now (after multiprocessing's own reset) does
+                        from multiprocessing import util
+
+                        util.Finalize(
+                            self._sink, self._sink.shutdown, args=(self.settings.flush_timeout,), exitpriority=100
+                        )
                 sink = self._sink
         return sink
 
@@ -92,7 +113,7 @@ class Runtime:
         """Hand a finished TraceSpan to the exporter (and to the user's processors when joined)."""
         try:
             record = SpanRecord(
-                self.settings.project, span.name, span.trace_id, span.span_id, span.parent_span_id,
+                span.project, span.name, span.trace_id, span.span_id, span.parent_span_id,
                 span.start_ns, span.end_ns, span.status, span.status_message, span.attributes, span.events,
                 "INTERNAL", SCOPE, self._resource,
             )  # fmt: skip
@@ -103,13 +124,14 @@ class Runtime:
             log_internal_error("span end")
 
     def submit(self, record: SpanRecord) -> None:
-        if self.listeners:
-            for listener in self.listeners:
-                listener(record)
         self.sink().submit(record)
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:
+                log_internal_error("span listener")
 
     def _to_readable(self, span: TraceSpan) -> ReadableSpan:
-        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanContext, Status, StatusCode
@@ -123,7 +145,7 @@ class Runtime:
             name=span.name,
             context=span.get_span_context(),
             parent=parent,
-            resource=Resource.create(self._resource),
+            resource=self._sdk_resource or self._make_sdk_resource(),
             attributes=attributes,
             events=[Event(n, a, t) for n, t, a in span.events or ()],
             kind=trace.SpanKind.INTERNAL,
@@ -134,6 +156,10 @@ class Runtime:
             end_time=span.end_ns,
             instrumentation_scope=InstrumentationScope(SCOPE, VERSION),
         )
+
+    def _make_sdk_resource(self) -> Any:
+        self._sdk_resource = _sdk_resource(self._resource)
+        return self._sdk_resource
 
     def ensure_provider(self) -> None:
         """Join the user's SDK TracerProvider, or install ours, so other OTel spans reach the store."""
@@ -181,11 +207,12 @@ class Runtime:
             sink.shutdown(self.settings.flush_timeout)
 
     def after_fork_in_child(self) -> None:
-        """A forked child gets its own spool segment and worker thread."""
+        """A forked child gets its own spool segment and worker thread, and flushes when it exits."""
         self._lock = threading.RLock()
-        self._sink = None
+        inherited, self._sink = self._sink, None
+        if inherited is not None:
+            inherited.spool.abandon()  # the parent still writes that segment; its queue is the parent's
         self._rand = random.Random()
-        self._pid = os.getpid()
 
 
 def _sdk_resource(attributes: dict[str, Any]) -> Any:

@@ -12,11 +12,11 @@ from typing import Any, Callable, Optional
 
 import orjson
 
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _MAX_DEPTH = 64
 
 
-def _fallback(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """orjson `default=` hook: turn what orjson cannot encode into something it can."""
     if isinstance(value, (set, frozenset)):
         return list(value)
@@ -94,7 +94,7 @@ def _sanitise_container(value: Any, seen: set[int], depth: int) -> Any:
         return [_sanitise(v, seen, depth + 1) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _sanitise(getattr(value, f.name, None), seen, depth + 1) for f in dataclasses.fields(value)}
-    converted = _fallback(value)
+    converted = json_default(value)
     if isinstance(converted, str):
         return valid_utf8(converted)
     if converted is value:
@@ -102,14 +102,19 @@ def _sanitise_container(value: Any, seen: set[int], depth: int) -> Any:
     return _sanitise(converted, seen, depth + 1)
 
 
+def json_safe(value: Any) -> Any:
+    """`value` made of plain JSON types only: cycles cut, odd objects converted, text valid UTF-8."""
+    return _sanitise(value, set(), 0)
+
+
 def to_json_bytes(value: Any) -> bytes:
     """Encode any value as JSON bytes; never raises."""
     try:
-        return orjson.dumps(value, default=_fallback, option=_OPTIONS)
+        return orjson.dumps(value, default=json_default, option=JSON_OPTIONS)
     except Exception:
         pass
     try:
-        return orjson.dumps(_sanitise(value, set(), 0), option=_OPTIONS)
+        return orjson.dumps(json_safe(value), option=JSON_OPTIONS)
     except Exception:
         return orjson.dumps(_safe_repr(value))
 

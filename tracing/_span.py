@@ -22,11 +22,39 @@ from ._internal_errors import log_internal_error
 from ._serialize import capture, to_json_bytes
 
 if TYPE_CHECKING:
+    from ._config import Settings
     from ._runtime import Runtime
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _time_ns = time.time_ns
+
+
+def capture_with(settings: Settings, value: Any) -> tuple[str, int]:
+    """Capture a payload under the settings' size limit, content switch and redact hook."""
+    return capture(value, settings.max_payload_bytes, settings.capture_content, settings.redact)
+
+
+def redacted(settings: Settings, text: str) -> str:
+    """Error text goes through the user's `redact` hook too (messages often quote the input)."""
+    if settings.redact is None:
+        return text
+    try:
+        return str(settings.redact(text))
+    except Exception:
+        return "<redaction failed; text dropped>"
+
+
+def exception_attributes(runtime: Runtime, exception: BaseException, escaped: bool) -> dict[str, Any]:
+    """The OpenTelemetry `exception` event attributes, redacted."""
+    settings = runtime.settings
+    stacktrace = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+    return {
+        "exception.type": type(exception).__qualname__,
+        "exception.message": redacted(settings, _safe_str(exception)),
+        "exception.stacktrace": redacted(settings, stacktrace),
+        "exception.escaped": escaped,
+    }
 
 
 class SpanHelpers:
@@ -43,8 +71,7 @@ class SpanHelpers:
             self.set_attribute(key, value)
 
     def _set_payload(self, key: str, size_key: str, value: Any) -> None:
-        settings = self._runtime.settings
-        text, size = capture(value, settings.max_payload_bytes, settings.capture_content, settings.redact)
+        text, size = capture_with(self._runtime.settings, value)
         self.set_attribute(key, text)
         self.set_attribute(size_key, size)
 
@@ -141,13 +168,9 @@ def attribute_value(value: Any) -> Any:
 class TraceSpan(SpanHelpers, trace.Span):
     """A recording span created by `@trace` or `span()`."""
 
-    __slots__ = (
-        "name", "kind", "trace_id", "span_id", "parent_span_id", "start_ns", "end_ns",
-        "attributes", "events", "status", "status_message", "_runtime", "_context",
-    )  # fmt: skip
-
     def __init__(self, runtime: Runtime, name: str, kind: str, attributes: dict[str, Any]) -> None:
         self._runtime = runtime
+        self.project = runtime.settings.project  # fixed at start: a re-configure does not move it
         self.name = name
         self.kind = kind
         self.attributes = attributes
@@ -180,10 +203,14 @@ class TraceSpan(SpanHelpers, trace.Span):
             self._context = SpanContext(self.trace_id, self.span_id, is_remote=False, trace_flags=_SAMPLED)
         return self._context
 
+    # A span is written once, when it ends: changes after that are ignored (as in the OTel SDK).
     def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = attribute_value(value)
+        if not self.end_ns:
+            self.attributes[key] = attribute_value(value)
 
     def add_event(self, name: str, attributes: Any = None, timestamp: Optional[int] = None) -> None:
+        if self.end_ns:
+            return
         if self.events is None:
             self.events = []
         attrs = {k: attribute_value(v) for k, v in (attributes or {}).items()}
@@ -193,12 +220,15 @@ class TraceSpan(SpanHelpers, trace.Span):
         return None  # links are not stored yet
 
     def update_name(self, name: str) -> None:
-        self.name = name
+        if not self.end_ns:
+            self.name = name
 
     def is_recording(self) -> bool:
         return self.end_ns == 0
 
     def set_status(self, status: Any, description: Optional[str] = None) -> None:
+        if self.end_ns:
+            return
         if isinstance(status, Status):
             code, description = status.status_code, status.description or description
         else:
@@ -213,14 +243,7 @@ class TraceSpan(SpanHelpers, trace.Span):
     def record_exception(
         self, exception: BaseException, attributes: Any = None, timestamp: Optional[int] = None, escaped: bool = False
     ) -> None:
-        attrs: dict[str, Any] = {
-            "exception.type": type(exception).__qualname__,
-            "exception.message": self._redacted(_safe_str(exception)),
-            "exception.stacktrace": self._redacted(
-                "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
-            ),
-            "exception.escaped": escaped,
-        }
+        attrs = exception_attributes(self._runtime, exception, escaped)
         if attributes:
             attrs.update(attributes)
         self.add_event("exception", attrs, timestamp)
@@ -236,17 +259,8 @@ class TraceSpan(SpanHelpers, trace.Span):
         """Mark the span as failed by `exception` (status error plus an exception event)."""
         self.record_exception(exception, escaped=True)
         self.status = 2
-        self.status_message = self._redacted(f"{type(exception).__qualname__}: {_safe_str(exception)}")[:4096]
-
-    def _redacted(self, text: str) -> str:
-        """Error text goes through the user's `redact` hook too (messages often quote the input)."""
-        redact = self._runtime.settings.redact
-        if redact is None:
-            return text
-        try:
-            return str(redact(text))
-        except Exception:
-            return "<redaction failed; text dropped>"
+        message = f"{type(exception).__qualname__}: {_safe_str(exception)}"
+        self.status_message = redacted(self._runtime.settings, message)[:4096]
 
     @property
     def trace_id_hex(self) -> str:
@@ -263,21 +277,6 @@ class TraceSpan(SpanHelpers, trace.Span):
 
     def __repr__(self) -> str:
         return f"TraceSpan(name={self.name!r}, kind={self.kind!r}, span_id={self.span_id_hex})"
-
-
-class ForeignSpan(SpanHelpers):
-    """tracehouse helpers over any other OpenTelemetry span (e.g. one an instrumentation started)."""
-
-    def __init__(self, runtime: Runtime, span: trace.Span) -> None:
-        self._runtime = runtime
-        self.otel_span = span
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self.otel_span.set_attribute(key, attribute_value(value))
-
-    def is_recording(self) -> bool:
-        """Whether the underlying span still records."""
-        return self.otel_span.is_recording()
 
 
 def _safe_str(exception: BaseException) -> str:

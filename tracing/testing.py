@@ -22,6 +22,7 @@ from typing import Any, Iterator, Sequence
 from tracehouse.collector._span_rows import span_row
 from tracehouse.exporters._records import SpanRecord, record_to_dict
 
+from ._reading import build_tree
 from ._runtime import runtime
 
 __all__ = ["CapturedSpans", "capture_spans"]
@@ -68,12 +69,14 @@ class CapturedSpans:
         Ids and timestamps are left out unless asked for, so the result can be compared whole.
         """
         ordered = sorted(self.rows, key=lambda r: (r["start_time"], r["end_time"]))
-        nodes = {r["span_id"]: {**{f: r[f] for f in fields}, "children": []} for r in ordered}
-        roots: list[dict[str, Any]] = []
-        for row in ordered:
-            parent = nodes.get(row["parent_span_id"])
-            (parent["children"] if parent is not None else roots).append(nodes[row["span_id"]])
-        return roots
+        root = build_tree([{**{f: r[f] for f in fields}, "span_id": r["span_id"], "parent_span_id": r["parent_span_id"]}
+                           for r in ordered])  # fmt: skip
+        roots = root["children"] if root.get("name") == "(trace)" and not root.get("span_id") else [root]
+        return [_strip_ids(node, fields) for node in roots]
+
+
+def _strip_ids(node: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    return {**{f: node[f] for f in fields}, "children": [_strip_ids(c, fields) for c in node["children"]]}
 
 
 @contextmanager
