@@ -59,6 +59,7 @@ class SpoolSink:
         self.fsync_interval = fsync_interval
         self.written = 0  # records appended to the spool so far
         self.failed_writes = 0
+        self._drop_events = 0
         self._backoff = 0.0
         self._retry_at = 0.0  # after a failed write, no new attempt before this (time.monotonic)
         self.worker_errors = 0
@@ -157,6 +158,9 @@ class SpoolSink:
             dropped += 1
         if dropped:
             self.dropped += dropped
+            self._drop_events += 1
+            if self._drop_events & (self._drop_events - 1) != 0:  # log the 1st, 2nd, 4th, 8th... time
+                return
             logger.error(
                 "tracehouse dropped %d spans (%d in all): the spool cannot be written and memory is full",
                 dropped, self.dropped,

@@ -183,7 +183,8 @@ def test_a_failing_disk_is_not_retried_on_every_span(tmp_path: Path) -> None:
         for i in range(2000):
             sink.submit(_record(i))
         elapsed = time.perf_counter() - started
-        assert attempts["n"] <= 3, f"{attempts['n']} write attempts for 2000 spans on a failing disk"
+        # with backoff from 0.1 s doubling, a few attempts at most, not one per shed batch (200 of them)
+        assert attempts["n"] <= 2 + max(0, int(elapsed / 0.1)).bit_length(), attempts["n"]
         assert sink.pending() <= sink.max_pending
         assert sink.dropped == 2000 - sink.pending()
         assert elapsed < 2.0

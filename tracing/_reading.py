@@ -7,12 +7,13 @@ segments (from every process) into the store, so what was traced is what is read
 from __future__ import annotations
 
 import os
-import re
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from ._errors import ConfigError, NotFoundError
+from tracehouse.collector import _queries as q
+from tracehouse.collector._queries import Since, build_tree
+
+from ._errors import ConfigError
 from ._runtime import runtime
 
 if TYPE_CHECKING:
@@ -21,12 +22,11 @@ if TYPE_CHECKING:
     from tracehouse.collector._store import Store
     from tracehouse.exporters._ingest import IngestReport
 
+__all__ = ["build_tree", "get_store", "latency", "query", "sync", "trace_tree", "traces"]
+
 _store: Optional[Store] = None
 _store_key: Optional[tuple[str, str]] = None
 _store_lock = threading.Lock()
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-Since = Union[str, timedelta, datetime, None]
 
 
 def get_store() -> Store:
@@ -55,29 +55,8 @@ def sync() -> IngestReport:
     return SpoolIngester(get_store()).ingest(runtime.settings.spool_dir)
 
 
-def _since_start(since: Since) -> Optional[datetime]:
-    if since is None:
-        return None
-    now = datetime.now(timezone.utc)
-    if isinstance(since, datetime):
-        return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-    if isinstance(since, timedelta):
-        return now - since
-    if isinstance(since, str):
-        match = _DURATION_RE.match(since)
-        if match:
-            return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ConfigError(
-        "since", f"expected a duration such as '15m', '1h', '7d', a timedelta or a datetime, got {since!r}"
-    )
-
-
 def _project(project: Optional[str]) -> str:
-    if project is None:
-        return runtime.settings.project
-    if not isinstance(project, str) or not project:
-        raise ConfigError("project", f"expected a project name, got {project!r}")
-    return project
+    return runtime.settings.project if project is None else q.check_project(project)
 
 
 def query(sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
@@ -92,31 +71,6 @@ def query(sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFr
     return get_store().query_df(sql, parameters)
 
 
-_TRACES_SQL = """
-SELECT trace_id, first_start AS start_time, root_name, duration_ms, spans, status, total_tokens, cost_usd,
-       input_preview, output_preview
-FROM (
-    SELECT
-        trace_id,
-        min(start_time) AS first_start,
-        argMin(name, (parent_span_id != '', start_time)) AS root_name,
-        (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
-        count() AS spans,
-        if(countIf(status = 'error') > 0, 'error', 'ok') AS status,
-        sum(ifNull(total_tokens, 0)) AS total_tokens,
-        sumOrNull(cost_usd) AS cost_usd,
-        argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
-        argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
-    FROM spans
-    WHERE project = {project:String} AND start_time >= {since:DateTime64(9, 'UTC')} {filters}
-    GROUP BY trace_id
-)
-{having}
-ORDER BY start_time DESC
-LIMIT {limit:UInt32}
-"""
-
-
 def traces(
     limit: int = 20,
     since: Since = "24h",
@@ -125,37 +79,10 @@ def traces(
     status: Optional[str] = None,
 ) -> pd.DataFrame:
     """Recent traces, newest first: root name, duration, span count, status, tokens, cost, previews."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigError("limit", f"expected a positive integer, got {limit!r}")
-    if status not in (None, "ok", "error"):
-        raise ConfigError("status", f"expected 'ok' or 'error', got {status!r}")
-    params: dict[str, Any] = {
-        "project": _project(project),
-        "since": _since_start(since) or datetime(1970, 1, 1, tzinfo=timezone.utc),
-        "limit": limit,
-    }
-    filters = ""
-    if name is not None:
-        filters += (
-            " AND trace_id IN (SELECT trace_id FROM spans WHERE project = {project:String}"
-            " AND start_time >= {since:DateTime64(9, 'UTC')} AND name = {name:String})"
-        )
-        params["name"] = name
-    having = ""
-    if status is not None:
-        having = "WHERE status = {status:String}"
-        params["status"] = status
-    sql = _TRACES_SQL.replace("{filters}", filters).replace("{having}", having)
+    project = _project(project)
+    q.since_start(since)  # bad arguments fail before any I/O
     sync()
-    return get_store().query_df(sql, params)
-
-
-_SPAN_FIELDS = (
-    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time", "end_time", "duration_ms", "status",
-    "status_message", "input", "input_size", "output", "output_size", "context", "model", "provider",
-    "input_tokens", "output_tokens", "total_tokens", "cost_usd", "time_to_first_token_ms", "attributes",
-    "event_names", "run_id", "service_name",
-)  # fmt: skip
+    return q.traces(get_store(), project, limit=limit, since=since, name=name, status=status)
 
 
 def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
@@ -164,70 +91,21 @@ def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
     A trace whose root span is missing (still running, or from another service) has a synthetic
     root named "(trace)" holding the spans whose parent is not in the store.
     """
-    if not isinstance(trace_id, str) or not re.fullmatch(r"[0-9a-f]{32}", trace_id):
+    project = _project(project)
+    if not isinstance(trace_id, str) or not q.TRACE_ID_RE.match(trace_id):
         raise ConfigError("trace_id", f"expected 32 lowercase hex digits, got {trace_id!r}")
     sync()
-    store = get_store()
-    params = {"project": _project(project), "trace_id": trace_id}
-    _, bounds = store.query_rows(
-        "SELECT toUnixTimestamp64Nano(min(start_time)), toUnixTimestamp64Nano(max(end_time)), count() "
-        "FROM trace_times WHERE project = {project:String} AND trace_id = {trace_id:String}",
-        params,
-    )
-    if not bounds or not bounds[0][2]:
-        raise NotFoundError(f"no trace {trace_id} in project {params['project']!r}")
-    columns, rows = store.query_rows(  # bounds in nanoseconds: Python datetimes would round them to µs
-        f"SELECT {', '.join(_SPAN_FIELDS)} FROM spans "
-        "WHERE project = {project:String} AND trace_id = {trace_id:String} "
-        "AND start_time BETWEEN fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-        "AND fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
-        "ORDER BY start_time",
-        {**params, "lo": bounds[0][0], "hi": bounds[0][1]},
-    )
-    return build_tree([dict(zip(columns, row, strict=True)) for row in rows])
-
-
-def build_tree(spans: list[dict[str, Any]]) -> dict[str, Any]:
-    """Nest span dicts (with span_id / parent_span_id) by parent; return the root."""
-    by_id = {s["span_id"]: {**s, "children": []} for s in spans}
-    roots: list[dict[str, Any]] = []
-    for node in by_id.values():
-        parent = by_id.get(node["parent_span_id"])
-        (parent["children"] if parent is not None else roots).append(node)
-    if len(roots) == 1:
-        root: dict[str, Any] = roots[0]
-        return root
-    return {"name": "(trace)", "span_id": "", "children": roots}
-
-
-_LATENCY_GROUPS = {"name": "name", "model": "model", "kind": "kind", "service": "service_name"}
+    return q.trace_tree(get_store(), project, trace_id)
 
 
 def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None) -> pd.DataFrame:
     """Per group: count, p50/p95/p99 latency (ms), error rate, tokens and cost, slowest p95 first."""
-    if by not in _LATENCY_GROUPS:
-        raise ConfigError("by", f"expected one of {', '.join(_LATENCY_GROUPS)}, got {by!r}")
-    column = _LATENCY_GROUPS[by]
-    start = _since_start(since) or datetime(1970, 1, 1, tzinfo=timezone.utc)
-    sql = f"""
-        SELECT
-            {column} AS {by},
-            count() AS count,
-            round(quantiles(0.5, 0.95, 0.99)(duration_ms)[1], 3) AS p50_ms,
-            round(quantiles(0.5, 0.95, 0.99)(duration_ms)[2], 3) AS p95_ms,
-            round(quantiles(0.5, 0.95, 0.99)(duration_ms)[3], 3) AS p99_ms,
-            round(countIf(status = 'error') / count(), 4) AS error_rate,
-            sum(ifNull(input_tokens, 0)) AS input_tokens,
-            sum(ifNull(output_tokens, 0)) AS output_tokens,
-            sumOrNull(cost_usd) AS cost_usd
-        FROM spans
-        WHERE project = {{project:String}} AND start_time >= {{since:DateTime64(9, 'UTC')}}
-            {"AND model != ''" if by == "model" else ""}
-        GROUP BY {column}
-        ORDER BY p95_ms DESC
-    """
+    project = _project(project)
+    if by not in q.LATENCY_GROUPS:
+        raise ConfigError("by", f"expected one of {', '.join(q.LATENCY_GROUPS)}, got {by!r}")
+    q.since_start(since)
     sync()
-    return get_store().query_df(sql, {"project": _project(project), "since": start})
+    return q.latency(get_store(), project, by=by, since=since)
 
 
 def _reset_after_fork() -> None:
