@@ -38,8 +38,12 @@ def since_start(since: Since) -> datetime:
         match = _DURATION_RE.match(since)
         if match:
             return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        try:
+            return since_start(datetime.fromisoformat(since))
+        except ValueError:
+            pass
     raise ConfigError(
-        "since", f"expected a duration such as '15m', '1h', '7d', a timedelta or a datetime, got {since!r}"
+        "since", f"expected a duration such as '15m', '1h', '7d', an ISO time, a timedelta or a datetime, got {since!r}"
     )
 
 

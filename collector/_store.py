@@ -24,20 +24,23 @@ _embedded_path: Optional[str] = None  # chDB serves one data directory per proce
 _embedded_lock = threading.Lock()
 
 
-def _get_client(url: str, database: Optional[str]) -> Client:
+def _get_client(url: str, database: Optional[str], settings: Optional[dict[str, Any]] = None) -> Client:
     import clickhouse_connect
 
+    options: dict[str, Any] = {"dsn": url}
     if database:
-        return clickhouse_connect.get_client(dsn=url, database=database)
-    return clickhouse_connect.get_client(dsn=url)
+        options["database"] = database
+    if settings:
+        options["settings"] = settings
+    return clickhouse_connect.get_client(**options)
 
 
-def _connect(url: str, database: Optional[str] = None) -> Client:
+def _connect(url: str, database: Optional[str] = None, settings: Optional[dict[str, Any]] = None) -> Client:
     """A client for `url`; chDB's one-directory-per-process and lock errors become clear StoreErrors."""
     global _embedded_path
     if not url.startswith("chdb://"):
         try:
-            return _get_client(url, database)
+            return _get_client(url, database, settings)
         except Exception as error:
             raise StoreError(f"cannot connect to ClickHouse at {_redact_url(url)}: {error}") from error
     path = url[len("chdb://") :]
@@ -49,7 +52,7 @@ def _connect(url: str, database: Optional[str] = None) -> Client:
             )
         Path(path).mkdir(parents=True, exist_ok=True)
         try:
-            client = _get_client(url, database)
+            client = _get_client(url, database, settings)
         except Exception as error:
             if "lock" in str(error).lower():
                 raise StoreError(
@@ -95,6 +98,7 @@ class Store:
         finally:
             admin.close()  # after the database client is open: closing chDB's last client stops the engine
         self._lock = threading.Lock()
+        self._reader: Optional[Client] = None
         self.migrate()
 
     @property
@@ -159,8 +163,41 @@ class Store:
             raise StoreError(f"query failed: {_first_line(error)}") from error
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
+    def query_readonly(
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, max_rows: int = 10_000, timeout: float = 30.0
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run untrusted SQL on a read-only session, bounded in time and result rows.
+
+        A separate client: ClickHouse sessions keep `readonly` once set, so the writing client must
+        never see it.
+        """
+        if self._reader is None:
+            self._reader = _connect(
+                self.url,
+                self.database,
+                settings={"readonly": 2, "max_execution_time": timeout, "max_result_rows": max_rows,
+                          "result_overflow_mode": "throw"},
+            )  # fmt: skip
+        try:
+            with self._lock:
+                result = self._reader.query(sql, parameters=dict(parameters or {}))
+        except Exception as error:
+            raise StoreError(f"query failed: {_first_line(error)}") from error
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def ping(self) -> bool:
+        """True when the store answers."""
+        try:
+            with self._lock:
+                self.client.query("SELECT 1")
+            return True
+        except Exception:
+            return False
+
     def close(self) -> None:
-        """Close the client (for chDB, the data directory's lock is released with the last client)."""
+        """Close the clients (for chDB, the data directory's lock is released with the last client)."""
+        if self._reader is not None:
+            self._reader.close()
         self.client.close()
 
 

@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 import orjson
 
@@ -24,6 +24,7 @@ from ._spool import NEW_SUFFIX, Frame, list_segments, scan_segment, segment_is_l
 
 if TYPE_CHECKING:
     from tracehouse.collector._store import Store
+    from tracehouse.collector._writer import WriteResult
 
 logger = logging.getLogger("tracehouse")
 QUARANTINE = "quarantine"
@@ -114,12 +115,41 @@ def _report(report: IngestReport, path: Path, problem: str) -> None:
         logger.warning("tracehouse spool: %s", message)
 
 
-class SpoolIngester:
-    """Moves records from spool segments into a Store."""
+class Destination(Protocol):
+    """Where an ingester delivers records: the store itself, or a collector over HTTP."""
 
-    def __init__(self, store: Store, max_rows_per_insert: int = 20_000) -> None:
+    def write(self, records: list[dict[str, Any]], token: str) -> WriteResult:
+        """Store `records` exactly once per `token`; raise if they could not be delivered."""
+        ...
+
+
+class StoreDestination:
+    """Delivers straight into a Store (the process that owns it)."""
+
+    def __init__(self, store: Store) -> None:
         self.store = store
+
+    def write(self, records: list[dict[str, Any]], token: str) -> WriteResult:
+        """Insert through the collector's single write path."""
+        from tracehouse.collector._writer import write_records
+
+        return write_records(self.store, records, token)
+
+
+class SpoolIngester:
+    """Moves records from spool segments to a destination (a Store, or anything with `write`)."""
+
+    def __init__(
+        self,
+        destination: Union[Store, Destination],
+        max_rows_per_insert: int = 20_000,
+        max_bytes_per_insert: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.destination: Destination = (
+            destination if hasattr(destination, "write") else StoreDestination(destination)  # type: ignore[arg-type]
+        )
         self.max_rows_per_insert = max_rows_per_insert
+        self.max_bytes_per_insert = max_bytes_per_insert
 
     def ingest(self, spool_dir: Path) -> IngestReport:
         """One pass over `spool_dir`: every complete frame is inserted; finished segments are deleted."""
@@ -172,13 +202,14 @@ class SpoolIngester:
     def _insert_in_batches(self, segment: Path, ack: _Ack, frames: list[Frame], end: int, report: IngestReport) -> None:
         start = ack.committed
         batch: list[Frame] = []
-        rows = 0
+        rows = size = 0
         for frame in frames:
             batch.append(frame)
             rows += frame.payload.count(b'"type":')
-            if rows >= self.max_rows_per_insert:
+            size += len(frame.payload)
+            if rows >= self.max_rows_per_insert or size >= self.max_bytes_per_insert:
                 self._insert(segment, ack, batch, start, frame.end, report)
-                start, batch, rows = frame.end, [], 0
+                start, batch, rows, size = frame.end, [], 0, 0
         self._insert(segment, ack, batch, start, end, report)
 
     def _insert(
@@ -202,38 +233,13 @@ class SpoolIngester:
         ack.save(segment)
 
     def _write_records(self, records: list[dict[str, Any]], token: str, report: IngestReport, segment: Path) -> int:
-        from tracehouse.collector._span_rows import span_columns
-
-        spans = [r for r in records if r.get("type") == "span"]
-        unknown = len(records) - len(spans)
-        if unknown:
-            _report(report, segment, f"{unknown} record(s) of an unknown type skipped")
-        columns, rejected = span_columns(spans)
-        inserted = self._insert_isolating_bad_rows(columns, token, rejected)
-        for reason in rejected[:5]:
+        result = self.destination.write(records, token)
+        if result.unknown_types:
+            _report(report, segment, f"{result.unknown_types} record(s) of an unknown type skipped")
+        for reason in result.rejected[:5]:
             _report(report, segment, f"rejected {reason}")
-        report.rejected += len(rejected)
-        return inserted
-
-    def _insert_isolating_bad_rows(self, columns: dict[str, list[Any]], token: str, rejected: list[str]) -> int:
-        """Insert; if the values are refused, bisect so only the offending rows are rejected.
-
-        The halves get tokens derived from the batch's, so a redo after a crash splits the same way
-        and ClickHouse still drops what already landed.
-        """
-        from tracehouse.collector._store import BadRowsError
-
-        count = len(columns["span_id"])
-        try:
-            self.store.insert("spans", columns, dedup_token=token)
-            return count
-        except BadRowsError as error:
-            if count == 1:
-                rejected.append(f"span {columns['name'][0]!r}: {error}")
-                return 0
-        middle = count // 2
-        halves = ({k: v[:middle] for k, v in columns.items()}, {k: v[middle:] for k, v in columns.items()})
-        return sum(self._insert_isolating_bad_rows(half, f"{token}/{i}", rejected) for i, half in enumerate(halves))
+        report.rejected += len(result.rejected)
+        return result.rows
 
     @staticmethod
     def _quarantine(segment: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Optional, Union
 
 from ._config import Settings, resolve_settings
@@ -42,8 +41,6 @@ def configure(
         clickhouse_url=clickhouse_url, database=database, flush_timeout=flush_timeout,
     )  # fmt: skip
     _runtime.apply(settings)
-    if settings.endpoint:
-        _warn_endpoint_once(settings.endpoint)
     _runtime.ensure_provider()  # so OTel spans started before the first tracehouse span are recorded too
     return settings
 
@@ -58,16 +55,3 @@ def flush(timeout: Optional[float] = None) -> bool:
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
         raise ConfigError("timeout", f"expected a non-negative number of seconds, got {timeout!r}")
     return _runtime.flush(timeout)
-
-
-_warned_endpoints: set[str] = set()
-
-
-def _warn_endpoint_once(endpoint: str) -> None:
-    if endpoint not in _warned_endpoints:
-        _warned_endpoints.add(endpoint)
-        logging.getLogger("tracehouse").warning(
-            "tracehouse: sending to a collector (%s) is not available in this version; spans stay in the local "
-            "spool and reads use the local store",
-            endpoint,
-        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from datetime import datetime
@@ -140,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     lat.add_argument("--since", default="1h", help="time window such as 15m, 1h, 7d (default 1h)")
 
     sub.add_parser("sync", parents=[common], help="ingest what is left in the spool into the store")
+
+    srv = sub.add_parser("serve", help="run the collector: OTLP/HTTP, REST API, the one writer of the store")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=4318, help="port (default 4318, OTLP/HTTP's)")
+    srv.add_argument("--data-dir", help="data directory: local spool and embedded store (default TRACEHOUSE_DIR)")
+    srv.add_argument("--clickhouse", metavar="URL", help="a ClickHouse server instead of the embedded store")
+    srv.add_argument("--database", help="ClickHouse database (default TRACEHOUSE_DATABASE or tracehouse)")
+    srv.add_argument("--project", help="project for spans that do not name one (default TRACEHOUSE_PROJECT)")
+    srv.add_argument("--insecure", action="store_true", help="allow binding a non-loopback address without keys")
     return parser
 
 
@@ -149,12 +159,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import tracehouse as th
 
     try:
+        if args.command == "serve":
+            return _serve(th, args)
         if args.data_dir or args.project:
             th.configure(data_dir=args.data_dir, project=args.project)
         return _run(th, args)
     except TracehouseError as error:
         print(f"tracehouse: {error}", file=sys.stderr)
         return 2
+
+
+def _serve(th: Any, args: argparse.Namespace) -> int:
+    from tracehouse.collector._server import ServeOptions, is_loopback, serve
+
+    if not is_loopback(args.host) and not args.insecure:
+        print(
+            f"tracehouse: refusing to serve on {args.host} without API keys; bind 127.0.0.1, "
+            "or pass --insecure to accept unauthenticated writes from the network",
+            file=sys.stderr,
+        )
+        return 2
+    settings = th.configure(
+        data_dir=args.data_dir, clickhouse_url=args.clickhouse, database=args.database, project=args.project,
+        endpoint="",
+    )  # fmt: skip
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    serve(
+        ServeOptions(
+            host=args.host, port=args.port, store_url=settings.store_url, database=settings.database,
+            spool_dir=settings.spool_dir, default_project=settings.project,
+        )
+    )  # fmt: skip
+    return 0
 
 
 def _run(th: Any, args: argparse.Namespace) -> int:

@@ -48,11 +48,24 @@ def get_store() -> Store:
 
 
 def sync() -> IngestReport:
-    """Flush this process's spans and ingest every pending spool segment into the store."""
+    """Flush this process's spans and deliver every pending spool segment: to the collector when an
+    endpoint is set, else into the store."""
     from tracehouse.exporters._ingest import SpoolIngester
 
     runtime.flush()
-    return SpoolIngester(get_store()).ingest(runtime.settings.spool_dir)
+    settings = runtime.settings
+    if settings.endpoint:
+        from tracehouse.exporters._sender import CollectorDestination
+
+        from . import _remote
+
+        destination = CollectorDestination(_remote.client())
+        return SpoolIngester(destination, max_bytes_per_insert=8 * 1024 * 1024).ingest(settings.spool_dir)
+    return SpoolIngester(get_store()).ingest(settings.spool_dir)
+
+
+def _remote_reads() -> bool:
+    return bool(runtime.settings.endpoint)
 
 
 def _project(project: Optional[str]) -> str:
@@ -68,6 +81,10 @@ def query(sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFr
     if not isinstance(sql, str) or not sql.strip():
         raise ConfigError("sql", "expected a SQL statement")
     sync()
+    if _remote_reads():
+        from . import _remote
+
+        return _remote.query(sql, parameters)
     return get_store().query_df(sql, parameters)
 
 
@@ -82,6 +99,10 @@ def traces(
     project = _project(project)
     q.since_start(since)  # bad arguments fail before any I/O
     sync()
+    if _remote_reads():
+        from . import _remote
+
+        return _remote.traces(project, limit, since, name, status)
     return q.traces(get_store(), project, limit=limit, since=since, name=name, status=status)
 
 
@@ -95,6 +116,10 @@ def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
     if not isinstance(trace_id, str) or not q.TRACE_ID_RE.match(trace_id):
         raise ConfigError("trace_id", f"expected 32 lowercase hex digits, got {trace_id!r}")
     sync()
+    if _remote_reads():
+        from . import _remote
+
+        return _remote.trace_tree(project, trace_id)
     return q.trace_tree(get_store(), project, trace_id)
 
 
@@ -105,6 +130,10 @@ def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None
         raise ConfigError("by", f"expected one of {', '.join(q.LATENCY_GROUPS)}, got {by!r}")
     q.since_start(since)
     sync()
+    if _remote_reads():
+        from . import _remote
+
+        return _remote.latency(project, by, since)
     return q.latency(get_store(), project, by=by, since=since)
 
 

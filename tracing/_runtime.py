@@ -22,6 +22,7 @@ from ._version import VERSION
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+    from tracehouse.exporters._sender import SpoolShipper
     from tracehouse.exporters._sink import SpoolSink
 
     from ._span import TraceSpan
@@ -38,6 +39,7 @@ class Runtime:
         self._lock = threading.RLock()
         self._settings: Optional[Settings] = None
         self._sink: Optional[SpoolSink] = None
+        self._shipper: Optional[SpoolShipper] = None
         self._provider_ready = False
         self.foreign_processor: Optional[SpanProcessor] = None  # the user's own processors, when joined
         self.listeners: list[Listener] = []
@@ -69,6 +71,7 @@ class Runtime:
         """Switch to new settings; spans already ended are flushed under the old ones first."""
         with self._lock:
             old_sink, self._sink = self._sink, None
+            old_shipper, self._shipper = self._shipper, None
             self._settings = settings
             self.config_error = config_error
             self.disabled = settings.disabled
@@ -81,6 +84,8 @@ class Runtime:
             self._sdk_resource = None
         if old_sink is not None:  # outside the lock: other threads go on tracing meanwhile
             old_sink.shutdown(settings.flush_timeout)
+        if old_shipper is not None:
+            old_shipper.stop(settings.flush_timeout)
 
     # --- ids -------------------------------------------------------------------------------------
     def new_trace_id(self) -> int:
@@ -103,11 +108,19 @@ class Runtime:
                         # a Finalize registered now (after multiprocessing's own reset) does
                         from multiprocessing import util
 
-                        util.Finalize(
-                            self._sink, self._sink.shutdown, args=(self.settings.flush_timeout,), exitpriority=100
-                        )
+                        util.Finalize(self._sink, self.shutdown, exitpriority=100)
+                    if self.settings.endpoint:
+                        self._start_shipper(self.settings)
                 sink = self._sink
         return sink
+
+    def _start_shipper(self, settings: Settings) -> None:
+        from tracehouse.exporters._sender import CollectorClient, SpoolShipper
+
+        assert settings.endpoint is not None
+        client = CollectorClient(settings.endpoint, settings.api_key)
+        self._shipper = SpoolShipper(settings.spool_dir, client, before_pass=self.flush)
+        self._shipper.start()
 
     def on_end(self, span: TraceSpan) -> None:
         """Hand a finished TraceSpan to the exporter (and to the user's processors when joined)."""
@@ -202,14 +215,19 @@ class Runtime:
         return sink.flush(self.settings.flush_timeout if timeout is None else timeout)
 
     def shutdown(self) -> None:
-        sink = self._sink
+        """Flush and close the spool, then give the collector (if any) one last bounded pass."""
+        sink, shipper = self._sink, self._shipper
         if sink is not None:
             sink.shutdown(self.settings.flush_timeout)
+        if shipper is not None:
+            self._shipper = None
+            shipper.stop(self.settings.flush_timeout)
 
     def after_fork_in_child(self) -> None:
         """A forked child gets its own spool segment and worker thread, and flushes when it exits."""
         self._lock = threading.RLock()
         inherited, self._sink = self._sink, None
+        self._shipper = None  # its thread did not survive the fork
         if inherited is not None:
             inherited.spool.abandon()  # the parent still writes that segment; its queue is the parent's
         self._rand = random.Random()

@@ -1,0 +1,233 @@
+"""The collector's HTTP face: OTLP/HTTP traces, tracehouse records, reads, health and metrics.
+
+Errors map to statuses at this edge: 400 with a reason for bad input, 404 for unknown ids, 413
+for size, 415 for a content type or encoding it does not speak, 503 with Retry-After when the
+writer's queue is full or the store is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from tracehouse._errors import ConfigError, NotFoundError, StoreError
+
+from . import _queries as q
+from ._otlp import OtlpError, decode_traces
+from ._store import Store
+from ._writer import BatchWriter, Overloaded, WriteResult
+
+PROTOBUF = "application/x-protobuf"
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """What the collector's endpoints need to know."""
+
+    default_project: str = "default"
+    max_body_bytes: int = 32 * 1024 * 1024
+    query_max_rows: int = 10_000
+    query_timeout: float = 30.0
+
+
+def _json(value: Any, status: int = 200, headers: Optional[dict[str, str]] = None) -> Response:
+    body = orjson.dumps(value, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    return str(value)
+
+
+def _error(status: int, message: str, retry_after: Optional[float] = None) -> Response:
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+    return _json({"error": message}, status, headers)
+
+
+def frame_json(frame: Any) -> dict[str, Any]:
+    """A DataFrame as {"columns": [...], "rows": [[...]]} with NULLs as null."""
+    records = frame.astype(object).where(frame.notna(), None)
+    return {"columns": [str(c) for c in frame.columns], "rows": records.values.tolist()}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise OtlpError(413, f"body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise OtlpError(413, f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _store_records(writer: BatchWriter, records: list[dict[str, Any]], token: Optional[str]) -> WriteResult:
+    return await asyncio.wrap_future(writer.submit(records, token))
+
+
+def create_app(store: Store, writer: BatchWriter, config: CollectorConfig) -> FastAPI:
+    """The FastAPI application of `tracehouse serve`."""
+    app = FastAPI(title="tracehouse collector", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    counters = {"requests_rejected": 0, "spans_rejected_at_decode": 0}
+
+    @app.exception_handler(ConfigError)
+    async def _bad_argument(request: Request, error: ConfigError) -> Response:
+        return _error(400, str(error))
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, error: NotFoundError) -> Response:
+        return _error(404, str(error))
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, error: StoreError) -> Response:
+        return _error(503, str(error), retry_after=5)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, error: Overloaded) -> Response:
+        return _error(503, str(error), retry_after=error.retry_after)
+
+    @app.post("/v1/traces")
+    async def otlp_traces(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        try:
+            body = await _read_body(request, config.max_body_bytes)
+            decoded = decode_traces(
+                body, content_type, request.headers.get("content-encoding"), config.default_project,
+                max_bytes=config.max_body_bytes * 4,
+            )  # fmt: skip
+        except OtlpError as error:
+            counters["requests_rejected"] += 1
+            return _error(error.status, str(error))
+        counters["spans_rejected_at_decode"] += decoded.rejected
+        result = await _store_records(writer, decoded.records, None) if decoded.records else WriteResult()
+        rejected = decoded.rejected + len(result.rejected)
+        message = "; ".join((decoded.errors + result.rejected)[:20])
+        return _otlp_response(content_type.startswith(PROTOBUF), rejected, message)
+
+    @app.post("/api/v1/records")
+    async def records(request: Request) -> Response:
+        """tracehouse's own records (spool frames from SDK senders); X-Tracehouse-Batch makes resends no-ops."""
+        try:
+            body = await _read_body(request, config.max_body_bytes)
+        except OtlpError as error:
+            return _error(error.status, str(error))
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return _error(415, "expected application/json: a JSON array of records")
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            return _error(400, f"body is not JSON: {error}")
+        if not isinstance(decoded, list) or not all(isinstance(r, dict) for r in decoded):
+            return _error(400, "expected a JSON array of record objects")
+        token = request.headers.get("x-tracehouse-batch") or None
+        result = await _store_records(writer, decoded, token)
+        return _json({"accepted": result.rows, "rejected": len(result.rejected), "errors": result.rejected[:20],
+                      "unknown_types": result.unknown_types})  # fmt: skip
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        if not store.ping():
+            return _error(503, "the store does not answer", retry_after=5)
+        return _json({"status": "ready", "queued_rows": writer.queued_rows})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        stats = writer.stats
+        lines = [
+            ("tracehouse_records_received_total", "counter", "Records accepted into the write queue", stats.received),
+            ("tracehouse_records_written_total", "counter", "Records stored", stats.written),
+            (
+                "tracehouse_records_rejected_total",
+                "counter",
+                "Records refused (bad values)",
+                stats.rejected + counters["spans_rejected_at_decode"],
+            ),
+            ("tracehouse_requests_rejected_total", "counter", "Requests refused whole", counters["requests_rejected"]),
+            ("tracehouse_overloaded_total", "counter", "Submissions refused with 503", stats.overloaded),
+            ("tracehouse_queue_rows", "gauge", "Records waiting to be inserted", writer.queued_rows),
+            ("tracehouse_inserts_total", "counter", "Inserts into the store", stats.inserts),
+            ("tracehouse_insert_failures_total", "counter", "Inserts that failed", stats.failed_inserts),
+            ("tracehouse_insert_seconds_total", "counter", "Time spent inserting", round(stats.insert_seconds, 6)),
+        ]
+        text = "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h, v in lines)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    @app.post("/api/v1/query")
+    async def query(request: Request) -> Response:
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _error(400, 'expected JSON: {"sql": "...", "parameters": {...}}')
+        sql, parameters = (
+            (payload.get("sql"), payload.get("parameters") or {}) if isinstance(payload, dict) else (None, None)
+        )
+        if not isinstance(sql, str) or not sql.strip() or not isinstance(parameters, dict):
+            return _error(400, 'expected {"sql": "...", "parameters": {...}}')
+        try:
+            columns, rows = await asyncio.to_thread(
+                store.query_readonly, sql, parameters, config.query_max_rows, config.query_timeout
+            )
+        except StoreError as error:
+            return _error(400, str(error))
+        return _json({"columns": columns, "rows": rows})
+
+    @app.get("/api/v1/traces")
+    def traces(
+        project: Optional[str] = None,
+        limit: int = 20,
+        since: str = "24h",
+        name: Optional[str] = None,
+        status: Optional[str] = None,
+    ) -> Response:
+        frame = q.traces(store, project or config.default_project, limit=limit, since=since, name=name, status=status)
+        return _json(frame_json(frame))
+
+    @app.get("/api/v1/traces/{trace_id}")
+    def trace_tree(trace_id: str, project: Optional[str] = None) -> Response:
+        return _json(q.trace_tree(store, project or config.default_project, trace_id))
+
+    @app.get("/api/v1/latency")
+    def latency(project: Optional[str] = None, by: str = "name", since: str = "1h") -> Response:
+        return _json(frame_json(q.latency(store, project or config.default_project, by=by, since=since)))
+
+    return app
+
+
+def _otlp_response(protobuf: bool, rejected: int, message: str) -> Response:
+    """ExportTraceServiceResponse, with partial_success when some spans were refused."""
+    if protobuf:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = message
+        return Response(response.SerializeToString(), media_type=PROTOBUF)
+    body: dict[str, Any] = {}
+    if rejected:
+        body["partialSuccess"] = {"rejectedSpans": rejected, "errorMessage": message}
+    return _json(body)
+
+
+__all__ = ["CollectorConfig", "create_app", "frame_json"]

@@ -1,0 +1,131 @@
+"""`tracehouse serve`: the collector process. It owns the store and is its only writer.
+
+It runs the HTTP app on uvicorn, ingests the local spool directory every half second (records
+written by local processes appear within about a second), and on SIGTERM/SIGINT stops taking
+requests, finishes the ones in flight, inserts everything accepted, then exits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from tracehouse._errors import ConfigError
+
+from ._store import Store
+from ._writer import BatchWriter, WriteResult
+
+logger = logging.getLogger("tracehouse")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Options of `tracehouse serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = 4318
+    store_url: str = ""
+    database: str = "tracehouse"
+    spool_dir: Optional[Path] = None
+    default_project: str = "default"
+    spool_interval: float = 0.5
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost / 127.0.0.0/8 / ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WriterDestination:
+    """Spool ingest through the collector's writer (so the store keeps a single writer)."""
+
+    def __init__(self, writer: BatchWriter, timeout: float = 60.0) -> None:
+        self.writer = writer
+        self.timeout = timeout
+
+    def write(self, records: list[dict[str, Any]], token: str) -> WriteResult:
+        """Submit and wait until stored."""
+        return self.writer.submit(records, token).result(self.timeout)
+
+
+class SpoolFollower(threading.Thread):
+    """Ingests a spool directory every `interval` seconds until stopped."""
+
+    def __init__(self, writer: BatchWriter, spool_dir: Path, interval: float) -> None:
+        super().__init__(name="tracehouse-spool-follower", daemon=True)
+        self.writer, self.spool_dir, self.interval = writer, spool_dir, interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        from tracehouse.exporters._ingest import SpoolIngester
+
+        ingester = SpoolIngester(WriterDestination(self.writer))
+        while not self._stop_event.is_set():
+            try:
+                ingester.ingest(self.spool_dir)
+            except Exception as error:  # the store is busy or down: the spool keeps the records
+                logger.warning("tracehouse collector: spool ingest paused: %s", error)
+            self._stop_event.wait(self.interval)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the current pass and stop."""
+        self._stop_event.set()
+        self.join(timeout)
+
+
+def build(options: ServeOptions) -> tuple[Any, Store, BatchWriter]:
+    """The app, its store and writer (tests run the app in-process with this)."""
+    from ._app import CollectorConfig, create_app
+
+    store = Store(options.store_url, options.database)
+    writer = BatchWriter(store)
+    app = create_app(store, writer, CollectorConfig(default_project=options.default_project))
+    return app, store, writer
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        """uvicorn re-raises SIGTERM after its graceful stop, which would kill us before the writer
+        drains; here a signal only asks for the stop, and serve() then writes everything accepted."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return Server
+
+
+def serve(options: ServeOptions) -> None:
+    """Run the collector until SIGTERM/SIGINT; everything accepted is written before it returns."""
+    try:
+        import uvicorn
+    except ImportError as error:
+        raise ConfigError("serve", "the collector needs its extra: pip install 'tracehouse[server]'") from error
+    _Server = _server_class()
+    app, store, writer = build(options)
+    follower = None
+    if options.spool_dir is not None:
+        follower = SpoolFollower(writer, options.spool_dir, options.spool_interval)
+        follower.start()
+    config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="off")
+    server = _Server(config)
+    logger.warning("tracehouse collector listening on http://%s:%d (store %s)", options.host, options.port,
+                   options.store_url)  # fmt: skip
+    try:
+        server.run()
+    finally:
+        if follower is not None:
+            follower.stop()
+        writer.close()
+        store.close()

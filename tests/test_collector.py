@@ -1,0 +1,372 @@
+"""`tracehouse serve`: OTLP/HTTP in, REST reads out, SDK senders exactly once, SIGTERM/SIGKILL safe."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from conftest import SESSION_STORE_URL, run_python
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+from tracehouse.collector._server import ServeOptions, build
+
+
+def _otlp_body(n_traces: int = 3, model: str = "gpt-4o") -> bytes:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "otel-app"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("plain-otel")
+    for _ in range(n_traces):
+        with tracer.start_as_current_span("chat", attributes={"gen_ai.request.model": model}) as span:
+            span.set_attribute("gen_ai.usage.input_tokens", 10)
+            span.set_attribute("gen_ai.usage.output_tokens", 4)
+            with tracer.start_as_current_span("tool"):
+                pass
+    return bytes(encode_spans(exporter.get_finished_spans()).SerializeToString())
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[TestClient]:
+    database = f"collector_{os.getpid()}_{time.monotonic_ns()}"
+    app, store, writer = build(ServeOptions(store_url=SESSION_STORE_URL, database=database, default_project="p"))
+    with TestClient(app) as client:
+        yield client
+    writer.close()
+    store.close()
+
+
+def _count(client: TestClient, where: str = "1") -> int:
+    answer = client.post("/api/v1/query", json={"sql": f"SELECT count() FROM spans WHERE {where}"}).json()
+    return int(answer["rows"][0][0])
+
+
+def test_otlp_protobuf_lands_in_spans_and_reads_back(collector: TestClient) -> None:
+    response = collector.post("/v1/traces", content=_otlp_body(), headers={"Content-Type": "application/x-protobuf"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-protobuf"
+    assert _count(collector) == 6
+    latency = collector.get("/api/v1/latency", params={"project": "p", "by": "model"}).json()
+    assert latency["columns"][:2] == ["model", "count"] and latency["rows"][0][:2] == ["gpt-4o", 3]
+    traces = collector.get("/api/v1/traces", params={"project": "p"}).json()
+    assert len(traces["rows"]) == 3
+    tree = collector.get(f"/api/v1/traces/{traces['rows'][0][0]}", params={"project": "p"}).json()
+    assert tree["name"] == "chat" and [c["name"] for c in tree["children"]] == ["tool"]
+    service = collector.post("/api/v1/query", json={"sql": "SELECT DISTINCT service_name FROM spans"}).json()
+    assert service["rows"] == [["otel-app"]]
+
+
+def test_gzip_and_json_bodies(collector: TestClient) -> None:
+    body = _otlp_body(1)
+    gz = collector.post(
+        "/v1/traces",
+        content=gzip.compress(body),
+        headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+    )
+    assert gz.status_code == 200
+    from google.protobuf.json_format import MessageToJson
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(_otlp_body(1, model="gpt-4o-mini"))
+    as_json = MessageToJson(request)
+    js = collector.post("/v1/traces", content=as_json, headers={"Content-Type": "application/json"})
+    assert js.status_code == 200 and js.json() == {}
+    assert _count(collector, "model = 'gpt-4o-mini'") == 1
+
+
+def test_bad_requests_get_clear_statuses_and_lose_nothing(collector: TestClient) -> None:
+    assert (
+        collector.post(
+            "/v1/traces", content=_otlp_body(2), headers={"Content-Type": "application/x-protobuf"}
+        ).status_code
+        == 200
+    )
+    bad = collector.post("/v1/traces", content=b"\xff\x00garbage", headers={"Content-Type": "application/x-protobuf"})
+    assert bad.status_code == 400 and "protobuf" in bad.json()["error"]
+    assert (
+        collector.post("/v1/traces", content=b"{nope", headers={"Content-Type": "application/json"}).status_code == 400
+    )
+    assert collector.post("/v1/traces", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert (
+        collector.post(
+            "/v1/traces", content=b"x", headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "br"}
+        ).status_code
+        == 415
+    )
+    huge = collector.post(
+        "/v1/traces", content=b"0" * (33 * 1024 * 1024), headers={"Content-Type": "application/x-protobuf"}
+    )
+    assert huge.status_code == 413
+    assert collector.get("/healthz").json() == {"status": "ok"}
+    assert _count(collector) == 4
+
+
+def test_records_endpoint_is_exactly_once_per_batch_token(collector: TestClient) -> None:
+    record = {
+        "type": "span", "project": "p", "name": "step", "trace_id": "1" * 32, "span_id": "2" * 16,
+        "parent_span_id": "", "start_ns": time.time_ns() - 1000, "end_ns": time.time_ns(), "status": "ok",
+        "status_message": "", "attributes": {}, "events": [], "span_kind": "INTERNAL", "scope": "t", "resource": {},
+    }  # fmt: skip
+    bad = {**record, "span_id": "zz"}
+    for _ in range(3):
+        answer = collector.post("/api/v1/records", json=[record, bad], headers={"X-Tracehouse-Batch": "seg:0:100"})
+        assert answer.status_code == 200
+        assert answer.json()["accepted"] == 1 and answer.json()["rejected"] == 1
+    assert _count(collector) == 1
+    assert (
+        collector.post("/api/v1/records", content=b"{}", headers={"Content-Type": "application/json"}).status_code
+        == 400
+    )
+
+
+def test_sql_endpoint_is_read_only_and_bounded(collector: TestClient) -> None:
+    assert collector.post("/api/v1/query", json={"sql": "DROP TABLE spans"}).status_code == 400
+    assert collector.post("/api/v1/query", json={"sql": "INSERT INTO spans (project) VALUES ('x')"}).status_code == 400
+    too_many = collector.post("/api/v1/query", json={"sql": "SELECT number FROM numbers(100000)"})
+    assert too_many.status_code == 400 and "rows" in too_many.json()["error"].lower()
+    bound = collector.post(
+        "/api/v1/query", json={"sql": "SELECT {v:String} AS v", "parameters": {"v": "x' OR 1=1 --"}}
+    ).json()
+    assert bound["rows"] == [["x' OR 1=1 --"]]
+    assert _count(collector) == 0
+
+
+def test_reading_errors_are_4xx(collector: TestClient) -> None:
+    assert collector.get("/api/v1/latency", params={"by": "colour"}).status_code == 400
+    assert collector.get("/api/v1/traces", params={"since": "yesterday"}).status_code == 400
+    assert collector.get("/api/v1/traces/" + "0" * 31 + "1").status_code == 404
+    assert collector.get("/api/v1/traces/not-hex").status_code == 400
+
+
+def test_metrics_and_readiness(collector: TestClient) -> None:
+    collector.post("/v1/traces", content=_otlp_body(1), headers={"Content-Type": "application/x-protobuf"})
+    text = collector.get("/metrics").text
+    values = dict(line.split() for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(values["tracehouse_records_received_total"]) == 2
+    assert float(values["tracehouse_records_written_total"]) == 2
+    assert "tracehouse_queue_rows" in values and "tracehouse_insert_seconds_total" in values
+    assert collector.get("/readyz").json()["status"] == "ready"
+
+
+def test_a_full_queue_answers_503_with_retry_after(collector: TestClient) -> None:
+    from tracehouse.collector import _writer
+    from tracehouse.collector._writer import Overloaded
+
+    original = _writer.BatchWriter.submit
+
+    def full(self: Any, records: Any, token: Any = None) -> Any:
+        raise Overloaded(retry_after=3)
+
+    _writer.BatchWriter.submit = full  # type: ignore[method-assign]
+    try:
+        busy = collector.post("/v1/traces", content=_otlp_body(1), headers={"Content-Type": "application/x-protobuf"})
+    finally:
+        _writer.BatchWriter.submit = original  # type: ignore[method-assign]
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "3"
+
+
+# --- a real collector process ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Collector:
+    """`tracehouse serve` in a subprocess with its own data dir."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tracehouse", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+            if self.process.poll() is not None:
+                raise RuntimeError(self.process.stderr.read().decode() if self.process.stderr else "serve died")
+        raise RuntimeError("collector did not become ready")
+
+    def query(self, sql: str) -> list[list[Any]]:
+        request = urllib.request.Request(
+            self.url + "/api/v1/query",
+            data=json.dumps({"sql": sql}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            rows: list[list[Any]] = json.loads(answer.read())["rows"]
+            return rows
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(60)
+
+
+@pytest.fixture
+def live_collector(tmp_path: Path) -> Iterator[Collector]:
+    collector = Collector(tmp_path / "collector-data", _free_port())
+    collector.start()
+    yield collector
+    if collector.process is not None and collector.process.poll() is None:
+        collector.stop(signal.SIGKILL)
+
+
+def _sender_code(endpoint: str, data_dir: Path, project: str, count: int, extra: str = "") -> str:
+    return textwrap.dedent(
+        f"""
+        import tracehouse as th
+        th.configure(endpoint={endpoint!r}, data_dir={str(data_dir)!r}, project={project!r})
+
+        @th.trace(kind="llm")
+        def call(i):
+            th.current_span().set_usage(model="gpt-4o-mini", input_tokens=i, output_tokens=1)
+            return i
+
+        for i in range({count}):
+            call(i)
+        {extra}
+        """
+    )
+
+
+def test_sdk_sender_and_stock_otlp_exporter_reach_the_collector(live_collector: Collector, tmp_path: Path) -> None:
+    result = run_python(_sender_code(live_collector.url, tmp_path / "app", "sdk", 500))
+    assert result.returncode == 0, result.stderr
+    stock = textwrap.dedent(
+        f"""
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider = TracerProvider(resource=Resource.create({{"service.name": "plain", "tracehouse.project": "otel"}}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint="{live_collector.url}/v1/traces")))
+        tracer = provider.get_tracer("plain")
+        for i in range(300):
+            with tracer.start_as_current_span("op", attributes={{"input.value": "q" + str(i)}}):
+                pass
+        provider.shutdown()
+        """
+    )
+    result = run_python(stock, env={"PYTHONPATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert live_collector.query("SELECT project, count() FROM spans GROUP BY project ORDER BY project") == [
+        ["otel", 300],
+        ["sdk", 500],
+    ]
+    assert live_collector.query("SELECT sum(input_tokens) FROM spans WHERE project = 'sdk'") == [[sum(range(500))]]
+    assert live_collector.stop() == 0
+
+
+def test_reads_go_through_the_collector_when_an_endpoint_is_set(live_collector: Collector, tmp_path: Path) -> None:
+    code = _sender_code(
+        live_collector.url, tmp_path / "app", "reads", 20,
+        extra=textwrap.dedent(
+            """
+            frame = th.latency(by="model", since="1h")
+            print("latency", frame["model"].tolist(), frame["count"].tolist())
+            tid = th.traces(limit=1).trace_id[0]
+            print("tree", th.trace_tree(tid)["name"])
+            n = th.query("SELECT count() AS n FROM spans WHERE project = {p:String}", {"p": "reads"})["n"][0]
+            print("query", n)
+            try:
+                th.latency(by="colour")
+            except th.ConfigError as error:
+                print("error", error.option)
+            """
+        ).replace("\n", "\n        "),
+    )  # fmt: skip
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "latency ['gpt-4o-mini'] [20]" in lines
+    assert "tree call" in lines and "query 20" in lines and "error by" in lines
+
+
+def test_sender_keeps_spans_while_the_collector_is_down(tmp_path: Path) -> None:
+    port = _free_port()
+    collector = Collector(tmp_path / "collector-data", port)
+    app_dir = tmp_path / "app"
+    result = run_python(
+        _sender_code(collector.url, app_dir, "down", 200), env={"TRACEHOUSE_FLUSH_TIMEOUT": "2"}
+    )  # nothing listens
+    assert result.returncode == 0, result.stderr
+    assert "unreachable" in result.stderr or "could not send" in result.stderr
+    collector.start()
+    try:
+        sync = subprocess.run(
+            [sys.executable, "-m", "tracehouse", "sync", "--data-dir", str(app_dir), "--json"],
+            env={**os.environ, "TRACEHOUSE_ENDPOINT": collector.url}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert sync.returncode == 0, sync.stderr
+        assert json.loads(sync.stdout)["rows"] == 200
+        assert collector.query("SELECT count() FROM spans WHERE project = 'down'") == [[200]]
+    finally:
+        collector.stop(signal.SIGKILL)
+
+
+def test_sigkill_of_the_collector_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    collector = Collector(tmp_path / "collector-data", _free_port())
+    collector.start()
+    senders = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _sender_code(collector.url, tmp_path / f"app{i}", "kill", 3000, "import time; time.sleep(0)"),
+            ],
+            env={**os.environ, "TRACEHOUSE_FLUSH_TIMEOUT": "3"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(3)
+    ]
+    time.sleep(1.0)
+    collector.stop(signal.SIGKILL)
+    for sender in senders:
+        sender.wait(120)
+    collector.start()
+    try:
+        for i in range(3):
+            sync = subprocess.run(
+                [sys.executable, "-m", "tracehouse", "sync", "--data-dir", str(tmp_path / f"app{i}")],
+                env={**os.environ, "TRACEHOUSE_ENDPOINT": collector.url}, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert sync.returncode == 0, sync.stderr
+        assert collector.query("SELECT count(), uniqExact(span_id) FROM spans WHERE project = 'kill'") == [[9000, 9000]]
+    finally:
+        assert collector.stop() == 0
