@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -156,3 +157,22 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: Se
         ).rstrip()
 
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *(line(r) for r in cells[1:])])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def proc_status_mb(pid: int, field: str = "VmHWM") -> Optional[float]:
+    """A memory field of /proc/<pid>/status in MiB (VmHWM = peak RSS, VmRSS = current); None where unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return round(int(line.split()[1]) / 1024, 1)  # reported in kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

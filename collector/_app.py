@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse, Response
 from tracehouse._errors import ConfigError, NotFoundError, StoreError
 
 from . import _queries as q
+from ._keys import ANONYMOUS_ADMIN, KeyStore, Principal
 from ._otlp import OtlpError, decode_traces
 from ._store import Store
 from ._writer import BatchWriter, Overloaded, WriteResult
@@ -82,10 +83,61 @@ async def _store_records(writer: BatchWriter, records: list[dict[str, Any]], tok
     return await asyncio.wrap_future(writer.submit(records, token))
 
 
-def create_app(store: Store, writer: BatchWriter, config: CollectorConfig) -> FastAPI:
-    """The FastAPI application of `tracehouse serve`."""
+class AuthError(Exception):
+    """401 (no or a bad key) or 403 (a key acting outside its project)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _presented_key(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-tracehouse-key", "").strip()
+
+
+def _check_projects(principal: Principal, records: list[dict[str, Any]]) -> None:
+    if principal.admin:
+        return
+    others = {str(r.get("project")) for r in records} - {principal.project}
+    if others:
+        raise AuthError(403, f"this key writes only project {principal.project!r}, not {sorted(others)}")
+
+
+def _read_project(principal: Principal, project: Optional[str], default: str) -> str:
+    if principal.admin:
+        return project or default
+    if project not in (None, principal.project):
+        raise AuthError(403, f"this key reads only project {principal.project!r}")
+    return str(principal.project)
+
+
+def create_app(store: Store, writer: BatchWriter, config: CollectorConfig, keys: Optional[KeyStore] = None) -> FastAPI:
+    """The FastAPI application of `tracehouse serve`; with `keys`, every data endpoint needs an API key."""
     app = FastAPI(title="tracehouse collector", docs_url="/api/docs", openapi_url="/api/openapi.json")
     counters = {"requests_rejected": 0, "spans_rejected_at_decode": 0}
+
+    async def principal(request: Request) -> Principal:
+        if keys is None:
+            return ANONYMOUS_ADMIN
+        presented = _presented_key(request)
+        if not presented:
+            raise AuthError(401, "an API key is required: send 'Authorization: Bearer <key>'")
+        found = await asyncio.to_thread(keys.verify, presented)
+        if found is None:
+            raise AuthError(401, "unknown or revoked API key")
+        return found
+
+    def admin_only(who: Principal) -> None:
+        if not who.admin:
+            raise AuthError(403, "this endpoint needs an admin key")
+
+    @app.exception_handler(AuthError)
+    async def _auth(request: Request, error: AuthError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return _json({"error": str(error)}, error.status, headers)
 
     @app.exception_handler(ConfigError)
     async def _bad_argument(request: Request, error: ConfigError) -> Response:
@@ -105,16 +157,18 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig) -> Fa
 
     @app.post("/v1/traces")
     async def otlp_traces(request: Request) -> Response:
+        who = await principal(request)
         content_type = request.headers.get("content-type", "")
         try:
             body = await _read_body(request, config.max_body_bytes)
             decoded = decode_traces(
-                body, content_type, request.headers.get("content-encoding"), config.default_project,
+                body, content_type, request.headers.get("content-encoding"), who.project or config.default_project,
                 max_bytes=config.max_body_bytes * 4,
             )  # fmt: skip
         except OtlpError as error:
             counters["requests_rejected"] += 1
             return _error(error.status, str(error))
+        _check_projects(who, decoded.records)
         counters["spans_rejected_at_decode"] += decoded.rejected
         result = await _store_records(writer, decoded.records, None) if decoded.records else WriteResult()
         rejected = decoded.rejected + len(result.rejected)
@@ -124,6 +178,7 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig) -> Fa
     @app.post("/api/v1/records")
     async def records(request: Request) -> Response:
         """tracehouse's own records (spool frames from SDK senders); X-Tracehouse-Batch makes resends no-ops."""
+        who = await principal(request)
         try:
             body = await _read_body(request, config.max_body_bytes)
         except OtlpError as error:
@@ -136,6 +191,7 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig) -> Fa
             return _error(400, f"body is not JSON: {error}")
         if not isinstance(decoded, list) or not all(isinstance(r, dict) for r in decoded):
             return _error(400, "expected a JSON array of record objects")
+        _check_projects(who, decoded)
         token = request.headers.get("x-tracehouse-batch") or None
         result = await _store_records(writer, decoded, token)
         return _json({"accepted": result.rows, "rejected": len(result.rejected), "errors": result.rejected[:20],
@@ -175,6 +231,7 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig) -> Fa
 
     @app.post("/api/v1/query")
     async def query(request: Request) -> Response:
+        admin_only(await principal(request))
         try:
             payload = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
@@ -193,23 +250,54 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig) -> Fa
         return _json({"columns": columns, "rows": rows})
 
     @app.get("/api/v1/traces")
-    def traces(
+    async def traces(
+        request: Request,
         project: Optional[str] = None,
         limit: int = 20,
         since: str = "24h",
         name: Optional[str] = None,
         status: Optional[str] = None,
     ) -> Response:
-        frame = q.traces(store, project or config.default_project, limit=limit, since=since, name=name, status=status)
+        bound = _read_project(await principal(request), project, config.default_project)
+        frame = await asyncio.to_thread(q.traces, store, bound, limit=limit, since=since, name=name, status=status)
         return _json(frame_json(frame))
 
     @app.get("/api/v1/traces/{trace_id}")
-    def trace_tree(trace_id: str, project: Optional[str] = None) -> Response:
-        return _json(q.trace_tree(store, project or config.default_project, trace_id))
+    async def trace_tree(request: Request, trace_id: str, project: Optional[str] = None) -> Response:
+        bound = _read_project(await principal(request), project, config.default_project)
+        return _json(await asyncio.to_thread(q.trace_tree, store, bound, trace_id))
 
     @app.get("/api/v1/latency")
-    def latency(project: Optional[str] = None, by: str = "name", since: str = "1h") -> Response:
-        return _json(frame_json(q.latency(store, project or config.default_project, by=by, since=since)))
+    async def latency(request: Request, project: Optional[str] = None, by: str = "name", since: str = "1h") -> Response:
+        bound = _read_project(await principal(request), project, config.default_project)
+        return _json(frame_json(await asyncio.to_thread(q.latency, store, bound, by=by, since=since)))
+
+    @app.post("/api/v1/keys")
+    async def create_key(request: Request) -> Response:
+        admin_only(await principal(request))
+        if keys is None:
+            return _error(400, "this collector runs without keys; start it with --require-keys")
+        try:
+            payload = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict) or (not payload.get("admin") and not payload.get("project")):
+            return _error(400, 'expected {"project": "...", "name": "..."} or {"admin": true}')
+        project = None if payload.get("admin") else str(payload["project"])
+        key_id, key = await asyncio.to_thread(keys.create, project, str(payload.get("name", "")))
+        return _json({"key_id": key_id, "key": key, "project": project, "admin": project is None})
+
+    @app.get("/api/v1/keys")
+    async def list_keys(request: Request) -> Response:
+        admin_only(await principal(request))
+        return _json({"keys": await asyncio.to_thread(keys.list) if keys is not None else []})
+
+    @app.delete("/api/v1/keys/{key_id}")
+    async def revoke_key(request: Request, key_id: str) -> Response:
+        admin_only(await principal(request))
+        if keys is None or not await asyncio.to_thread(keys.revoke, key_id):
+            return _error(404, f"no key {key_id}")
+        return _json({"revoked": key_id})
 
     return app
 

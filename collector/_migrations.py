@@ -164,4 +164,22 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             """,
         ],
     ),
+    (
+        "0004_api_keys",
+        [
+            """
+            CREATE TABLE IF NOT EXISTS {db}.api_keys (
+                key_id String,
+                name String,
+                project String,
+                admin Bool,
+                secret_hash String,
+                created_at DateTime64(3, 'UTC'),
+                revoked Bool,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY key_id
+            """,
+        ],
+    ),
 ]

@@ -10,7 +10,9 @@ On the way in, the attributes of the ecosystems we accept are brought to one sha
 
 - OpenTelemetry GenAI conventions: kept as they are.
 - OpenInference: flattened `retrieval.documents.N.document.*` become one JSON list under
-  `gen_ai.retrieval.documents`; flattened `llm.input_messages.N.message.*` /
+  `gen_ai.retrieval.documents` (documents as {"text", "id", "score", "metadata"}, what
+  `Span.set_context` writes; a reranker's `reranker.output_documents.N.*` when there are none,
+  its input documents under `reranker.input_documents`); flattened `llm.input_messages.N.message.*` /
   `llm.output_messages.N.message.*` become `gen_ai.input.messages` / `gen_ai.output.messages`
   (when `input.value` / `output.value` are absent; dropped as duplicates when present).
 - OpenLLMetry (Traceloop): flattened `gen_ai.prompt.N.*` / `gen_ai.completion.N.*` become
@@ -19,9 +21,13 @@ On the way in, the attributes of the ecosystems we accept are brought to one sha
 
 The flattened keys are removed once folded; every other attribute is kept.
 
-Speed: protobuf fields are read directly (no `MessageToDict`), ids become hex with `bytes.hex()`,
-and the attribute folding runs only for spans that carry one of the flattened prefixes. The
-records of one resource share one `resource` dict: treat records as read-only.
+Attribute values: string, int, float, bool, lists of them; an OTLP kvlist becomes a dict and
+bytes become base64 text. Malformed values reject their span, not the request.
+
+Speed: protobuf is parsed with a wire-compatible private schema (see below) and read field by
+field (no `MessageToDict`), ids become hex with `bytes.hex()`, and the attribute folding runs only
+for spans that carry one of the flattened prefixes. The records of one resource share one
+`resource` dict: treat records as read-only.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import binascii
 import codecs
 import functools
 import math
+import re
 import struct
 import time
 import zlib
@@ -41,6 +48,7 @@ from typing import Any, Callable, Optional
 import orjson
 
 from tracehouse import _semconv as sc
+from tracehouse._errors import TracehouseError
 
 __all__ = ["DecodedSpans", "OtlpError", "decode_traces"]
 
@@ -62,7 +70,7 @@ _unpack_double = struct.Struct("<d").unpack_from
 _UTF8_CHARSETS = frozenset(("utf-8", "utf8", "us-ascii", "ascii"))
 
 
-class OtlpError(Exception):
+class OtlpError(TracehouseError):
     """A payload the collector must refuse as a whole; `status` is the HTTP status to answer with.
 
     400: malformed protobuf or JSON; 413: too large (after decompression); 415: unsupported
@@ -562,8 +570,11 @@ def _json_id(value: Any, size: int, what: str, allow_empty: bool = False) -> str
 
 
 def _json_uint(value: Any, what: str) -> int:
-    if value is None:
-        return 0
+    """A uint64 (a time in ns): a decimal string or a JSON number; missing is 0."""
+    return 0 if value is None else _json_integer(value, what, 0, 2**64)
+
+
+def _json_integer(value: Any, what: str, low: int, high: int) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str):
@@ -575,7 +586,7 @@ def _json_uint(value: Any, what: str) -> int:
         number = int(value)
     else:
         raise _SpanError(f"{what} is not an integer: {value!r}")
-    if not 0 <= number < 2**64:
+    if not low <= number < high:
         raise _SpanError(f"{what} out of range")
     return number
 
@@ -636,20 +647,7 @@ def _json_string(item: Any) -> str:
 
 
 def _json_int(item: Any) -> int:
-    if isinstance(item, int) and not isinstance(item, bool):
-        number = item
-    elif isinstance(item, str):
-        try:
-            number = int(item)
-        except ValueError:
-            raise _SpanError(f"intValue is not an integer: {item[:40]!r}")
-    elif isinstance(item, float) and item.is_integer():
-        number = int(item)
-    else:
-        raise _SpanError(f"intValue is not an integer: {item!r}")
-    if not -(2**63) <= number < 2**63:
-        raise _SpanError("intValue out of the int64 range")
-    return number
+    return _json_integer(item, "intValue", -(2**63), 2**63)
 
 
 def _json_double(item: Any) -> float:
@@ -757,7 +755,14 @@ _TRACELOOP_KIND = "traceloop.span.kind"
 _TRACELOOP_REQUEST_TYPE = "llm.request.type"
 _TRACELOOP_TO_KIND = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
 _REQUEST_TYPE_TO_KIND = {"chat": "chat", "completion": "llm", "embedding": "embedding", "rerank": "reranker"}
-_DOCUMENT_FIELDS = {"content": "text", "id": "id", "score": "score", "metadata": "metadata"}
+_DOCUMENT_FIELDS = {"content": "text"}
+_DOCUMENT_PREFIXES = frozenset((_DOCUMENTS, _RERANKER_INPUT, _RERANKER_OUTPUT))
+# prefix (with its dot), item index, item field (OpenInference's `document.` / `message.` level dropped)
+_FLATTENED = re.compile(
+    r"((?:retrieval\.documents|reranker\.(?:input|output)_documents|llm\.(?:input|output)_messages"
+    r"|gen_ai\.(?:prompt|completion))\.)([0-9]+)\.(?:document\.|message\.)?(.+)",
+    re.DOTALL,
+)
 
 
 def _normalise(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -776,19 +781,13 @@ def _normalise(attributes: dict[str, Any]) -> dict[str, Any]:
 def _fold(attributes: dict[str, Any]) -> None:
     groups: dict[str, dict[int, dict[str, Any]]] = {}
     for key in [k for k in attributes if k.startswith(_FOLD_PREFIXES)]:
-        for prefix in _FOLD_PREFIXES:
-            if key.startswith(prefix):
-                break
-        index, _, rest = key[len(prefix) :].partition(".")
-        if not index.isdecimal() or not rest:
-            continue  # not a flattened list item (e.g. `gen_ai.prompt.tokens`): leave it alone
-        value = attributes.pop(key)
-        if prefix in (_DOCUMENTS, _RERANKER_INPUT, _RERANKER_OUTPUT):
-            rest = rest.removeprefix("document.")
+        match = _FLATTENED.fullmatch(key)
+        if match is None:
+            continue  # not a flattened list item (e.g. `gen_ai.prompt.template`): leave it alone
+        prefix, index, rest = match.groups()
+        if prefix in _DOCUMENT_PREFIXES:
             rest = _DOCUMENT_FIELDS.get(rest, rest)
-        elif prefix in (_OI_INPUT_MESSAGES, _OI_OUTPUT_MESSAGES):
-            rest = rest.removeprefix("message.")
-        groups.setdefault(prefix, {}).setdefault(int(index), {})[rest] = value
+        groups.setdefault(prefix, {}).setdefault(int(index), {})[rest] = attributes.pop(key)
 
     if _RERANKER_OUTPUT in groups and _DOCUMENTS not in groups and sc.RETRIEVAL_DOCUMENTS not in attributes:
         groups[_DOCUMENTS] = groups.pop(_RERANKER_OUTPUT)  # a reranker's context is what it kept
@@ -815,7 +814,7 @@ def _items(indexed: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     """{"a.0.b": 1, "c": 2} -> {"a": [{"b": 1}], "c": 2} (numeric parts become list positions)."""
-    if not any("." in key for key in flat):
+    if "." not in "".join(flat):
         return flat
     root: dict[str, Any] = {}
     for key, value in sorted(flat.items(), key=lambda item: item[0].count(".")):  # shallow keys first

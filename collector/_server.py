@@ -33,6 +33,7 @@ class ServeOptions:
     spool_dir: Optional[Path] = None
     default_project: str = "default"
     spool_interval: float = 0.5
+    require_keys: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -85,10 +86,17 @@ class SpoolFollower(threading.Thread):
 def build(options: ServeOptions) -> tuple[Any, Store, BatchWriter]:
     """The app, its store and writer (tests run the app in-process with this)."""
     from ._app import CollectorConfig, create_app
+    from ._keys import KeyStore
 
     store = Store(options.store_url, options.database)
+    keys = KeyStore(store) if options.require_keys else None
+    if keys is not None and not keys.any_active():
+        store.close()
+        raise ConfigError(
+            "keys", "no API key exists yet: create one first with `tracehouse keys create --admin` (or --project P)"
+        )
     writer = BatchWriter(store)
-    app = create_app(store, writer, CollectorConfig(default_project=options.default_project))
+    app = create_app(store, writer, CollectorConfig(default_project=options.default_project), keys)
     return app, store, writer
 
 

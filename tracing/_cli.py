@@ -149,7 +149,22 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--clickhouse", metavar="URL", help="a ClickHouse server instead of the embedded store")
     srv.add_argument("--database", help="ClickHouse database (default TRACEHOUSE_DATABASE or tracehouse)")
     srv.add_argument("--project", help="project for spans that do not name one (default TRACEHOUSE_PROJECT)")
+    srv.add_argument("--require-keys", action="store_true", help="every data request needs an API key")
     srv.add_argument("--insecure", action="store_true", help="allow binding a non-loopback address without keys")
+
+    keys = sub.add_parser("keys", help="API keys of the collector: create, list, revoke")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser("create", help="create a key and print it (shown once)")
+    scope = create.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--project", help="the one project the key may write and read")
+    scope.add_argument("--admin", action="store_true", help="a key that may do everything")
+    create.add_argument("--name", default="", help="a label for the key")
+    keys_sub.add_parser("list", help="list keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    for action in (create, *(keys_sub.choices[n] for n in ("list", "revoke"))):
+        action.add_argument("--data-dir", help="data directory of the store (default TRACEHOUSE_DIR)")
+        action.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -161,6 +176,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "serve":
             return _serve(th, args)
+        if args.command == "keys":
+            return _keys(th, args)
         if args.data_dir or args.project:
             th.configure(data_dir=args.data_dir, project=args.project)
         return _run(th, args)
@@ -172,13 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _serve(th: Any, args: argparse.Namespace) -> int:
     from tracehouse.collector._server import ServeOptions, is_loopback, serve
 
-    if not is_loopback(args.host) and not args.insecure:
-        print(
-            f"tracehouse: refusing to serve on {args.host} without API keys; bind 127.0.0.1, "
-            "or pass --insecure to accept unauthenticated writes from the network",
-            file=sys.stderr,
-        )
-        return 2
+    require_keys = args.require_keys or (not is_loopback(args.host) and not args.insecure)
     settings = th.configure(
         data_dir=args.data_dir, clickhouse_url=args.clickhouse, database=args.database, project=args.project,
         endpoint="",
@@ -187,9 +198,56 @@ def _serve(th: Any, args: argparse.Namespace) -> int:
     serve(
         ServeOptions(
             host=args.host, port=args.port, store_url=settings.store_url, database=settings.database,
-            spool_dir=settings.spool_dir, default_project=settings.project,
+            spool_dir=settings.spool_dir, default_project=settings.project, require_keys=require_keys,
         )
     )  # fmt: skip
+    return 0
+
+
+def _keys(th: Any, args: argparse.Namespace) -> int:
+    """Keys live in the store: through the collector's API when an endpoint (and admin key) is set,
+    else straight in the store (the embedded one only while no collector holds it)."""
+    settings = th.configure(data_dir=args.data_dir) if args.data_dir else th.get_settings()
+    if settings.endpoint:
+        from tracehouse import _remote
+
+        if args.keys_command == "create":
+            body = {"admin": True} if args.admin else {"project": args.project}
+            answer = _remote.call_json("POST", "/api/v1/keys", {**body, "name": args.name})
+        elif args.keys_command == "list":
+            answer = _remote.call_json("GET", "/api/v1/keys")
+        else:
+            answer = _remote.call_json("DELETE", f"/api/v1/keys/{args.key_id}")
+    else:
+        from tracehouse._reading import get_store
+        from tracehouse.collector._keys import KeyStore
+
+        store_keys = KeyStore(get_store())
+        if args.keys_command == "create":
+            key_id, key = store_keys.create(None if args.admin else args.project, args.name)
+            answer = {
+                "key_id": key_id,
+                "key": key,
+                "project": None if args.admin else args.project,
+                "admin": args.admin,
+            }
+        elif args.keys_command == "list":
+            answer = {"keys": store_keys.list()}
+        elif store_keys.revoke(args.key_id):
+            answer = {"revoked": args.key_id}
+        else:
+            raise th.NotFoundError(f"no key {args.key_id}")
+    if args.json:
+        print(_dumps(answer))
+    elif args.keys_command == "create":
+        scope = "admin" if answer["admin"] else f"project {answer['project']!r}"
+        print(f"{answer['key']}\n(key {answer['key_id']} for {scope}; this is the only time it is shown)")
+    elif args.keys_command == "list":
+        rows = answer["keys"]
+        columns = ["key_id", "name", "project", "admin", "created_at", "revoked"]
+        print(format_table(columns, [[r[c] for c in columns] for r in rows]) if rows else "(no keys)")
+    else:
+        print(f"revoked {answer['revoked']}")
     return 0
 
 

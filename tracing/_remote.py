@@ -51,6 +51,11 @@ def _call(method: str, path: str, body: Optional[bytes] = None) -> Any:
         raise StoreError(str(error)) from None
 
 
+def call_json(method: str, path: str, payload: Optional[Mapping[str, Any]] = None) -> Any:
+    """A JSON request to the collector, errors mapped as for reads."""
+    return _call(method, path, orjson.dumps(payload) if payload is not None else None)
+
+
 def _frame(answer: Mapping[str, Any]) -> pd.DataFrame:
     import pandas as pd
 

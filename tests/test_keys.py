@@ -1,0 +1,143 @@
+"""API keys: hashed, shown once, scoped to a project or admin; 401/403 at the collector's edge."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from conftest import SESSION_STORE_URL
+
+import tracehouse as th
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+from tracehouse._cli import main
+from tracehouse.collector import Store
+from tracehouse.collector._keys import KeyStore
+from tracehouse.collector._server import ServeOptions, build
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    opened = Store(SESSION_STORE_URL, f"keys_{os.getpid()}_{time.monotonic_ns()}")
+    yield opened
+    opened.close()
+
+
+def _record(project: str, span_id: str) -> dict[str, object]:
+    now = time.time_ns()
+    return {
+        "type": "span", "project": project, "name": "step", "trace_id": "a" * 32, "span_id": span_id,
+        "parent_span_id": "", "start_ns": now - 1000, "end_ns": now, "status": "ok", "status_message": "",
+        "attributes": {}, "events": [], "span_kind": "INTERNAL", "scope": "t", "resource": {},
+    }  # fmt: skip
+
+
+def test_keys_are_stored_hashed_and_verify(store: Store) -> None:
+    keys = KeyStore(store)
+    key_id, key = keys.create("alpha", name="ci")
+    assert key.startswith(f"thk_{key_id}_")
+    secret = key.split("_", 2)[2]
+    _, rows = store.query_rows("SELECT * FROM api_keys")
+    assert secret not in repr(rows), "the secret must never be stored"
+    principal = keys.verify(key)
+    assert principal is not None and principal.project == "alpha" and not principal.admin
+    assert keys.verify(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert keys.verify("thk_nothex_abc") is None and keys.verify("") is None
+    _, admin_key = keys.create(None)
+    admin = keys.verify(admin_key)
+    assert admin is not None and admin.admin
+    assert [k["project"] for k in keys.list()] == ["alpha", ""]
+    assert keys.revoke(key_id) and keys.verify(key) is None
+    assert not keys.revoke("000000000000")
+    assert [bool(k["revoked"]) for k in keys.list()] == [True, False]
+
+
+@pytest.fixture
+def secured(store: Store) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    keys = KeyStore(store)
+    _, alpha = keys.create("alpha")
+    _, beta = keys.create("beta")
+    _, admin = keys.create(None)
+    store.close()
+    app, opened, writer = build(ServeOptions(store_url=SESSION_STORE_URL, database=store.database, require_keys=True))
+    with TestClient(app) as client:
+        yield client, {"alpha": alpha, "beta": beta, "admin": admin}
+    writer.close()
+    opened.close()
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_the_collector_needs_a_key_and_binds_its_project(secured: tuple[TestClient, dict[str, str]]) -> None:
+    client, keys = secured
+    records = [_record("alpha", "1" * 16)]
+    assert client.post("/api/v1/records", json=records).status_code == 401
+    assert (
+        client.post("/api/v1/records", json=records, headers=_auth("thk_000000000000_" + "x" * 40)).status_code == 401
+    )
+    assert client.post("/api/v1/records", json=records, headers=_auth(keys["beta"])).status_code == 403
+    ok = client.post("/api/v1/records", json=records, headers=_auth(keys["alpha"]))
+    assert ok.status_code == 200 and ok.json()["accepted"] == 1
+    mixed = [_record("alpha", "2" * 16), _record("beta", "3" * 16)]
+    assert client.post("/api/v1/records", json=mixed, headers=_auth(keys["alpha"])).status_code == 403
+    count = client.post("/api/v1/query", json={"sql": "SELECT count() FROM spans"}, headers=_auth(keys["admin"]))
+    assert count.json()["rows"] == [[1]], "refused requests must write nothing"
+
+
+def test_reads_are_bound_to_the_key_project(secured: tuple[TestClient, dict[str, str]]) -> None:
+    client, keys = secured
+    client.post("/api/v1/records", json=[_record("alpha", "4" * 16)], headers=_auth(keys["alpha"]))
+    mine = client.get("/api/v1/latency", headers=_auth(keys["alpha"]))
+    assert mine.status_code == 200 and mine.json()["rows"][0][:2] == ["step", 1]
+    assert client.get("/api/v1/latency", params={"project": "alpha"}, headers=_auth(keys["beta"])).status_code == 403
+    assert client.get("/api/v1/traces", headers=_auth(keys["beta"])).json()["rows"] == []
+    sql = client.post("/api/v1/query", json={"sql": "SELECT 1"}, headers=_auth(keys["alpha"]))
+    assert sql.status_code == 403 and "admin" in sql.json()["error"]
+    assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
+
+
+def test_admin_manages_keys_over_the_api(secured: tuple[TestClient, dict[str, str]]) -> None:
+    client, keys = secured
+    assert client.post("/api/v1/keys", json={"project": "gamma"}, headers=_auth(keys["alpha"])).status_code == 403
+    created = client.post("/api/v1/keys", json={"project": "gamma", "name": "x"}, headers=_auth(keys["admin"])).json()
+    assert created["project"] == "gamma" and created["key"].startswith("thk_")
+    listed = client.get("/api/v1/keys", headers=_auth(keys["admin"])).json()["keys"]
+    assert "gamma" in [k["project"] for k in listed] and all("secret" not in "".join(map(str, k)) for k in listed)
+    assert client.get("/api/v1/latency", headers=_auth(created["key"])).status_code == 200
+    assert client.delete(f"/api/v1/keys/{created['key_id']}", headers=_auth(keys["admin"])).status_code == 200
+    assert client.delete("/api/v1/keys/000000000000", headers=_auth(keys["admin"])).status_code == 404
+
+
+def test_cli_keys_create_list_revoke(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "create", "--project", "alpha", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["project"] == "alpha" and created["key"].startswith("thk_")
+    assert main(["keys", "create", "--admin"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("thk_") and "this is the only time it is shown" in out
+    assert main(["keys", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert created["key_id"] in listing and created["key"] not in listing
+    assert main(["keys", "revoke", created["key_id"]]) == 0
+    assert capsys.readouterr().out.strip() == f"revoked {created['key_id']}"
+    assert main(["keys", "revoke", "000000000000"]) == 2
+
+
+def test_serve_on_a_network_address_without_keys_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "tracehouse", "serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no API key exists yet" in result.stderr and "tracehouse keys create" in result.stderr
