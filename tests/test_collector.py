@@ -370,3 +370,54 @@ def test_sigkill_of_the_collector_loses_and_duplicates_nothing(tmp_path: Path) -
         assert collector.query("SELECT count(), uniqExact(span_id) FROM spans WHERE project = 'kill'") == [[9000, 9000]]
     finally:
         assert collector.stop() == 0
+
+
+def test_spans_with_bad_ids_or_times_are_partial_successes(collector: TestClient) -> None:
+    now = time.time_ns()
+
+    def span(span_id: str, start: int, end: int) -> dict[str, Any]:
+        return {
+            "traceId": "5" * 32,
+            "spanId": span_id,
+            "name": "s",
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(end),
+        }
+
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": []},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            span("6" * 16, now - 10, now),
+                            span("", now - 10, now),
+                            span("7" * 16, now, now - 10**9),
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    answer = collector.post("/v1/traces", json=body)
+    assert answer.status_code == 200
+    assert answer.json()["partialSuccess"]["rejectedSpans"] == 2
+    assert _count(collector) == 1
+
+
+def test_local_processes_reach_a_running_collector_through_its_spool(live_collector: Collector) -> None:
+    code = _sender_code("", live_collector.data_dir, "local", 50, "th.flush(); import time; time.sleep(30)")
+    writer = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if live_collector.query("SELECT count() FROM spans WHERE project = 'local'") == [[50]]:
+                break
+            time.sleep(0.2)
+        waited = 10 - (deadline - time.monotonic())
+        assert live_collector.query("SELECT count() FROM spans WHERE project = 'local'") == [[50]]
+        assert waited < 5, f"spans of a live local process took {waited:.1f} s to appear"
+    finally:
+        writer.kill()
+        writer.wait()
