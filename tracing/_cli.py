@@ -267,10 +267,13 @@ def _run(th: Any, args: argparse.Namespace) -> int:
         if args.json:
             print(_dumps({**summary, "problems": report.problems}))
         else:
-            print(
-                f"ingested {report.rows} spans from {report.segments_done} finished segment(s) "
-                f"into {th.get_settings().store_url}"
+            settings = th.get_settings()
+            verb, target = (
+                ("sent", f"to the collector at {settings.endpoint}")
+                if settings.endpoint
+                else ("ingested", f"into {settings.store_url}")
             )
+            print(f"{verb} {report.rows} spans from {report.segments_done} finished segment(s) {target}")
             for problem in report.problems:
                 print(f"  warning: {problem}")
     return 0
