@@ -176,3 +176,13 @@ def proc_status_mb(pid: int, field: str = "VmHWM") -> Optional[float]:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def proc_cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU seconds so far of all threads of process `pid` (/proc/<pid>/stat); None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime in clock ticks
+    except (OSError, ValueError, IndexError):
+        return None

@@ -4,7 +4,7 @@ Run from the repository root::
 
     python bench/ingest.py                    # defaults: 200,000 spans per part (~1-2 min on 2 cores)
     python bench/ingest.py --spans 50000 --clients 2
-    python bench/ingest.py --parts collector  # only part 1
+    python bench/ingest.py --parts collector  # only part 1 (parts: collector, sdk, stock, stock-discard)
 
 One real collector is started for the whole run: ``python -m tracehouse serve --port P --data-dir D``
 in a subprocess, on a free loopback port, with a fresh data directory (embedded chDB), no API keys.
@@ -42,9 +42,16 @@ The run waits for ``/readyz``. Counts are read back through the collector's own
      No tracehouse module is imported in that process (checked).
 
    Target: tracehouse spans/s >= 5x the stock exporter's delivered spans/s, with 0 dropped.
-3. Memory: peak RSS (``VmHWM`` of /proc/<pid>/status, read just before it is stopped) of the
-   collector, and peak RSS (``ru_maxrss``) of each sender process and of this load generator. The
-   collector is then stopped with SIGTERM and must exit with code 0.
+
+   Reference, not a target (part ``stock-discard``): the same stock child pointed at a discard
+   server (``_common.DiscardServer``) in this otherwise idle process, which answers 200 at once;
+   spans are counted from the bodies it received, seconds end when ``provider.shutdown()`` returns.
+   It shows the stock exporter's own ceiling, i.e. how much of its figure above is the collector's
+   answer latency (the exporter sends one batch at a time and waits for each answer).
+3. Memory and CPU: peak RSS (``VmHWM`` of /proc/<pid>/status) of the collector, read just before it
+   is stopped, and of each sender process and of this load generator (each reads its own); the
+   collector's CPU seconds during part 1 (/proc/<pid>/stat). The collector is then stopped with
+   SIGTERM and must exit with code 0.
 
 Results are printed as a table with PASS/FAIL per target and written as JSON to
 ``bench/results/ingest.json`` (git-ignored).
@@ -73,11 +80,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from _common import emit, free_port, peak_rss_mb, proc_status_mb, render_table, run_child
+from _common import (
+    DiscardServer,
+    emit,
+    free_port,
+    peak_rss_mb,
+    proc_cpu_seconds,
+    proc_status_mb,
+    render_table,
+    run_child,
+)
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results" / "ingest.json"
-PARTS = ("collector", "sdk", "stock")
+PARTS = ("collector", "sdk", "stock", "stock-discard")
 TARGET_COLLECTOR_SPANS_PER_S = 30_000.0
 TARGET_SENDER_RATIO = 5.0
 PROTOBUF = "application/x-protobuf"
@@ -90,6 +106,15 @@ POLL_INTERVAL = 0.1
 STOCK_QUIET_SECONDS = 10.0  # the stock exporter's count is final once it has not grown for this long
 SDK_QUIET_SECONDS = 30.0  # the SDK sender retries with backoff: give it longer before calling it stuck
 READY_TIMEOUT = 90.0
+
+
+def own_peak_rss_mb() -> Optional[float]:
+    """This process's peak RSS from VmHWM.
+
+    Not `ru_maxrss`: Linux carries it over fork and exec, so a child started by a bigger parent would
+    report the parent's peak instead of its own.
+    """
+    return proc_status_mb(os.getpid(), "VmHWM") or peak_rss_mb()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,9 +274,11 @@ def build_bodies(count: int, batch: int, project: str, seed: int) -> list[bytes]
     i = seed
     for _ in range(count):
         for _ in range(batch // 2):
-            with tracer.start_as_current_span("rag.answer", attributes=_span_attributes(i)):
-                with tracer.start_as_current_span(f"chat {MODEL}", attributes=_span_attributes(i + 1)):
-                    pass
+            with (
+                tracer.start_as_current_span("rag.answer", attributes=_span_attributes(i)),
+                tracer.start_as_current_span(f"chat {MODEL}", attributes=_span_attributes(i + 1)),
+            ):
+                pass
             i += 2
         if batch % 2:
             with tracer.start_as_current_span("rag.answer", attributes=_span_attributes(i)):
@@ -379,8 +406,11 @@ def part_collector(collector: CollectorProcess, bodies: list[bytes], sizes: list
     warmup = build_bodies(1, sizes[0], "warmup", 0)[0]
     warm_stats, _, _ = post_bodies(collector.url, [warmup], 1)
     before = collector_metrics(collector.url)
+    pid = collector.process.pid if collector.process is not None else 0
+    cpu_before = proc_cpu_seconds(pid)
     stats, started, sent = post_bodies(collector.url, bodies, clients)
     waited = wait_for_count(collector.url, "ingest", spans, quiet_seconds=30.0, started=started)
+    cpu_after = proc_cpu_seconds(pid)
     after = collector_metrics(collector.url)
     seconds = waited["seconds"]
     inserts = after.get("tracehouse_inserts_total", 0) - before.get("tracehouse_inserts_total", 0)
@@ -410,6 +440,7 @@ def part_collector(collector: CollectorProcess, bodies: list[bytes], sizes: list
         "rows_per_insert": (spans / inserts) if inserts else None,
         "insert_seconds": insert_seconds,
         "overloaded_total": after.get("tracehouse_overloaded_total"),
+        "collector_cpu_seconds": None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
     }
 
 
@@ -454,8 +485,12 @@ def child_sdk(url: str, spans: int, data_dir: Path) -> dict[str, Any]:
     }
 
 
-def child_stock(url: str, spans: int, data_dir: Path) -> dict[str, Any]:
-    """The stock OTel SDK + BatchSpanProcessor + OTLP/HTTP exporter, all defaults."""
+def child_stock(url: str, spans: int, data_dir: Path, poll: bool = True) -> dict[str, Any]:
+    """The stock OTel SDK + BatchSpanProcessor + OTLP/HTTP exporter, all defaults.
+
+    With `poll` false (the discard-server reference) nothing is counted here: the parent counts what
+    its discard server received, and `seconds` ends when `provider.shutdown()` returns.
+    """
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -473,6 +508,10 @@ def child_stock(url: str, spans: int, data_dir: Path) -> dict[str, Any]:
     t1 = time.perf_counter()
     provider.shutdown()
     t2 = time.perf_counter()
+    imported = any(m == "tracehouse" or m.startswith("tracehouse.") for m in sys.modules)
+    if not poll:
+        return {"spans": spans, "loop_seconds": t1 - t0, "flush_seconds": t2 - t1, "seconds": t2 - t0,
+                "tracehouse_imported": imported}  # fmt: skip
     waited = wait_for_count(url, "stock", spans, quiet_seconds=STOCK_QUIET_SECONDS, started=t0)
     return {
         "spans": spans,
@@ -483,22 +522,48 @@ def child_stock(url: str, spans: int, data_dir: Path) -> dict[str, Any]:
         "dropped": spans - waited["stored"],
         "spans_per_second": waited["stored"] / waited["seconds"] if waited["seconds"] > 0 else None,
         "polls": waited["polls"],
-        "tracehouse_imported": any(m == "tracehouse" or m.startswith("tracehouse.") for m in sys.modules),
+        "tracehouse_imported": imported,
     }
 
 
 def child_main(args: argparse.Namespace) -> int:
     try:
         data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="th-bench-"))
-        run = child_sdk if args.child == "sdk" else child_stock
-        result = run(args.endpoint, args.spans, data_dir)
+        if args.child == "sdk":
+            result = child_sdk(args.endpoint, args.spans, data_dir)
+        else:
+            result = child_stock(args.endpoint, args.spans, data_dir, poll=args.child == "stock")
     except Exception as error:
         traceback.print_exc()
         emit({"skipped": f"{type(error).__name__}: {error}".splitlines()[0][:300]})
         return 1
-    result["peak_rss_mb"] = peak_rss_mb()
+    result["peak_rss_mb"] = own_peak_rss_mb()
     emit(result)
     return 0
+
+
+def part_stock_discard(spans: int, data_dir: Path) -> dict[str, Any]:
+    """The stock exporter against a discard server in this (idle) process: its ceiling without a store."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    server = DiscardServer().start()
+    try:
+        child_args = [str(HERE), "--child", "stock-discard", "--endpoint", server.url, "--spans", str(spans),
+                      "--data-dir", str(data_dir)]  # fmt: skip
+        result = run_child(child_args, timeout=900)
+        bodies = server.decoded_bodies()
+    finally:
+        server.stop()
+    if "skipped" in result:
+        return result
+    received = 0
+    for _, body in bodies:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        received += sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
+    result.update(stored=received, dropped=spans - received, requests=len(bodies),
+                  spans_per_second=received / result["seconds"] if result["seconds"] > 0 else None)  # fmt: skip
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -523,8 +588,8 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _sender_ratio(results: dict[str, Any]) -> Optional[float]:
-    sdk, stock = results.get("sdk") or {}, results.get("stock") or {}
+def _sender_ratio(results: dict[str, Any], other: str = "stock") -> Optional[float]:
+    sdk, stock = results.get("sdk") or {}, results.get(other) or {}
     mine, theirs = sdk.get("spans_per_second"), stock.get("spans_per_second")
     return mine / theirs if mine and theirs else None
 
@@ -576,7 +641,8 @@ def report(results: dict[str, Any]) -> str:
             rows.append(["collector OTLP/HTTP", f"{n:,}", f"{col['stored']:,}", f"{col['dropped']:,}",
                          _fmt(col["seconds"], 2), _fmt(col["spans_per_second"]), f"{col['status_503']:,}",
                          _fmt(results.get("collector_peak_rss_mb"), 1), note])  # fmt: skip
-    for key, label in (("sdk", "tracehouse SDK sender"), ("stock", "stock OTLP/HTTP exporter")):
+    for key, label in (("sdk", "tracehouse SDK sender"), ("stock", "stock OTLP/HTTP exporter"),
+                       ("stock-discard", "(ref) stock -> discard")):  # fmt: skip
         child = results.get(key)
         if child is None:
             continue
@@ -586,7 +652,9 @@ def report(results: dict[str, Any]) -> str:
         note = f"loop {child['loop_seconds']:.2f} s, flush {child['flush_seconds']:.2f} s"
         if key == "sdk" and child.get("sink_dropped"):
             note += f", spool dropped {child['sink_dropped']:,}"
-        if key == "stock" and child.get("tracehouse_imported"):
+        if key == "stock-discard":
+            note += ", received by a discard server, not stored; not a target"
+        if key.startswith("stock") and child.get("tracehouse_imported"):
             note += ", WARNING: tracehouse was imported"
         if child.get("note"):
             note += f"; {child['note']}"
@@ -608,6 +676,12 @@ def report(results: dict[str, Any]) -> str:
             f"  writer: {col['inserts']:,} inserts, {_fmt(col['rows_per_insert'])} rows each on average, "
             f"{col['insert_seconds']:.2f} s inside inserts ({share:.0f}% of the wall time)"
         )
+        cpu = col.get("collector_cpu_seconds")
+        if cpu is not None and col["seconds"]:
+            out.append(
+                f"  collector CPU: {cpu:.2f} s over {col['seconds']:.2f} s of wall time = {cpu / col['seconds']:.2f} "
+                f"of {results['cpus']} cores busy, {cpu / col['spans'] * 1e6:.0f} us of CPU per span"
+            )
         for sample in col["error_samples"]:
             out.append(f"  error: {sample}")
     out.append(
@@ -621,6 +695,12 @@ def report(results: dict[str, Any]) -> str:
     ratio = _sender_ratio(results)
     if ratio is not None:
         out.append(f"sdk sender / stock exporter: {ratio:.2f}x (delivered spans/s)")
+    reference = _sender_ratio(results, "stock-discard")
+    if reference is not None:
+        out.append(
+            f"sdk sender / stock exporter at its own ceiling (discard server): {reference:.2f}x -- what the ratio "
+            "would be if the collector answered the stock exporter instantly (information, not a target)"
+        )
 
     out.append("")
     checks = [[name, _fmt(value, 2) if isinstance(value, float) else value, target, verdict]
@@ -675,6 +755,9 @@ def parent_main(args: argparse.Namespace) -> int:
                     child_args = [str(HERE), "--child", part, "--endpoint", collector.url, "--spans",
                                   str(args.spans), "--data-dir", str(root / part)]  # fmt: skip
                     results[part] = run_child(child_args, env={"TRACEHOUSE_DISABLED": "0"}, timeout=900)
+            if "stock-discard" in parts:
+                _progress("reference: stock exporter -> discard server ...")
+                results["stock-discard"] = part_stock_discard(args.spans, root / "stock-discard")
             results["collector_peak_rss_mb"] = collector.peak_rss_mb()
             results["collector_current_rss_mb"] = proc_status_mb(collector.process.pid, "VmRSS")  # type: ignore[union-attr]
             _progress("stopping the collector (SIGTERM) ...")
@@ -683,7 +766,7 @@ def parent_main(args: argparse.Namespace) -> int:
                 results["collector_log_tail"] = collector.log_tail()
         finally:
             collector.kill()
-    results["load_generator_peak_rss_mb"] = peak_rss_mb()
+    results["load_generator_peak_rss_mb"] = own_peak_rss_mb()
     results["checks"] = evaluate(results)
     results["total_seconds"] = time.perf_counter() - started
     print(report(results))
@@ -703,7 +786,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="client threads posting in part 1 (default 4)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts (default {','.join(PARTS)})")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
-    parser.add_argument("--child", choices=("sdk", "stock"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("sdk", "stock", "stock-discard"), help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

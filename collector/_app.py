@@ -80,7 +80,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 async def _store_records(writer: BatchWriter, records: list[dict[str, Any]], token: Optional[str]) -> WriteResult:
-    return await asyncio.wrap_future(writer.submit(records, token))
+    future = await asyncio.to_thread(writer.submit, records, token)  # maps records: CPU off the event loop
+    return await asyncio.wrap_future(future)
 
 
 class AuthError(Exception):

@@ -124,6 +124,7 @@ def serve(options: ServeOptions) -> None:
     _Server = _server_class()
     app, store, writer = build(options)
     gc.freeze()  # the long-lived start-up objects leave the collector's GC passes (cheaper per request)
+    gc.set_threshold(50_000, 20, 20)  # decoding makes many short-lived dicts: collect young objects less often
     follower = None
     if options.spool_dir is not None:
         follower = SpoolFollower(writer, options.spool_dir, options.spool_interval)

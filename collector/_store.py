@@ -99,6 +99,7 @@ class Store:
             admin.close()  # after the database client is open: closing chDB's last client stops the engine
         self._lock = threading.Lock()
         self._reader: Optional[Client] = None
+        self._types: dict[str, dict[str, str]] = {}
         self.migrate()
 
     @property
@@ -135,14 +136,23 @@ class Store:
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         try:
             with self._lock:
+                types = self._column_types(table)
                 self.client.insert(
                     table, [columns[n] for n in names], column_names=names, column_oriented=True,
-                    database=self.database, settings=settings,
+                    database=self.database, settings=settings, column_type_names=[types[n] for n in names],
                 )  # fmt: skip
         except DataError as error:  # a value does not fit its column: the rows are at fault, not the store
             raise BadRowsError(f"insert into {table} refused the values: {_first_line(error)}") from error
         except Exception as error:
             raise StoreError(f"insert into {table} failed: {_first_line(error)}") from error
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        """Column types of a table, read once (the client would otherwise DESCRIBE it on every insert)."""
+        types = self._types.get(table)
+        if types is None:
+            result = self.client.query(f"DESCRIBE TABLE `{self.database}`.`{table}`")
+            types = self._types[table] = {str(row[0]): str(row[1]) for row in result.result_rows}
+        return types
 
     def query_df(self, sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
         """Run a SELECT; the result as a pandas DataFrame. Values bind as {name:Type} parameters."""

@@ -90,6 +90,7 @@ class _Submission:
     records: list[dict[str, Any]]
     token: Optional[str]
     future: Future[WriteResult]
+    mapped: tuple[dict[str, list[Any]], WriteResult]
 
 
 @dataclass
@@ -109,7 +110,7 @@ class BatchWriter:
     """A bounded queue of submissions and a thread that inserts them in merged batches."""
 
     def __init__(
-        self, store: Store, max_batch_rows: int = 20_000, max_delay: float = 0.1, max_queued_rows: int = 200_000
+        self, store: Store, max_batch_rows: int = 20_000, max_delay: float = 0.002, max_queued_rows: int = 200_000
     ) -> None:
         self.store = store
         self.max_batch_rows = max_batch_rows
@@ -132,16 +133,18 @@ class BatchWriter:
         """Queue records; the future resolves once they are stored. Raises Overloaded when full.
 
         Submissions without a token are merged with others; one with a token is inserted alone, so
-        a resend with the same token is dropped by ClickHouse as a duplicate.
+        a resend with the same token is dropped by ClickHouse as a duplicate. Records are mapped to
+        columns here, in the caller's thread, so mapping overlaps the writer's inserts.
         """
         future: Future[WriteResult] = Future()
+        mapped = map_records(records)
         with self._cond:
             if self._stopping:
                 raise Overloaded(retry_after=5)
             if self._queued_rows and self._queued_rows + len(records) > self.max_queued_rows:
                 self.stats.overloaded += 1
                 raise Overloaded(retry_after=max(1.0, self._queued_rows / max(self._rate(), 1.0)))
-            self._queue.append(_Submission(records, token, future))
+            self._queue.append(_Submission(records, token, future, mapped))
             self._queued_rows += len(records)
             self.stats.received += len(records)
             self._cond.notify()
@@ -160,6 +163,8 @@ class BatchWriter:
             first = self._queue.popleft()
             batch, rows = [first], len(first.records)
             if first.token is None:
+                # Group commit: merge what queued up while the last insert ran; wait only a moment
+                # for more (senders wait for their answer, so a long wait only adds latency).
                 deadline = time.monotonic() + self.max_delay
                 while rows < self.max_batch_rows and not self._stopping:
                     if not self._queue:
@@ -183,7 +188,7 @@ class BatchWriter:
             self._write(batch)
 
     def _write(self, batch: list[_Submission]) -> None:
-        mapped = [map_records(item.records) for item in batch]
+        mapped = [item.mapped for item in batch]
         columns = mapped[0][0]
         if len(mapped) > 1:  # merged submissions carry no token: ClickHouse drops a resent block by its hash
             columns = {name: [v for cols, _ in mapped for v in cols[name]] for name in columns}
