@@ -16,6 +16,7 @@ import sys
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 RESULT_MARKER = "BENCH_RESULT "
@@ -186,3 +187,11 @@ def proc_cpu_seconds(pid: int) -> Optional[float]:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime in clock ticks
     except (OSError, ValueError, IndexError):
         return None
+
+
+def write_results(results: dict[str, Any], out: str) -> None:
+    """Print where the JSON goes and write it (bench/results/ is git-ignored)."""
+    print(f"\n(total {results['total_seconds']:.0f} s; JSON in {out})")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")

@@ -89,6 +89,7 @@ from _common import (
     proc_status_mb,
     render_table,
     run_child,
+    write_results,
 )
 
 HERE = Path(__file__).resolve()
@@ -772,10 +773,7 @@ def parent_main(args: argparse.Namespace) -> int:
     print(report(results))
     if results.get("collector_log_tail"):
         print("\ncollector log (tail):\n" + results["collector_log_tail"])
-    print(f"\n(total {results['total_seconds']:.0f} s; JSON in {args.out})")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(results, args.out)
     return 0
 
 

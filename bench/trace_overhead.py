@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import subprocess
@@ -60,7 +59,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from _common import DiscardServer, emit, median, peak_rss_mb, render_table, run_child
+from _common import DiscardServer, emit, median, peak_rss_mb, render_table, run_child, write_results
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results" / "trace_overhead.json"
@@ -593,10 +592,7 @@ def parent_main(args: argparse.Namespace) -> int:
     results["checks"] = evaluate(results)
     results["total_seconds"] = time.perf_counter() - started
     print(report(results))
-    print(f"\n(total {results['total_seconds']:.0f} s; JSON in {args.out})")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(results, args.out)
     return 0
 
 
