@@ -289,3 +289,26 @@ def test_flush_rejects_a_bad_timeout(th_env: th.Settings) -> None:
     with pytest.raises(th.ConfigError, match="timeout"):
         th.flush(-1)
     assert th.flush(0.5) is True
+
+
+def test_reconfiguring_with_multiprocessing_loaded_keeps_the_new_sink_running(th_env: th.Settings) -> None:
+    import multiprocessing  # noqa: F401  # the Finalize path is taken only when it is imported
+
+    from tracehouse._runtime import runtime
+
+    @th.trace
+    def step() -> int:
+        return 1
+
+    from multiprocessing import util
+
+    step()
+    for _ in range(3):
+        reconfigure(th_env)
+        step()
+        gc.collect()
+        assert runtime._sink is not None and not runtime._sink._stopped
+    ours = [f for f in util._finalizer_registry.values() if getattr(f, "_callback", None) == runtime.shutdown]
+    # one per process, tied to no object: a Finalize tied to a sink would run when an old sink is collected
+    assert len(ours) == 1 and getattr(ours[0], "_weakref", None) is None
+    assert th.flush(5)

@@ -48,6 +48,7 @@ class Runtime:
         self._sdk_resource: Any = None
         self._rand = random.Random()
         self.config_error: Optional[ConfigError] = None  # a bad environment value, reported once
+        self._finalizer_pid = 0  # the process a multiprocessing Finalize was registered in
 
     # --- settings --------------------------------------------------------------------------------
     @property
@@ -103,12 +104,14 @@ class Runtime:
                     from tracehouse.exporters._sink import SpoolSink
 
                     self._sink = SpoolSink(self.settings.spool_dir)
-                    if "multiprocessing" in sys.modules:
+                    if "multiprocessing" in sys.modules and self._finalizer_pid != os.getpid():
                         # its worker processes leave through os._exit, so atexit hooks never run there;
-                        # a Finalize registered now (after multiprocessing's own reset) does
+                        # a Finalize registered now (after multiprocessing's own reset) does. Not tied
+                        # to an object: a collected old sink must not shut the current one down.
                         from multiprocessing import util
 
-                        util.Finalize(self._sink, self.shutdown, exitpriority=100)
+                        util.Finalize(None, self.shutdown, exitpriority=100)
+                        self._finalizer_pid = os.getpid()
                     if self.settings.endpoint:
                         self._start_shipper(self.settings)
                 sink = self._sink
