@@ -11,7 +11,7 @@ import asyncio
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 from fastapi import FastAPI, Request
@@ -25,6 +25,10 @@ from ._otlp import OtlpError, decode_traces
 from ._store import Store
 from ._writer import BatchWriter, Overloaded, WriteResult
 
+if TYPE_CHECKING:
+    from ._server import SpoolFollower
+    from ._wal import CollectorWal
+
 PROTOBUF = "application/x-protobuf"
 
 
@@ -34,6 +38,7 @@ class CollectorConfig:
 
     default_project: str = "default"
     max_body_bytes: int = 32 * 1024 * 1024
+    max_backlog: int = 2_000_000  # spans answered but not yet inserted; past it, 503
     query_max_rows: int = 10_000
     query_timeout: float = 30.0
 
@@ -115,10 +120,38 @@ def _read_project(principal: Principal, project: Optional[str], default: str) ->
     return str(principal.project)
 
 
-def create_app(store: Store, writer: BatchWriter, config: CollectorConfig, keys: Optional[KeyStore] = None) -> FastAPI:
-    """The FastAPI application of `tracehouse serve`; with `keys`, every data endpoint needs an API key."""
+def create_app(
+    store: Store,
+    writer: BatchWriter,
+    config: CollectorConfig,
+    keys: Optional[KeyStore] = None,
+    wal: Optional[CollectorWal] = None,
+    follower: Optional[SpoolFollower] = None,
+) -> FastAPI:
+    """The FastAPI application of `tracehouse serve`; with `keys`, every data endpoint needs an API key.
+
+    With a `wal` (and its `follower`), OTLP requests are answered once durable in the collector's
+    spool and inserted in large batches; reads first catch up with the follower.
+    """
     app = FastAPI(title="tracehouse collector", docs_url="/api/docs", openapi_url="/api/openapi.json")
     counters = {"requests_rejected": 0, "spans_rejected_at_decode": 0}
+
+    def backlog() -> int:
+        return wal.appended - follower.ingested if wal is not None and follower is not None else 0
+
+    async def caught_up() -> None:
+        if follower is not None:
+            await asyncio.to_thread(follower.catch_up)
+
+    async def accept_otlp(records: list[dict[str, Any]]) -> WriteResult:
+        if wal is None or follower is None:
+            return await _store_records(writer, records, None)
+        waiting = backlog()
+        if waiting + len(records) > config.max_backlog:
+            writer.stats.overloaded += 1
+            raise Overloaded(retry_after=max(1.0, waiting / 20_000))
+        await asyncio.to_thread(wal.append, records)
+        return WriteResult(rows=len(records))
 
     async def principal(request: Request) -> Principal:
         if keys is None:
@@ -171,7 +204,7 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig, keys:
             return _error(error.status, str(error))
         _check_projects(who, decoded.records)
         counters["spans_rejected_at_decode"] += decoded.rejected
-        result = await _store_records(writer, decoded.records, None) if decoded.records else WriteResult()
+        result = await accept_otlp(decoded.records) if decoded.records else WriteResult()
         rejected = decoded.rejected + len(result.rejected)
         message = "; ".join((decoded.errors + result.rejected)[:20])
         return _otlp_response("protobuf" in content_type.lower(), rejected, message)
@@ -206,7 +239,7 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig, keys:
     def readyz() -> Response:
         if not store.ping():
             return _error(503, "the store does not answer", retry_after=5)
-        return _json({"status": "ready", "queued_rows": writer.queued_rows})
+        return _json({"status": "ready", "queued_rows": writer.queued_rows + backlog()})
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -222,7 +255,7 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig, keys:
             ),
             ("tracehouse_requests_rejected_total", "counter", "Requests refused whole", counters["requests_rejected"]),
             ("tracehouse_overloaded_total", "counter", "Submissions refused with 503", stats.overloaded),
-            ("tracehouse_queue_rows", "gauge", "Records waiting to be inserted", writer.queued_rows),
+            ("tracehouse_queue_rows", "gauge", "Records accepted, not yet inserted", writer.queued_rows + backlog()),
             ("tracehouse_inserts_total", "counter", "Inserts into the store", stats.inserts),
             ("tracehouse_insert_failures_total", "counter", "Inserts that failed", stats.failed_inserts),
             ("tracehouse_insert_seconds_total", "counter", "Time spent inserting", round(stats.insert_seconds, 6)),
@@ -233,6 +266,7 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig, keys:
     @app.post("/api/v1/query")
     async def query(request: Request) -> Response:
         admin_only(await principal(request))
+        await caught_up()
         try:
             payload = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
@@ -260,17 +294,20 @@ def create_app(store: Store, writer: BatchWriter, config: CollectorConfig, keys:
         status: Optional[str] = None,
     ) -> Response:
         bound = _read_project(await principal(request), project, config.default_project)
+        await caught_up()
         frame = await asyncio.to_thread(q.traces, store, bound, limit=limit, since=since, name=name, status=status)
         return _json(frame_json(frame))
 
     @app.get("/api/v1/traces/{trace_id}")
     async def trace_tree(request: Request, trace_id: str, project: Optional[str] = None) -> Response:
         bound = _read_project(await principal(request), project, config.default_project)
+        await caught_up()
         return _json(await asyncio.to_thread(q.trace_tree, store, bound, trace_id))
 
     @app.get("/api/v1/latency")
     async def latency(request: Request, project: Optional[str] = None, by: str = "name", since: str = "1h") -> Response:
         bound = _read_project(await principal(request), project, config.default_project)
+        await caught_up()
         return _json(frame_json(await asyncio.to_thread(q.latency, store, bound, by=by, since=since)))
 
     @app.post("/api/v1/keys")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import logging
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Optional
 from tracehouse._errors import ConfigError
 
 from ._store import Store
+from ._wal import CollectorWal
 from ._writer import BatchWriter, WriteResult
 
 logger = logging.getLogger("tracehouse")
@@ -35,6 +37,7 @@ class ServeOptions:
     default_project: str = "default"
     spool_interval: float = 0.5
     require_keys: bool = False
+    max_backlog: int = 2_000_000  # OTLP spans answered but not yet inserted before the collector answers 503
 
 
 def is_loopback(host: str) -> bool:
@@ -60,32 +63,64 @@ class WriterDestination:
 
 
 class SpoolFollower(threading.Thread):
-    """Ingests a spool directory every `interval` seconds until stopped."""
+    """Ingests a spool directory until stopped: back to back while there is work, else every `interval`."""
 
     def __init__(self, writer: BatchWriter, spool_dir: Path, interval: float) -> None:
         super().__init__(name="tracehouse-spool-follower", daemon=True)
-        self.writer, self.spool_dir, self.interval = writer, spool_dir, interval
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
         from tracehouse.exporters._ingest import SpoolIngester
 
-        ingester = SpoolIngester(WriterDestination(self.writer))
+        self.spool_dir, self.interval = spool_dir, interval
+        self.ingested = 0  # records taken from the spool (stored or rejected)
+        self._ingester = SpoolIngester(WriterDestination(writer))
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+
+    def catch_up(self) -> int:
+        """One ingest pass now (reads call this, so they see every answered request); rows taken."""
+        with self._lock:
+            report = self._ingester.ingest(self.spool_dir)
+            self.ingested += report.rows + report.rejected
+            return report.rows + report.rejected
+
+    def run(self) -> None:
         while not self._stop_event.is_set():
             try:
-                ingester.ingest(self.spool_dir)
+                if self.catch_up():
+                    continue
             except Exception as error:  # the store is busy or down: the spool keeps the records
                 logger.warning("tracehouse collector: spool ingest paused: %s", error)
             self._stop_event.wait(self.interval)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the current pass and stop."""
+        """Stop after a last pass, so everything in the spool is inserted."""
         self._stop_event.set()
         self.join(timeout)
+        try:
+            self.catch_up()
+        except Exception as error:
+            logger.warning("tracehouse collector: %s; the spool keeps the rest for the next start", error)
 
 
-def build(options: ServeOptions) -> tuple[Any, Store, BatchWriter]:
-    """The app, its store and writer (tests run the app in-process with this)."""
+@dataclass
+class CollectorParts:
+    """A running collector's pieces (tests drive `app` in-process; `close` stops them in order)."""
+
+    app: Any
+    store: Store
+    writer: BatchWriter
+    follower: SpoolFollower
+    wal: CollectorWal
+
+    def close(self) -> None:
+        """Stop taking work, insert everything accepted, release the store."""
+        self.wal.close()
+        self.follower.stop()
+        self.writer.close()
+        self.store.close()
+
+
+def build(options: ServeOptions) -> CollectorParts:
+    """The app and its parts; the follower is running."""
     from ._app import CollectorConfig, create_app
     from ._keys import KeyStore
 
@@ -96,9 +131,14 @@ def build(options: ServeOptions) -> tuple[Any, Store, BatchWriter]:
         raise ConfigError(
             "keys", "no API key exists yet: create one first with `tracehouse keys create --admin` (or --project P)"
         )
+    spool_dir = options.spool_dir or Path(tempfile.mkdtemp(prefix="tracehouse-collector-"))
     writer = BatchWriter(store)
-    app = create_app(store, writer, CollectorConfig(default_project=options.default_project), keys)
-    return app, store, writer
+    wal = CollectorWal(spool_dir)
+    follower = SpoolFollower(writer, spool_dir, options.spool_interval)
+    follower.start()
+    config = CollectorConfig(default_project=options.default_project, max_backlog=options.max_backlog)
+    app = create_app(store, writer, config, keys, wal=wal, follower=follower)
+    return CollectorParts(app, store, writer, follower, wal)
 
 
 def _server_class() -> Any:
@@ -122,21 +162,14 @@ def serve(options: ServeOptions) -> None:
     except ImportError as error:
         raise ConfigError("serve", "the collector needs its extra: pip install 'tracehouse[server]'") from error
     _Server = _server_class()
-    app, store, writer = build(options)
+    parts = build(options)
     gc.freeze()  # the long-lived start-up objects leave the collector's GC passes (cheaper per request)
     gc.set_threshold(50_000, 20, 20)  # decoding makes many short-lived dicts: collect young objects less often
-    follower = None
-    if options.spool_dir is not None:
-        follower = SpoolFollower(writer, options.spool_dir, options.spool_interval)
-        follower.start()
-    config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(parts.app, host=options.host, port=options.port, log_level="warning", lifespan="off")
     server = _Server(config)
     logger.warning("tracehouse collector listening on http://%s:%d (store %s)", options.host, options.port,
                    options.store_url)  # fmt: skip
     try:
         server.run()
     finally:
-        if follower is not None:
-            follower.stop()
-        writer.close()
-        store.close()
+        parts.close()

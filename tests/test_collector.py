@@ -47,11 +47,12 @@ def _otlp_body(n_traces: int = 3, model: str = "gpt-4o") -> bytes:
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[TestClient]:
     database = f"collector_{os.getpid()}_{time.monotonic_ns()}"
-    app, store, writer = build(ServeOptions(store_url=SESSION_STORE_URL, database=database, default_project="p"))
-    with TestClient(app) as client:
+    parts = build(
+        ServeOptions(store_url=SESSION_STORE_URL, database=database, default_project="p", spool_dir=tmp_path / "wal")
+    )
+    with TestClient(parts.app) as client:
         yield client
-    writer.close()
-    store.close()
+    parts.close()
 
 
 def _count(client: TestClient, where: str = "1") -> int:
@@ -159,6 +160,7 @@ def test_reading_errors_are_4xx(collector: TestClient) -> None:
 
 def test_metrics_and_readiness(collector: TestClient) -> None:
     collector.post("/v1/traces", content=_otlp_body(1), headers={"Content-Type": "application/x-protobuf"})
+    assert _count(collector) == 2  # a read catches up with the write-ahead log
     text = collector.get("/metrics").text
     values = dict(line.split() for line in text.splitlines() if line and not line.startswith("#"))
     assert float(values["tracehouse_records_received_total"]) == 2
@@ -178,10 +180,26 @@ def test_a_full_queue_answers_503_with_retry_after(collector: TestClient) -> Non
 
     _writer.BatchWriter.submit = full  # type: ignore[method-assign]
     try:
-        busy = collector.post("/v1/traces", content=_otlp_body(1), headers={"Content-Type": "application/x-protobuf"})
+        busy = collector.post("/api/v1/records", json=[], headers={"X-Tracehouse-Batch": "t"})
     finally:
         _writer.BatchWriter.submit = original  # type: ignore[method-assign]
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "3"
+
+
+def test_otlp_backlog_over_the_limit_answers_503_and_keeps_what_it_answered(tmp_path: Path) -> None:
+    parts = build(
+        ServeOptions(store_url=SESSION_STORE_URL, database=f"backlog_{os.getpid()}", spool_dir=tmp_path / "wal",
+                     max_backlog=10)
+    )  # fmt: skip
+    parts.follower.stop()  # nothing drains: the backlog only grows
+    body, headers = _otlp_body(2), {"Content-Type": "application/x-protobuf"}
+    with TestClient(parts.app) as client:
+        assert client.post("/v1/traces", content=body, headers=headers).status_code == 200
+        assert client.post("/v1/traces", content=body, headers=headers).status_code == 200
+        busy = client.post("/v1/traces", content=body, headers=headers)
+        assert busy.status_code == 503 and int(busy.headers["Retry-After"]) >= 1
+        assert _count(client) == 8, "a read catches up with everything answered"
+    parts.close()
 
 
 # --- a real collector process ---------------------------------------------------------------------

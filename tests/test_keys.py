@@ -67,11 +67,10 @@ def secured(store: Store) -> Iterator[tuple[TestClient, dict[str, str]]]:
     _, beta = keys.create("beta")
     _, admin = keys.create(None)
     store.close()
-    app, opened, writer = build(ServeOptions(store_url=SESSION_STORE_URL, database=store.database, require_keys=True))
-    with TestClient(app) as client:
+    parts = build(ServeOptions(store_url=SESSION_STORE_URL, database=store.database, require_keys=True))
+    with TestClient(parts.app) as client:
         yield client, {"alpha": alpha, "beta": beta, "admin": admin}
-    writer.close()
-    opened.close()
+    parts.close()
 
 
 def _auth(key: str) -> dict[str, str]:
