@@ -439,3 +439,23 @@ def test_local_processes_reach_a_running_collector_through_its_spool(live_collec
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_a_running_sender_delivers_by_itself_once_the_collector_returns(tmp_path: Path) -> None:
+    collector = Collector(tmp_path / "collector-data", _free_port())
+    code = _sender_code(collector.url, tmp_path / "app", "later", 300, "import time; time.sleep(25)")
+    sender = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(2)  # the sender traced its spans and failed to reach anyone at least once
+        collector.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if collector.query("SELECT count() FROM spans WHERE project = 'later'") == [[300]]:
+                break
+            time.sleep(0.5)
+        assert collector.query("SELECT count() FROM spans WHERE project = 'later'") == [[300]]
+        assert sender.poll() is None, "delivered while the sender was still running, not by its exit hook"
+    finally:
+        sender.kill()
+        sender.wait()
+        collector.stop(signal.SIGKILL)
