@@ -63,11 +63,22 @@ def reconfigure(env: th.Settings, **options: Any) -> th.Settings:
     return th.configure(**{**base, **options})
 
 
-def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
-    """Run `code` in a fresh interpreter (tracehouse importable); return the CompletedProcess."""
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120, clean: bool = False) -> Any:
+    """Run `code` in a fresh interpreter (tracehouse importable); return the CompletedProcess.
+
+    `clean` drops the suite's TRACEHOUSE_* variables first, so the child sees only `env`.
+    """
     import subprocess
 
-    full_env = {**os.environ, **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if not (clean and k.startswith("TRACEHOUSE_"))}
+    full_env = {**inherited, **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO)
     )
+
+
+def assert_no_current_span() -> None:
+    """The context holds no span: th.current_span() is the no-op span."""
+    current = th.current_span()
+    assert isinstance(current, th.NoopSpan)
+    assert not current.is_recording()

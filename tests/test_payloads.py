@@ -13,10 +13,7 @@ import datetime as dt
 import decimal
 import enum
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -27,7 +24,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import pydantic
 import pytest
-from conftest import reconfigure
+from conftest import reconfigure, run_python
 
 import tracehouse as th
 from tracehouse._serialize import capture, to_json_bytes
@@ -595,8 +592,6 @@ def test_output_is_recorded_as_it_was_at_return_time(spans: CapturedSpans) -> No
 
 
 def test_lone_surrogate_output_does_not_lose_spans(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
-    env["TRACEHOUSE_DIR"] = str(tmp_path / "data")
     code = """
         import os
         import tracehouse as th
@@ -613,14 +608,7 @@ def test_lone_surrogate_output_does_not_lose_spans(tmp_path: Path) -> None:
         th.flush()
         print("SPANS", int(th.query("SELECT count() AS n FROM spans")["n"][0]))
     """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(REPO),
-    )
+    result = run_python(textwrap.dedent(code), env={"TRACEHOUSE_DIR": str(tmp_path / "data")}, timeout=60, clean=True)
     assert result.returncode == 0, result.stderr
     assert "SPANS 3" in result.stdout, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr

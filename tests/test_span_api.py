@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
-from conftest import reconfigure
+from conftest import assert_no_current_span, reconfigure, run_python
 from opentelemetry import trace as otel_trace
 
 import tracehouse as th
@@ -28,16 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 @th.trace(name="leaf", kind="tool")
 def leaf(i: int) -> int:
     return i * 2
-
-
-def loads(text: str) -> Any:
-    return json.loads(text)
-
-
-def assert_no_current_span() -> None:
-    current = th.current_span()
-    assert isinstance(current, th.NoopSpan)
-    assert not current.is_recording()
 
 
 # --- th.span() --------------------------------------------------------------------------------------
@@ -60,9 +47,9 @@ def test_span_block_with_output_context_usage_and_attributes(spans: CapturedSpan
 
     row = spans.by_name("retrieve")
     assert row["kind"] == "retriever" and row["status"] == "ok"
-    assert loads(row["input"]) == {"q": "what is chDB?"}
+    assert json.loads(row["input"]) == {"q": "what is chDB?"}
     assert row["output"] == '["doc-1"]'
-    assert loads(row["context"]) == [
+    assert json.loads(row["context"]) == [
         {"text": "plain text"},
         {"text": "chDB is in-process", "id": "d2", "score": 0.9, "metadata": {"source": "wiki"}},
     ]
@@ -349,22 +336,10 @@ def test_trace_inside_otel_span_is_its_child(spans: CapturedSpans) -> None:
     assert spans.tree(fields=("name",)) == [{"name": "otel-root", "children": [{"name": "leaf", "children": []}]}]
 
 
-def _run_fresh_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
-    env["TRACEHOUSE_DIR"] = str(tmp_path / "sub-data")
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(REPO),
-    )
-
-
 def test_trace_inside_otel_span_in_a_fresh_process(tmp_path: Path) -> None:
-    result = _run_fresh_python(
-        """
+    result = run_python(
+        textwrap.dedent(
+            """
         import json
         import tracehouse as th
         from opentelemetry import trace
@@ -380,8 +355,11 @@ def test_trace_inside_otel_span_in_a_fresh_process(tmp_path: Path) -> None:
             with trace.get_tracer("x").start_as_current_span("otel-root"):
                 work()
         print(json.dumps(spans.tree(fields=("name",))))
-        """,
-        tmp_path,
+        """
+        ),
+        env={"TRACEHOUSE_DIR": str(tmp_path / "sub-data")},
+        timeout=60,
+        clean=True,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [

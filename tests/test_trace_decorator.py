@@ -17,21 +17,12 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
+from conftest import assert_no_current_span
 
 import tracehouse as th
 from tracehouse.testing import CapturedSpans
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def loads(text: str) -> Any:
-    return json.loads(text)
-
-
-def assert_no_current_span() -> None:
-    current = th.current_span()
-    assert isinstance(current, th.NoopSpan)
-    assert not current.is_recording()
 
 
 # --- @th.trace on every kind of callable ---------------------------------------------------------
@@ -55,7 +46,7 @@ def test_trace_without_parentheses_records_input_output_and_default_name(spans: 
         }
     ]
     row = spans[0]
-    assert loads(row["input"]) == {"q": "hi", "k": 2}
+    assert json.loads(row["input"]) == {"q": "hi", "k": 2}
     assert row["input_size"] == len(row["input"].encode())
     assert row["output_size"] == len(b"hi:2")
     assert row["status_message"] == ""
@@ -113,7 +104,7 @@ def test_input_binds_positional_keyword_var_positional_and_var_keyword(spans: Ca
 
     assert f(1, 2, 3, 4, flag=True, colour="red") == 10
     assert f(7) == 12
-    assert [loads(row["input"]) for row in spans] == [
+    assert [json.loads(row["input"]) for row in spans] == [
         {"a": 1, "b": 2, "rest": [3, 4], "flag": True, "colour": "red"},
         {"a": 7},
     ]
@@ -230,7 +221,7 @@ def test_methods_static_and_class_methods_both_decorator_orders(spans: CapturedS
     assert list(r.lines(2)) == [">0", ">1"]
     assert asyncio.run(r.afetch("z")) == ">z"
 
-    assert [(row["name"], row["kind"], loads(row["input"]), row["output"]) for row in spans] == [
+    assert [(row["name"], row["kind"], json.loads(row["input"]), row["output"]) for row in spans] == [
         ("Retriever.search", "function", {"q": "hi", "k": 2}, ">hi2"),
         ("Retriever.static_above", "function", {"q": "Ab"}, "AB"),
         ("Retriever.static_above", "function", {"q": "Cd"}, "CD"),

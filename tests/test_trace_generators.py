@@ -7,26 +7,16 @@ where a shape matters the whole normalised tree is compared at once.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import AsyncIterator, Iterator
 
 import pytest
+from conftest import assert_no_current_span
 
 import tracehouse as th
 from tracehouse.testing import CapturedSpans
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def loads(text: str) -> Any:
-    return json.loads(text)
-
-
-def assert_no_current_span() -> None:
-    current = th.current_span()
-    assert isinstance(current, th.NoopSpan)
-    assert not current.is_recording()
 
 
 # --- generators ------------------------------------------------------------------------------------
