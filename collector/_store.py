@@ -166,9 +166,14 @@ class Store:
         self, sql: str, parameters: Optional[Mapping[str, Any]] = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a SELECT; (column names, rows)."""
+        return self._rows(self.client, sql, parameters)
+
+    def _rows(
+        self, client: Client, sql: str, parameters: Optional[Mapping[str, Any]]
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         try:
             with self._lock:
-                result = self.client.query(sql, parameters=dict(parameters or {}))
+                result = client.query(sql, parameters=dict(parameters or {}))
         except Exception as error:
             raise StoreError(f"query failed: {_first_line(error)}") from error
         return list(result.column_names), [tuple(r) for r in result.result_rows]
@@ -188,12 +193,7 @@ class Store:
                 settings={"readonly": 2, "max_execution_time": timeout, "max_result_rows": max_rows,
                           "result_overflow_mode": "throw"},
             )  # fmt: skip
-        try:
-            with self._lock:
-                result = self._reader.query(sql, parameters=dict(parameters or {}))
-        except Exception as error:
-            raise StoreError(f"query failed: {_first_line(error)}") from error
-        return list(result.column_names), [tuple(r) for r in result.result_rows]
+        return self._rows(self._reader, sql, parameters)
 
     def ping(self) -> bool:
         """True when the store answers."""
