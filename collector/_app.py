@@ -8,7 +8,9 @@ writer's queue is full or the store is unavailable.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
@@ -30,6 +32,13 @@ if TYPE_CHECKING:
     from ._wal import CollectorWal
 
 PROTOBUF = "application/x-protobuf"
+# FastAPI 0.16x traces every request through the global OpenTelemetry provider; in the collector
+# that provider may be tracehouse's own, so each request would write spans into the store it serves.
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,7 @@ def create_app(
     With a `wal` (and its `follower`), OTLP requests are answered once durable in the collector's
     spool and inserted in large batches; reads first catch up with the follower.
     """
-    app = FastAPI(title="tracehouse collector", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(title="tracehouse collector", docs_url="/api/docs", openapi_url="/api/openapi.json", **_NO_TELEMETRY)
     counters = {"requests_rejected": 0, "spans_rejected_at_decode": 0}
 
     def backlog() -> int:
@@ -219,15 +228,23 @@ def create_app(
             return _error(error.status, str(error))
         if not request.headers.get("content-type", "").startswith("application/json"):
             return _error(415, "expected application/json: a JSON array of records")
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            return _error(400, f"body is not JSON: {error}")
-        if not isinstance(decoded, list) or not all(isinstance(r, dict) for r in decoded):
-            return _error(400, "expected a JSON array of record objects")
-        _check_projects(who, decoded)
         token = request.headers.get("x-tracehouse-batch") or None
-        result = await _store_records(writer, decoded, token)
+
+        def parse_and_submit() -> Future[WriteResult]:  # CPU work: off the event loop
+            try:
+                decoded = orjson.loads(body)
+            except orjson.JSONDecodeError as error:
+                raise OtlpError(400, f"body is not JSON: {error}") from error
+            if not isinstance(decoded, list) or not all(isinstance(r, dict) for r in decoded):
+                raise OtlpError(400, "expected a JSON array of record objects")
+            _check_projects(who, decoded)
+            return writer.submit(decoded, token)
+
+        try:
+            future = await asyncio.to_thread(parse_and_submit)
+        except OtlpError as error:
+            return _error(error.status, str(error))
+        result = await asyncio.wrap_future(future)
         return _json({"accepted": result.rows, "rejected": len(result.rejected), "errors": result.rejected[:20],
                       "unknown_types": result.unknown_types})  # fmt: skip
 

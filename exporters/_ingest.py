@@ -14,6 +14,8 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
@@ -51,7 +53,7 @@ class IngestReport:
 @dataclass
 class _Ack:
     committed: int = 0
-    inflight: Optional[tuple[int, int]] = None
+    inflight: list[tuple[int, int]] = field(default_factory=list)  # ranges sent, not yet committed, in order
 
     @staticmethod
     def path_for(segment: Path) -> Path:
@@ -61,8 +63,10 @@ class _Ack:
     def load(cls, segment: Path) -> _Ack:
         try:
             data = orjson.loads(cls.path_for(segment).read_bytes())
-            inflight = data.get("inflight")
-            return cls(int(data.get("committed", 0)), (int(inflight[0]), int(inflight[1])) if inflight else None)
+            inflight = data.get("inflight") or []
+            if inflight and not isinstance(inflight[0], list):  # the one-range form of earlier versions
+                inflight = [inflight]
+            return cls(int(data.get("committed", 0)), [(int(a), int(b)) for a, b in inflight])
         except FileNotFoundError:
             return cls()
         except Exception:
@@ -116,7 +120,11 @@ def _report(report: IngestReport, path: Path, problem: str) -> None:
 
 
 class Destination(Protocol):
-    """Where an ingester delivers records: the store itself, or a collector over HTTP."""
+    """Where an ingester delivers records: the store itself, or a collector over HTTP.
+
+    A destination may also have `write_raw(payloads, token) -> WriteResult | None`, taking the
+    frames' JSON payloads undecoded; None from it means "decode them and call `write`".
+    """
 
     def write(self, records: list[dict[str, Any]], token: str) -> WriteResult:
         """Store `records` exactly once per `token`; raise if they could not be delivered."""
@@ -144,12 +152,14 @@ class SpoolIngester:
         destination: Union[Store, Destination],
         max_rows_per_insert: int = 20_000,
         max_bytes_per_insert: int = 64 * 1024 * 1024,
+        max_inflight: int = 1,
     ) -> None:
         self.destination: Destination = (
             destination if hasattr(destination, "write") else StoreDestination(destination)  # type: ignore[arg-type]
         )
         self.max_rows_per_insert = max_rows_per_insert
         self.max_bytes_per_insert = max_bytes_per_insert
+        self.max_inflight = max_inflight  # ranges delivered at once (a collector overlaps their work)
 
     def ingest(self, spool_dir: Path) -> IngestReport:
         """One pass over `spool_dir`: every complete frame is inserted; finished segments are deleted."""
@@ -174,10 +184,9 @@ class SpoolIngester:
         report = IngestReport()
         live = segment_is_live(segment)
         ack = _Ack.load(segment)
-        if ack.inflight is not None:  # a reader died mid-insert: redo exactly that range
-            start, end = ack.inflight
+        for start, end in list(ack.inflight):  # a reader died mid-insert: redo exactly those ranges
             scan = scan_segment(segment, start, max_bytes=end - start)
-            self._insert(segment, ack, [f for f in scan.frames if f.end <= end], start, end, report)
+            self._deliver_ranges(segment, ack, [([f for f in scan.frames if f.end <= end], start, end)], report)
         while True:
             scan = scan_segment(segment, ack.committed)
             if scan.skipped_frames:
@@ -200,6 +209,7 @@ class SpoolIngester:
         return report
 
     def _insert_in_batches(self, segment: Path, ack: _Ack, frames: list[Frame], end: int, report: IngestReport) -> None:
+        ranges: list[tuple[list[Frame], int, int]] = []
         start = ack.committed
         batch: list[Frame] = []
         rows = size = 0
@@ -208,17 +218,73 @@ class SpoolIngester:
             rows += frame.payload.count(b'"type":')
             size += len(frame.payload)
             if rows >= self.max_rows_per_insert or size >= self.max_bytes_per_insert:
-                self._insert(segment, ack, batch, start, frame.end, report)
+                ranges.append((batch, start, frame.end))
                 start, batch, rows, size = frame.end, [], 0, 0
-        self._insert(segment, ack, batch, start, end, report)
+        if end > start or batch:
+            ranges.append((batch, start, end))
+        self._deliver_ranges(segment, ack, ranges, report)
 
-    def _insert(
-        self, segment: Path, ack: _Ack, frames: list[Frame], start: int, end: int, report: IngestReport
+    def _deliver_ranges(
+        self, segment: Path, ack: _Ack, ranges: list[tuple[list[Frame], int, int]], report: IngestReport
     ) -> None:
-        if end <= ack.committed and ack.inflight is None:
-            return
-        ack.inflight = (start, end)
+        """Deliver ranges, up to `max_inflight` at once, committing them in order.
+
+        Each range is in the ack's `inflight` list (fsync'd) before it is sent, under a token made of
+        its bounds, so whatever was sent when a reader dies is redone with the same tokens and the
+        destination drops what it already has. A failure stops the pass after the ranges in flight.
+        """
+        workers = min(self.max_inflight, len(ranges))
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="tracehouse-send") if workers > 1 else None
+        pending: deque[tuple[int, int, Future[WriteResult]]] = deque()
+        try:
+            for frames, start, end in ranges:
+                if end <= ack.committed and (start, end) not in ack.inflight:
+                    continue
+                if (start, end) not in ack.inflight:
+                    ack.inflight.append((start, end))
+                    ack.save(segment)
+                token = f"{segment.name}:{start}:{end}"
+                future: Future[WriteResult]
+                if pool is None:
+                    future = Future()
+                    future.set_result(self._deliver(frames, token, report, segment))
+                else:
+                    future = pool.submit(self._deliver, frames, token, report, segment)
+                pending.append((start, end, future))
+                while len(pending) >= workers:
+                    self._commit(segment, ack, *pending.popleft(), report)
+            while pending:
+                self._commit(segment, ack, *pending.popleft(), report)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)  # on failure: let the ranges in flight finish before the pass ends
+
+    @staticmethod
+    def _commit(
+        segment: Path, ack: _Ack, start: int, end: int, future: Future[WriteResult], report: IngestReport
+    ) -> None:
+        result = future.result()  # raises the delivery's error: the range stays in flight for a redo
+        if result.unknown_types:
+            _report(report, segment, f"{result.unknown_types} record(s) of an unknown type skipped")
+        for reason in result.rejected[:5]:
+            _report(report, segment, f"rejected {reason}")
+        report.rejected += len(result.rejected)
+        report.rows += result.rows
+        ack.inflight.remove((start, end))
+        ack.committed = max(ack.committed, end)  # ranges commit in order, so all before `end` is in
         ack.save(segment)
+
+    def _deliver(self, frames: list[Frame], token: str, report: IngestReport, segment: Path) -> WriteResult:
+        """Frames as they are when the destination takes raw payloads, else decoded (bad frames skipped)."""
+        if not frames:  # a range of skipped frames only: nothing to send, just move past it
+            from tracehouse.collector._writer import WriteResult
+
+            return WriteResult()
+        write_raw = getattr(self.destination, "write_raw", None)
+        if write_raw is not None:
+            result: Optional[WriteResult] = write_raw([frame.payload for frame in frames], token)
+            if result is not None:
+                return result
         records: list[dict[str, Any]] = []
         for frame in frames:
             try:
@@ -228,18 +294,7 @@ class SpoolIngester:
                 continue
             if isinstance(decoded, list):
                 records.extend(r for r in decoded if isinstance(r, dict))
-        report.rows += self._write_records(records, f"{segment.name}:{start}:{end}", report, segment)
-        ack.committed, ack.inflight = end, None
-        ack.save(segment)
-
-    def _write_records(self, records: list[dict[str, Any]], token: str, report: IngestReport, segment: Path) -> int:
-        result = self.destination.write(records, token)
-        if result.unknown_types:
-            _report(report, segment, f"{result.unknown_types} record(s) of an unknown type skipped")
-        for reason in result.rejected[:5]:
-            _report(report, segment, f"rejected {reason}")
-        report.rejected += len(result.rejected)
-        return result.rows
+        return self.destination.write(records, token)
 
     @staticmethod
     def _quarantine(segment: Path) -> None:

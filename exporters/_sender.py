@@ -54,29 +54,30 @@ class CollectorClient:
         self._base = parts.path.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = timeout
-        self._conn: Optional[http.client.HTTPConnection] = None
+        self._idle: list[http.client.HTTPConnection] = []  # kept-alive connections; one per request in flight
         self._lock = threading.Lock()
 
     def request(
         self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None
     ) -> Any:
-        """Send a request and return the decoded JSON answer; SendError on any failure."""
+        """Send a request and return the decoded JSON answer; SendError on any failure. Thread-safe."""
         all_headers = {**self._headers, **(headers or {})}
         if body is not None:
             all_headers.setdefault("Content-Type", "application/json")
-        with self._lock:
-            for attempt in (1, 2):  # a kept-alive connection the server closed is retried once, fresh
-                conn = self._connection()
-                try:
-                    conn.request(method, self._base + path, body=body, headers=all_headers)
-                    response = conn.getresponse()
-                    data = response.read()
-                    break
-                except (OSError, http.client.HTTPException) as error:
-                    self._close()
-                    if attempt == 2:
-                        raise SendError(f"collector {self.endpoint} unreachable: {error}") from error
-        return self._decode(response, data)
+        for attempt in (1, 2):  # a kept-alive connection the server closed is retried once, fresh
+            conn = self._checkout(fresh=attempt == 2)
+            try:
+                conn.request(method, self._base + path, body=body, headers=all_headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as error:
+                conn.close()
+                if attempt == 2:
+                    raise SendError(f"collector {self.endpoint} unreachable: {error}") from error
+                continue
+            self._checkin(conn)
+            return self._decode(response, data)
+        raise AssertionError("unreachable")
 
     def _decode(self, response: http.client.HTTPResponse, data: bytes) -> Any:
         try:
@@ -95,27 +96,36 @@ class CollectorClient:
         error.reason = str(reason)
         raise error
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self._timeout)
-        return self._conn
+    def _checkout(self, fresh: bool) -> http.client.HTTPConnection:
+        with self._lock:
+            if self._idle and not fresh:
+                return self._idle.pop()
+            timeout = self._timeout
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=timeout)
 
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if conn.timeout == self._timeout and len(self._idle) < 4:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def set_timeout(self, timeout: float) -> None:
-        """Use `timeout` seconds per request from now on (a fresh connection picks it up)."""
+        """Use `timeout` seconds per request from now on (connections made before it are not reused)."""
         with self._lock:
             self._timeout = timeout
-            self._close()
+        self._close_idle()
 
     def close(self) -> None:
-        """Close the kept-alive connection."""
-        with self._lock:
-            self._close()
+        """Close the kept-alive connections."""
+        self._close_idle()
 
 
 class CollectorDestination:
@@ -126,9 +136,39 @@ class CollectorDestination:
 
     def write(self, records: list[dict[str, Any]], token: str) -> Any:
         """POST the records; return the collector's WriteResult-like answer, or raise SendError."""
+        answer = self.client.request("POST", "/api/v1/records", orjson.dumps(records), {"X-Tracehouse-Batch": token})
+        return self._result(answer)
+
+    def write_raw(self, payloads: list[bytes], token: str) -> Any:
+        """POST spool frame payloads (JSON arrays) as one array, without decoding them.
+
+        None when a payload is not a JSON array or the collector found the body malformed (400):
+        the ingester then decodes the frames one by one and sends what is valid.
+        """
+        parts = []
+        for payload in payloads:
+            payload = payload.strip()
+            if payload[:1] != b"[" or payload[-1:] != b"]":
+                return None
+            inner = payload[1:-1].strip()
+            if inner:
+                parts.append(inner)
+        try:
+            answer = self.client.request(
+                "POST", "/api/v1/records", b"[" + b",".join(parts) + b"]", {"X-Tracehouse-Batch": token}
+            )
+        except SendError as error:
+            if error.status == 400:
+                logger.warning("tracehouse: the collector refused a spool batch (%s); resending it frame by frame",
+                               error.reason)  # fmt: skip
+                return None
+            raise
+        return self._result(answer)
+
+    @staticmethod
+    def _result(answer: Any) -> Any:
         from tracehouse.collector._writer import WriteResult
 
-        answer = self.client.request("POST", "/api/v1/records", orjson.dumps(records), {"X-Tracehouse-Batch": token})
         count = int(answer.get("rejected", 0))
         errors = [str(e) for e in answer.get("errors", [])]
         return WriteResult(
@@ -142,39 +182,62 @@ class SpoolShipper(threading.Thread):
     """Ships a spool directory to a collector every `interval` seconds, backing off on failures."""
 
     def __init__(
-        self, spool_dir: Path, client: CollectorClient, before_pass: Callable[[], Any], interval: float = 1.0
+        self,
+        spool_dir: Path,
+        client: CollectorClient,
+        before_pass: Callable[[], Any],
+        interval: float = 1.0,
+        wake_rows: int = 4096,
     ) -> None:
         super().__init__(name="tracehouse-shipper", daemon=True)
         self.spool_dir = spool_dir
         self.client = client
         self.before_pass = before_pass
         self.interval = interval
+        self.wake_rows = wake_rows
         self.shipped = 0
+        self._unsent = 0  # records written to the spool since the last pass began
         self._wake = threading.Event()
         self._stopped = False
         self._backoff = 0.0
         self._lock = threading.Lock()
 
-    def ship_once(self) -> int:
-        """One pass: flush, then send every complete spool range; returns rows the collector took."""
+    def notify_written(self, rows: int) -> None:
+        """The spool grew by `rows` records: ship at once when a batch's worth waits (not while backing off)."""
+        self._unsent += rows
+        if self._unsent >= self.wake_rows and not self._backoff:
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Start a pass now (after a flush), unless the collector is being given time to recover."""
+        if not self._backoff:
+            self._wake.set()
+
+    def ship_once(self, flush: bool = True) -> int:
+        """One pass: flush (unless told not to), then send every complete spool range; returns rows taken."""
         from ._ingest import SpoolIngester
 
         with self._lock:
-            self.before_pass()
-            report = SpoolIngester(CollectorDestination(self.client), max_bytes_per_insert=8 * 1024 * 1024).ingest(
-                self.spool_dir
-            )
+            if flush:
+                self.before_pass()
+            self._unsent = 0
+            ingester = SpoolIngester(
+                CollectorDestination(self.client), max_bytes_per_insert=8 * 1024 * 1024, max_inflight=2
+            )  # two batches in flight: the collector decodes one while it stores the other
+            report = ingester.ingest(self.spool_dir)
             self.shipped += report.rows
             return report.rows
 
     def run(self) -> None:
         while not self._stopped:
-            self._wake.wait(self.interval + self._backoff)
+            woken = self._wake.wait(self.interval + self._backoff)
             self._wake.clear()
             if self._stopped:
                 return
             try:
-                self.ship_once()
+                # A pass woken by volume skips the flush: the spans are in the spool already, and
+                # flushing would wait on a queue that a busy process keeps refilling.
+                self.ship_once(flush=not woken)
                 self._backoff = 0.0
             except SendError as error:
                 first = self._backoff == 0.0

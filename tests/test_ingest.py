@@ -187,6 +187,24 @@ def test_reader_died_after_insert_does_not_duplicate(th_env: th.Settings, tmp_pa
     assert not segment.exists() and not segment.with_name(segment.name + ".ack").exists()
 
 
+def test_pipelined_reader_died_with_two_ranges_in_flight(th_env: th.Settings, tmp_path: Path) -> None:
+    """A reader sending two ranges at once records both before sending; a redo resends both with
+    the same tokens (the destination drops what it already has) and then reads on from their end."""
+    spool = tmp_path / "raw"
+    segment = _closed_segment(spool, [[_span_dict("pipelined") for _ in range(2)] for _ in range(4)])
+    content = segment.read_bytes()
+    report = SpoolIngester(get_store(), max_rows_per_insert=4, max_inflight=2).ingest(spool)
+    assert report.rows == 8 and report.segments_done == 1 and _count("name = 'pipelined'") == 8
+    segment.write_bytes(content)  # as it was when the reader died with both ranges sent, neither committed
+    scan = scan_segment(segment, 0)
+    middle = scan.frames[1].end  # that pass sent frames 0-1 and 2-3 (4 rows each)
+    ack_path = segment.with_name(segment.name + ".ack")
+    ack_path.write_bytes(orjson.dumps({"committed": 0, "inflight": [[0, middle], [middle, scan.end]]}))
+    report = SpoolIngester(get_store(), max_rows_per_insert=4, max_inflight=2).ingest(spool)
+    assert report.problems == [] and _count("name = 'pipelined'") == 8
+    assert not segment.exists() and not ack_path.exists()
+
+
 def test_reader_died_after_insert_mid_segment(th_env: th.Settings, tmp_path: Path) -> None:
     spool = tmp_path / "raw"
     writer = SpoolWriter(spool)
@@ -199,7 +217,7 @@ def test_reader_died_after_insert_mid_segment(th_env: th.Settings, tmp_path: Pat
     writer.append(_frame_payload([_span_dict("mid") for _ in range(4)]))
     _ingest(spool)
     second_end = _ack(segment)
-    assert second_end == {"committed": segment.stat().st_size, "inflight": None}
+    assert second_end == {"committed": segment.stat().st_size, "inflight": []}
     assert _count("name = 'mid'") == 7
     _write_ack(segment, first_end, (first_end, second_end["committed"]))  # died before committing the 2nd insert
     _ingest(spool)

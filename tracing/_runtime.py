@@ -103,7 +103,7 @@ class Runtime:
                 if self._sink is None:
                     from tracehouse.exporters._sink import SpoolSink
 
-                    self._sink = SpoolSink(self.settings.spool_dir)
+                    self._sink = SpoolSink(self.settings.spool_dir, on_written=self._spool_written)
                     if "multiprocessing" in sys.modules and self._finalizer_pid != os.getpid():
                         # its worker processes leave through os._exit, so atexit hooks never run there;
                         # a Finalize registered now (after multiprocessing's own reset) does. Not tied
@@ -116,6 +116,11 @@ class Runtime:
                         self._start_shipper(self.settings)
                 sink = self._sink
         return sink
+
+    def _spool_written(self, rows: int) -> None:
+        shipper = self._shipper
+        if shipper is not None:
+            shipper.notify_written(rows)
 
     def _start_shipper(self, settings: Settings) -> None:
         from tracehouse.exporters._sender import CollectorClient, SpoolShipper
@@ -215,7 +220,11 @@ class Runtime:
         sink = self._sink
         if sink is None:
             return True
-        return sink.flush(self.settings.flush_timeout if timeout is None else timeout)
+        flushed = sink.flush(self.settings.flush_timeout if timeout is None else timeout)
+        shipper = self._shipper
+        if shipper is not None:
+            shipper.wake()
+        return flushed
 
     def shutdown(self) -> None:
         """Flush and close the spool, then give the collector (if any) one last bounded pass."""
