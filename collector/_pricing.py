@@ -57,6 +57,13 @@ def set_model_price(model: str, input_per_million: float, output_per_million: fl
         _prices[model.lower()] = (float(input_per_million), float(output_per_million))
 
 
+def price_table() -> tuple[list[str], list[float], list[float]]:
+    """(models, input prices, output prices), longest name first: what the SQL mapping matches against."""
+    with _lock:
+        items = sorted(_prices.items(), key=lambda item: (-len(item[0]), item[0]))
+    return [name for name, _ in items], [p[0] for _, p in items], [p[1] for _, p in items]
+
+
 def model_price(model: str) -> Optional[tuple[float, float]]:
     """(input, output) USD per 1M tokens for `model`, by exact name then longest known prefix."""
     name = model.lower()

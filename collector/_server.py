@@ -61,6 +61,13 @@ class WriterDestination:
         """Submit and wait until stored."""
         return self.writer.submit(records, token).result(self.timeout)
 
+    def write_raw(self, payloads: list[bytes], token: str) -> Optional[WriteResult]:
+        """Submit the frames undecoded (the store maps them) and wait until stored."""
+        from tracehouse.exporters._spool import join_json_arrays
+
+        body = join_json_arrays(payloads)
+        return None if body is None else self.writer.submit_json(body, token).result(self.timeout)
+
 
 class SpoolFollower(threading.Thread):
     """Ingests a spool directory until stopped: back to back while there is work, else every `interval`."""
@@ -71,7 +78,8 @@ class SpoolFollower(threading.Thread):
 
         self.spool_dir, self.interval = spool_dir, interval
         self.ingested = 0  # records taken from the spool (stored or rejected)
-        self._ingester = SpoolIngester(WriterDestination(writer))
+        # two ranges at once: the writer's two threads insert them side by side
+        self._ingester = SpoolIngester(WriterDestination(writer), max_inflight=2)
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
 

@@ -7,6 +7,8 @@ in the same columns as tracehouse's own.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Iterable, Optional
 
 import orjson
@@ -42,6 +44,16 @@ _OUTPUT_TOKEN_KEYS = (
     sc.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens", "llm.token_count.completion", "llm.usage.completion_tokens",
 )  # fmt: skip
 _TOTAL_TOKEN_KEYS = ("llm.token_count.total", "llm.usage.total_tokens", "gen_ai.usage.total_tokens")
+_MODEL_KEYS = (sc.REQUEST_MODEL, sc.RESPONSE_MODEL, "llm.model_name")
+_PROVIDER_KEYS = (sc.PROVIDER, sc.SYSTEM, "llm.provider", "llm.system")
+_SESSION_KEYS = (sc.SESSION_ID, "langfuse.session.id")
+_USER_KEYS = (sc.USER_ID, "langfuse.user.id")
+# Numbers are read from their JSON text, whatever its JSON type ("180" and 180 alike), so this
+# mapping and the one ClickHouse runs (_span_sql) agree: counts are non-negative, fractions cut.
+COUNT_PATTERN = r"[0-9]+([.][0-9]*)?([eE][+-]?[0-9]+)?"
+NUMBER_PATTERN = r"-?[0-9]+([.][0-9]*)?([eE][+-]?[0-9]+)?"
+_COUNT_TEXT = re.compile(COUNT_PATTERN)
+_NUMBER_TEXT = re.compile(NUMBER_PATTERN)
 _MAX_UINT64 = 2**64 - 1
 _MAX_TIME_NS = 2**63 - 1  # DateTime64(9) ends in 2262
 _EMPTY: list[Any] = []  # shared by rows without events; never mutated
@@ -56,6 +68,7 @@ def _first(attributes: dict[str, Any], keys: Iterable[str], pop: bool = False) -
 
 
 def _as_text(value: Any) -> str:
+    """A value as stored in a text column: strings as they are, null as "", anything else as its JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -64,36 +77,68 @@ def _as_text(value: Any) -> str:
 
 
 def _as_count(value: Any) -> Optional[int]:
+    """A token count or size: a non-negative number (or its text) within UInt64, fractions cut."""
+    if type(value) is int:
+        return value if 0 <= value <= _MAX_UINT64 else None
     if value is None or isinstance(value, bool):
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
+    text = _as_text(value)
+    if text.isdigit() and text.isascii():
+        number = int(text)
+    elif _COUNT_TEXT.fullmatch(text):
+        as_float = float(text)
+        if not as_float < 2.0**64:
+            return None
+        number = int(as_float)
+    else:
         return None
-    return number if 0 <= number <= _MAX_UINT64 else None
+    return number if number <= _MAX_UINT64 else None
 
 
 def _as_float(value: Any) -> Optional[float]:
     if value is None or isinstance(value, bool):
         return None
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    text = _as_text(value)
+    return float(text) if _NUMBER_TEXT.fullmatch(text) else None
+
+
+def _as_ns(value: Any) -> Optional[int]:
+    """A time in ns since the epoch: 0 when absent, None when present but not a count."""
+    if value is None or value == "":
+        return 0
+    return _as_count(value)
+
+
+def _event_time(value: Any, start_ns: int) -> int:
+    """An event's time; the span's start when it has none, or none that a DateTime64(9) holds."""
+    time_ns = _as_count(value)
+    return time_ns if time_ns and time_ns <= _MAX_TIME_NS else start_ns
+
+
+def _attribute_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # only in-process: JSON has no NaN or infinity
+    return _as_text(value)  # numbers as their JSON text (what ClickHouse reads from the spool too)
+
+
+def _mapping(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """An object-valued field; null or absent is empty, anything else but an object is an error."""
+    value = record.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}: expected an object, got {type(value).__name__}")
+    return value
 
 
 def _string_map(attributes: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in attributes.items():
-        if isinstance(value, str):
-            out[key] = value
-        elif isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            out[key] = repr(value)
-        else:
-            out[key] = _as_text(value)
-    return out
+    return {str(key): _attribute_text(value) for key, value in attributes.items()}
 
 
 _KINDS = frozenset(sc.SPAN_KINDS)
@@ -101,8 +146,8 @@ _KINDS = frozenset(sc.SPAN_KINDS)
 
 def _kind(attributes: dict[str, Any]) -> str:
     kind = attributes.get(sc.KIND)
-    if kind in _KINDS:
-        return str(kind)
+    if isinstance(kind, str) and kind in _KINDS:
+        return kind
     inference = attributes.get(sc.OPENINFERENCE_KIND)
     if isinstance(inference, str) and inference.upper() in _OPENINFERENCE_TO_KIND:
         return _OPENINFERENCE_TO_KIND[inference.upper()]
@@ -113,57 +158,66 @@ def _kind(attributes: dict[str, Any]) -> str:
 
 
 def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
-    """One `spans` row as a tuple in SPAN_COLUMNS order, from a spool/OTLP-shaped span record."""
-    attributes = dict(record.get("attributes") or {})
+    """One `spans` row as a tuple in SPAN_COLUMNS order, from a spool/OTLP-shaped span record.
+
+    _span_sql runs the same mapping inside ClickHouse; tests/test_span_mapping.py keeps them equal.
+    """
+    attributes = dict(_mapping(record, "attributes"))
     kind = _kind(attributes)
     input_text = _as_text(_first(attributes, _INPUT_KEYS, pop=True))
     output_text = _as_text(_first(attributes, _OUTPUT_KEYS, pop=True))
     context_text = _as_text(_first(attributes, _CONTEXT_KEYS, pop=True))
     input_size = _as_count(attributes.get(sc.INPUT_SIZE))
     output_size = _as_count(attributes.get(sc.OUTPUT_SIZE))
-    model = str(_first(attributes, (sc.REQUEST_MODEL, sc.RESPONSE_MODEL, "llm.model_name")) or "")
+    model = _as_text(_first(attributes, _MODEL_KEYS))
     input_tokens = _as_count(_first(attributes, _INPUT_TOKEN_KEYS))
     output_tokens = _as_count(_first(attributes, _OUTPUT_TOKEN_KEYS))
     total_tokens = _as_count(_first(attributes, _TOTAL_TOKEN_KEYS))
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
+        if total_tokens > _MAX_UINT64:
+            total_tokens = None
     cost = _as_float(attributes.get(sc.COST_USD))
     if cost is None and model:
         cost = cost_usd(model, input_tokens, output_tokens)
-    resource = record.get("resource") or {}
-    start_ns = int(record.get("start_ns") or 0)
-    end_ns = max(int(record.get("end_ns") or 0), start_ns)
-    if not 0 < start_ns <= end_ns <= _MAX_TIME_NS:
-        raise ValueError(f"start/end time out of range: {start_ns}..{end_ns} ns since the epoch")
-    events = record.get("events")
+    resource = _mapping(record, "resource")
+    start_ns = _as_ns(record.get("start_ns"))
+    end_ns = _as_ns(record.get("end_ns"))
+    if start_ns is None or end_ns is None or not 0 < start_ns <= max(end_ns, start_ns) <= _MAX_TIME_NS:
+        start, end = record.get("start_ns"), record.get("end_ns")
+        raise ValueError(f"start/end time out of range: {start}..{end} (ns since the epoch)")
+    end_ns = max(end_ns, start_ns)
+    events = record.get("events") or []
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise ValueError("events: expected an array of event objects")
     if events:
-        event_times = [int(e.get("time_ns") or start_ns) for e in events]
-        event_names = [str(e.get("name") or "") for e in events]
-        event_attributes = [_string_map(e.get("attributes") or {}) for e in events]
+        event_times = [_event_time(e.get("time_ns"), start_ns) for e in events]
+        event_names = [_as_text(e.get("name")) for e in events]
+        event_attributes = [_string_map(_mapping(e, "attributes")) for e in events]
     else:
         event_times, event_names, event_attributes = _EMPTY, _EMPTY, _EMPTY
-    provider = _first(attributes, (sc.PROVIDER, sc.SYSTEM, "llm.provider", "llm.system"))
+    provider = _as_text(_first(attributes, _PROVIDER_KEYS))
     ttft = _as_float(attributes.get(sc.TTFT_MS))
-    run_id = str(attributes.get(sc.RUN_ID) or "")
-    session_id = str(_first(attributes, (sc.SESSION_ID, "langfuse.session.id")) or "")
-    user_id = str(_first(attributes, (sc.USER_ID, "langfuse.user.id")) or "")
+    run_id = _as_text(attributes.get(sc.RUN_ID))
+    session_id = _as_text(_first(attributes, _SESSION_KEYS))
+    user_id = _as_text(_first(attributes, _USER_KEYS))
     for key in _DROPPED_KEYS:
         attributes.pop(key, None)
     return (
-        str(record.get("project") or "default"),
-        record["trace_id"],
-        record["span_id"],
-        record.get("parent_span_id") or "",
-        str(record.get("name") or ""),
+        _as_text(record.get("project")) or "default",
+        _as_text(record.get("trace_id")),
+        _as_text(record.get("span_id")),
+        _as_text(record.get("parent_span_id")),
+        _as_text(record.get("name")),
         kind,
-        str(record.get("span_kind") or "INTERNAL"),
-        str(resource.get("service.name") or ""),
-        str(record.get("scope") or ""),
+        _as_text(record.get("span_kind")) or "INTERNAL",
+        _as_text(resource.get("service.name")),
+        _as_text(record.get("scope")),
         start_ns,
         end_ns,
         (end_ns - start_ns) / 1e6,
         "error" if record.get("status") == "error" else "ok",
-        str(record.get("status_message") or ""),
+        _as_text(record.get("status_message")),
         input_text,
         input_size if input_size is not None else len(input_text.encode("utf-8", errors="replace")),
         input_text[:PREVIEW_CHARS],
@@ -172,7 +226,7 @@ def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
         output_text[:PREVIEW_CHARS],
         context_text,
         model,
-        str(provider or ""),
+        provider,
         input_tokens,
         output_tokens,
         total_tokens,
@@ -208,7 +262,7 @@ def span_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]
     rows: list[tuple[Any, ...]] = []
     rejected: list[str] = []
     for record in records:
-        if not _valid_id(record.get("trace_id"), 32) or not _valid_id(record.get("span_id"), 16):
+        if not _valid_id(_as_text(record.get("trace_id")), 32) or not _valid_id(_as_text(record.get("span_id")), 16):
             rejected.append(f"span {record.get('name')!r}: trace_id/span_id missing or not lowercase hex")
             continue
         try:

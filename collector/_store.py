@@ -102,6 +102,16 @@ class Store:
         self._types: dict[str, dict[str, str]] = {}
         self.migrate()
 
+    def another_client(self) -> Store:
+        """The same database over a connection of its own (for a second writer thread); no migrations."""
+        other = object.__new__(Store)
+        other.url, other.database = self.url, self.database
+        other.client = _connect(self.url, self.database)
+        other._lock = threading.Lock()
+        other._reader = None
+        other._types = {}
+        return other
+
     @property
     def embedded(self) -> bool:
         """True for the in-process chDB engine."""
@@ -163,17 +173,35 @@ class Store:
             raise StoreError(f"query failed: {_first_line(error)}") from error
 
     def query_rows(
-        self, sql: str, parameters: Optional[Mapping[str, Any]] = None
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, settings: Optional[dict[str, Any]] = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a SELECT; (column names, rows)."""
-        return self._rows(self.client, sql, parameters)
+        return self._rows(self.client, sql, parameters, settings)
+
+    def command(
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, settings: Optional[dict[str, Any]] = None
+    ) -> None:
+        """Run a statement that returns no rows (an INSERT ... SELECT); BadRowsError when values do not fit."""
+        from clickhouse_connect.driver.exceptions import DataError
+
+        try:
+            with self._lock:
+                self.client.command(sql, parameters=dict(parameters or {}), settings=settings)
+        except DataError as error:
+            raise BadRowsError(f"statement refused the values: {_first_line(error)}") from error
+        except Exception as error:
+            raise StoreError(f"statement failed: {_first_line(error)}") from error
 
     def _rows(
-        self, client: Client, sql: str, parameters: Optional[Mapping[str, Any]]
+        self,
+        client: Client,
+        sql: str,
+        parameters: Optional[Mapping[str, Any]],
+        settings: Optional[dict[str, Any]] = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         try:
             with self._lock:
-                result = client.query(sql, parameters=dict(parameters or {}))
+                result = client.query(sql, parameters=dict(parameters or {}), settings=settings)
         except Exception as error:
             raise StoreError(f"query failed: {_first_line(error)}") from error
         return list(result.column_names), [tuple(r) for r in result.result_rows]

@@ -17,6 +17,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
+import orjson
+
 from ._span_rows import span_columns
 from ._store import BadRowsError
 
@@ -77,6 +79,61 @@ def write_records(store: Store, records: list[dict[str, Any]], token: Optional[s
     return result
 
 
+class BadBatch(ValueError):
+    """A batch of records that is not a JSON array of record objects (400)."""
+
+
+def parse_records(body: bytes) -> list[dict[str, Any]]:
+    """A JSON array of record objects; BadBatch with the reason otherwise."""
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadBatch(f"body is not JSON: {error}") from error
+    if not isinstance(decoded, list) or not all(isinstance(r, dict) for r in decoded):
+        raise BadBatch("expected a JSON array of record objects")
+    return decoded
+
+
+def check_projects(records: list[dict[str, Any]], allowed_project: Optional[str]) -> None:
+    """PermissionError naming the other projects when records are not all of `allowed_project`."""
+    if allowed_project is None:
+        return
+    others = {str(r.get("project")) for r in records} - {allowed_project}
+    if others:
+        raise PermissionError(sorted(others))
+
+
+def write_json(
+    store: Store, body: bytes, token: Optional[str], allowed_project: Optional[str] = None
+) -> Optional[WriteResult]:
+    """Insert a JSON array of records mapped inside the embedded store (see _span_sql).
+
+    None when that path does not apply (a ClickHouse server, or records ClickHouse cannot read in
+    the expected shape): the caller then decodes the batch and uses `write_records`.
+    """
+    if not store.embedded:
+        return None
+    from ._span_sql import check_and_insert_json
+
+    try:
+        found = check_and_insert_json(store, body, token, allowed_project)
+    except (ValueError, BadRowsError):
+        return None
+    return WriteResult(
+        rows=found.spans - len(found.rejected), rejected=found.rejected, unknown_types=found.unknown_types
+    )
+
+
+def write_body(store: Store, body: bytes, token: Optional[str], allowed_project: Optional[str] = None) -> WriteResult:
+    """Insert a JSON array of records: mapped by the store when it can, else decoded and mapped here."""
+    result = write_json(store, body, token, allowed_project)
+    if result is not None:
+        return result
+    records = parse_records(body)
+    check_projects(records, allowed_project)
+    return write_records(store, records, token)
+
+
 class Overloaded(Exception):
     """The writer's queue is full: try again after `retry_after` seconds."""
 
@@ -91,6 +148,9 @@ class _Submission:
     token: Optional[str]
     future: Future[WriteResult]
     mapped: tuple[dict[str, list[Any]], WriteResult]
+    rows: int
+    body: Optional[bytes] = None  # a JSON batch, written alone by write_body
+    allowed_project: Optional[str] = None
 
 
 @dataclass
@@ -107,10 +167,19 @@ class WriterStats:
 
 
 class BatchWriter:
-    """A bounded queue of submissions and a thread that inserts them in merged batches."""
+    """A bounded queue of submissions and `threads` threads that insert them in merged batches.
+
+    Each thread has its own connection to the store: ClickHouse runs their inserts side by side
+    (and chDB's queries release the GIL), so two threads keep two cores busy.
+    """
 
     def __init__(
-        self, store: Store, max_batch_rows: int = 20_000, max_delay: float = 0.002, max_queued_rows: int = 200_000
+        self,
+        store: Store,
+        max_batch_rows: int = 20_000,
+        max_delay: float = 0.002,
+        max_queued_rows: int = 200_000,
+        threads: int = 2,
     ) -> None:
         self.store = store
         self.max_batch_rows = max_batch_rows
@@ -121,8 +190,13 @@ class BatchWriter:
         self._queued_rows = 0
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="tracehouse-writer", daemon=True)
-        self._thread.start()
+        self._stores = [store] + [store.another_client() for _ in range(threads - 1)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(each,), name=f"tracehouse-writer-{i}", daemon=True)
+            for i, each in enumerate(self._stores)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def queued_rows(self) -> int:
@@ -136,19 +210,31 @@ class BatchWriter:
         a resend with the same token is dropped by ClickHouse as a duplicate. Records are mapped to
         columns here, in the caller's thread, so mapping overlaps the writer's inserts.
         """
-        future: Future[WriteResult] = Future()
-        mapped = map_records(records)
+        return self._enqueue(_Submission(records, token, Future(), map_records(records), len(records)))
+
+    def submit_json(
+        self, body: bytes, token: Optional[str], allowed_project: Optional[str] = None
+    ) -> Future[WriteResult]:
+        """Queue a JSON array of records as it is (see write_body): inserted alone, mapped by the store.
+
+        The future fails with BadBatch for a body that is not such an array and with PermissionError
+        when it holds a project other than `allowed_project`; nothing of that batch is written then.
+        """
+        rows = body.count(b'"type":')  # an estimate for the queue's bound, before anything is parsed
+        return self._enqueue(_Submission([], token, Future(), ({}, WriteResult()), rows, body, allowed_project))
+
+    def _enqueue(self, item: _Submission) -> Future[WriteResult]:
         with self._cond:
             if self._stopping:
                 raise Overloaded(retry_after=5)
-            if self._queued_rows and self._queued_rows + len(records) > self.max_queued_rows:
+            if self._queued_rows and self._queued_rows + item.rows > self.max_queued_rows:
                 self.stats.overloaded += 1
                 raise Overloaded(retry_after=max(1.0, self._queued_rows / max(self._rate(), 1.0)))
-            self._queue.append(_Submission(records, token, future, mapped))
-            self._queued_rows += len(records)
-            self.stats.received += len(records)
+            self._queue.append(item)
+            self._queued_rows += item.rows
+            self.stats.received += item.rows
             self._cond.notify()
-        return future
+        return item.future
 
     def _rate(self) -> float:
         """Rows per second the store has been taking (for Retry-After)."""
@@ -161,8 +247,8 @@ class BatchWriter:
             if not self._queue:
                 return []
             first = self._queue.popleft()
-            batch, rows = [first], len(first.records)
-            if first.token is None:
+            batch, rows = [first], first.rows
+            if first.token is None and first.body is None:
                 # Group commit: merge what queued up while the last insert ran; wait only a moment
                 # for more (senders wait for their answer, so a long wait only adds latency).
                 deadline = time.monotonic() + self.max_delay
@@ -173,43 +259,72 @@ class BatchWriter:
                             break
                         self._cond.wait(remaining)
                         continue
-                    if self._queue[0].token is not None:
+                    if self._queue[0].token is not None or self._queue[0].body is not None:
                         break
                     item = self._queue.popleft()
                     batch.append(item)
-                    rows += len(item.records)
+                    rows += item.rows
             return batch
 
-    def _run(self) -> None:
+    def _run(self, store: Store) -> None:
         while True:
             batch = self._next_batch()
             if not batch:
                 return
-            self._write(batch)
+            self._write(batch, store)
 
-    def _write(self, batch: list[_Submission]) -> None:
+    def _write_body(self, item: _Submission, store: Store) -> None:
+        assert item.body is not None
+        started = time.monotonic()
+        try:
+            result = write_body(store, item.body, item.token, item.allowed_project)
+        except (BadBatch, PermissionError) as error:
+            item.future.set_exception(error)
+        except Exception as error:
+            with self._cond:
+                self.stats.failed_inserts += 1
+            logger.warning("tracehouse collector: insert of a JSON batch failed: %s", error)
+            item.future.set_exception(error)
+        else:
+            with self._cond:
+                self.stats.inserts += 1
+                self.stats.insert_seconds += time.monotonic() - started
+                self.stats.written += result.rows
+                self.stats.rejected += len(result.rejected)
+            item.future.set_result(result)
+        finally:
+            with self._cond:
+                self._queued_rows -= item.rows
+
+    def _write(self, batch: list[_Submission], store: Store) -> None:
+        if batch[0].body is not None:
+            self._write_body(batch[0], store)
+            return
         mapped = [item.mapped for item in batch]
         columns = mapped[0][0]
         if len(mapped) > 1:  # merged submissions carry no token: ClickHouse drops a resent block by its hash
             columns = {name: [v for cols, _ in mapped for v in cols[name]] for name in columns}
-        received = sum(len(item.records) for item in batch)
+        received = sum(item.rows for item in batch)
         started = time.monotonic()
         try:
-            refused = insert_columns(self.store, columns, batch[0].token if len(batch) == 1 else None)
+            refused = insert_columns(store, columns, batch[0].token if len(batch) == 1 else None)
         except Exception as error:
-            self.stats.failed_inserts += 1
+            with self._cond:
+                self.stats.failed_inserts += 1
             logger.warning("tracehouse collector: insert of %d records failed: %s", received, error)
             for item in batch:
                 item.future.set_exception(error)
         else:
-            self.stats.inserts += 1
-            self.stats.insert_seconds += time.monotonic() - started
-            for item, (item_columns, result) in zip(batch, mapped, strict=True):
+            for item_columns, result in mapped:
                 mine = [refused[i] for i in item_columns["span_id"] if i in refused]
                 result.rows -= len(mine)
                 result.rejected.extend(mine)
-                self.stats.written += result.rows
-                self.stats.rejected += len(result.rejected)
+            with self._cond:
+                self.stats.inserts += 1
+                self.stats.insert_seconds += time.monotonic() - started
+                self.stats.written += sum(result.rows for _, result in mapped)
+                self.stats.rejected += sum(len(result.rejected) for _, result in mapped)
+            for item, (_, result) in zip(batch, mapped, strict=True):
                 item.future.set_result(result)
         finally:
             with self._cond:
@@ -220,5 +335,11 @@ class BatchWriter:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stopped = not any(thread.is_alive() for thread in self._threads)
+        if stopped:
+            for extra in self._stores[1:]:
+                extra.close()
+        return stopped

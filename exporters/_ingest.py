@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 import orjson
 
-from ._spool import NEW_SUFFIX, Frame, list_segments, scan_segment, segment_is_live
+from ._spool import NEW_SUFFIX, Frame, join_json_arrays, list_segments, scan_segment, segment_is_live
 
 if TYPE_CHECKING:
     from tracehouse.collector._store import Store
@@ -142,6 +142,13 @@ class StoreDestination:
         from tracehouse.collector._writer import write_records
 
         return write_records(self.store, records, token)
+
+    def write_raw(self, payloads: list[bytes], token: str) -> Optional[WriteResult]:
+        """The frames as they are, mapped inside the embedded store; None where that does not apply."""
+        from tracehouse.collector._writer import write_json
+
+        body = join_json_arrays(payloads)
+        return None if body is None else write_json(self.store, body, token)
 
 
 class SpoolIngester:

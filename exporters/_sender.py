@@ -145,18 +145,13 @@ class CollectorDestination:
         None when a payload is not a JSON array or the collector found the body malformed (400):
         the ingester then decodes the frames one by one and sends what is valid.
         """
-        parts = []
-        for payload in payloads:
-            payload = payload.strip()
-            if payload[:1] != b"[" or payload[-1:] != b"]":
-                return None
-            inner = payload[1:-1].strip()
-            if inner:
-                parts.append(inner)
+        from ._spool import join_json_arrays
+
+        body = join_json_arrays(payloads)
+        if body is None:
+            return None
         try:
-            answer = self.client.request(
-                "POST", "/api/v1/records", b"[" + b",".join(parts) + b"]", {"X-Tracehouse-Batch": token}
-            )
+            answer = self.client.request("POST", "/api/v1/records", body, {"X-Tracehouse-Batch": token})
         except SendError as error:
             if error.status == 400:
                 logger.warning("tracehouse: the collector refused a spool batch (%s); resending it frame by frame",

@@ -17,7 +17,7 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 SEGMENT_MAGIC = b"THSPOOL1\n"
 FRAME_MAGIC = b"THF1"
@@ -191,6 +191,22 @@ def scan_segment(path: Path, offset: int = 0, max_bytes: int = 64 * 1024 * 1024)
                 skipped += 1
             pos = end
         return SegmentScan(frames, pos, skipped_frames=skipped)
+
+
+def join_json_arrays(payloads: list[bytes]) -> Optional[bytes]:
+    """Frame payloads (each a JSON array of records) as one JSON array, without decoding them.
+
+    None when a payload is not shaped like a JSON array; then the frames must be decoded instead.
+    """
+    parts: list[Union[bytes, memoryview]] = []
+    for payload in payloads:
+        if payload[:1] != b"[" or payload[-1:] != b"]":  # the writer's frames never have spaces around
+            payload = payload.strip()
+            if payload[:1] != b"[" or payload[-1:] != b"]":
+                return None
+        if payload[1:2] == b"{" or payload[1:-1].strip():  # (the second test, which copies, is rarely needed)
+            parts.append(memoryview(payload)[1:-1])  # no copy until the join
+    return b"[" + b",".join(parts) + b"]"
 
 
 def list_segments(directory: Path) -> tuple[list[Path], list[Path]]:

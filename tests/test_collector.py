@@ -173,16 +173,16 @@ def test_a_full_queue_answers_503_with_retry_after(collector: TestClient) -> Non
     from tracehouse.collector import _writer
     from tracehouse.collector._writer import Overloaded
 
-    original = _writer.BatchWriter.submit
+    original = _writer.BatchWriter._enqueue  # where every submission is admitted or refused
 
-    def full(self: Any, records: Any, token: Any = None) -> Any:
+    def full(self: Any, item: Any) -> Any:
         raise Overloaded(retry_after=3)
 
-    _writer.BatchWriter.submit = full  # type: ignore[method-assign]
+    _writer.BatchWriter._enqueue = full  # type: ignore[method-assign]
     try:
         busy = collector.post("/api/v1/records", json=[], headers={"X-Tracehouse-Batch": "t"})
     finally:
-        _writer.BatchWriter.submit = original  # type: ignore[method-assign]
+        _writer.BatchWriter._enqueue = original  # type: ignore[method-assign]
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "3"
 
 

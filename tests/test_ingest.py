@@ -386,7 +386,11 @@ def test_rows_the_store_refuses_are_isolated_and_the_rest_land(
             raise BadRowsError("insert into spans refused the values: test")
         real_insert(self, table, columns, dedup_token)
 
+    def refusing_command(self: Store, sql: str, *args: Any, **kwargs: Any) -> None:
+        raise BadRowsError("statement refused the values: test")  # the batch as a whole, mapped in the store
+
     monkeypatch.setattr(Store, "insert", picky_insert)
+    monkeypatch.setattr(Store, "command", refusing_command)  # so the batch falls back to the Python mapping
     spool = tmp_path / "raw"
     names = ["a", "refused", "b", "c", "refused", "d", "e"]
     _closed_segment(spool, [[_span_dict(n) for n in names]])
