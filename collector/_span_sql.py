@@ -13,7 +13,9 @@ that both mappings give the same rows for the same records. Scalars are read as 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -176,6 +178,26 @@ class JsonBatchResult:
     projects: list[str] = field(default_factory=list)
 
 
+_ready_directories: set[str] = set()
+_directory_lock = threading.Lock()
+
+
+def _batch_directory(store: Store) -> str:
+    """Where batches wait for chDB's file() to read them; leftovers of a killed process are removed.
+
+    Only this process can have the embedded store open, so at its first use every file there is
+    an orphan.
+    """
+    directory = os.path.join(store.url[len("chdb://") :], "tracehouse_batches")  # not chDB's own tmp/
+    if directory not in _ready_directories:
+        with _directory_lock:
+            if directory not in _ready_directories:
+                shutil.rmtree(directory, ignore_errors=True)
+                os.makedirs(directory, exist_ok=True)
+                _ready_directories.add(directory)
+    return directory
+
+
 def _parameters() -> dict[str, Any]:
     models, input_prices, output_prices = price_table()
     return {"price_models": models, "input_prices": input_prices, "output_prices": output_prices}
@@ -192,8 +214,7 @@ def check_and_insert_json(
     """
     from tracehouse._errors import StoreError
 
-    directory = os.path.join(store.url[len("chdb://") :], "tmp")
-    os.makedirs(directory, exist_ok=True)
+    directory = _batch_directory(store)
     handle, path = tempfile.mkstemp(suffix=".json", dir=directory)
     try:
         with os.fdopen(handle, "wb") as out:

@@ -7,8 +7,10 @@ own spool directory). Tests that need a store of their own run in a subprocess.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +20,8 @@ import pytest
 
 os.environ["TRACEHOUSE_RAISE_INTERNAL_ERRORS"] = "1"  # internal bugs surface in our tests
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="tracehouse-tests-"))
+# Registered before tracehouse is imported, so it runs after tracehouse's own exit hook (LIFO).
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 os.environ["TRACEHOUSE_DIR"] = str(_SESSION_DIR / "default-data")  # never write to ~/.tracehouse
 for _name in ("TRACEHOUSE_PROJECT", "TRACEHOUSE_ENDPOINT", "TRACEHOUSE_DISABLED", "TRACEHOUSE_CLICKHOUSE_URL"):
     os.environ.pop(_name, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -162,3 +163,15 @@ def test_a_batch_of_another_shape_is_left_to_the_python_mapping(th_env: th.Setti
         with pytest.raises(ValueError):
             check_and_insert_json(get_store(), body, token=None)
     assert get_store().query_rows("SELECT count() FROM spans")[1] == [(0,)]
+
+
+def test_batches_left_by_a_killed_process_are_removed_at_first_use(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from tracehouse.collector._span_sql import _batch_directory
+
+    leftover = tmp_path / "tracehouse_batches" / "tmp1234.json"
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"[]")
+    directory = _batch_directory(SimpleNamespace(url=f"chdb://{tmp_path}"))  # type: ignore[arg-type]
+    assert directory == str(leftover.parent) and not leftover.exists() and leftover.parent.is_dir()
