@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: child-process plumbing, a discard OTLP/HTTP server, table rendering.
+"""Helpers shared by the benchmarks: child-process plumbing, a discard OTLP/HTTP server, report rendering.
 
 Standard library only, so a benchmark child can import it before deciding which peer to load.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import platform
 import resource
 import socket
 import statistics
@@ -16,6 +17,7 @@ import sys
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -32,6 +34,15 @@ def peak_rss_mb() -> float:
     """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB, macOS in bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def own_peak_rss_mb() -> Optional[float]:
+    """This process's peak RSS from VmHWM.
+
+    Not `ru_maxrss`: Linux carries it over fork and exec, so a child started by a bigger parent would
+    report the parent's peak instead of its own.
+    """
+    return proc_status_mb(os.getpid(), "VmHWM") or peak_rss_mb()
 
 
 def median(values: Sequence[float]) -> float:
@@ -145,6 +156,41 @@ class DiscardServer(ThreadingHTTPServer):
                 payload = zlib.decompress(payload)
             decoded.append((path, payload))
         return decoded
+
+
+def parse_choices(text: str, choices: Sequence[str], noun: str) -> list[str]:
+    """The comma-separated names in `text` (blanks dropped); exits with the valid choices on an unknown one."""
+    picked = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(picked) - set(choices))
+    if unknown:
+        raise SystemExit(f"unknown {noun}(s): {', '.join(unknown)}; choose from {', '.join(choices)}")
+    return picked
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so stdout holds only the report."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def machine_info(packages: Sequence[str]) -> dict[str, Any]:
+    """Python, platform, CPU count and the installed version of each of `packages`, for the results JSON."""
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "versions": versions,
+    }
+
+
+def fmt_number(value: Optional[float], digits: int) -> str:
+    """`value` with thousands separators and `digits` decimals; "-" for None."""
+    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: Sequence[int] = (0,)) -> str:

@@ -48,18 +48,28 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from _common import DiscardServer, emit, median, peak_rss_mb, render_table, run_child, write_results
+from _common import (
+    DiscardServer,
+    emit,
+    fmt_number,
+    machine_info,
+    median,
+    parse_choices,
+    peak_rss_mb,
+    progress,
+    render_table,
+    run_child,
+    write_results,
+)
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results" / "trace_overhead.json"
@@ -410,14 +420,6 @@ def _child_args(args: argparse.Namespace, *extra: str) -> list[str]:
     return [str(HERE), "--calls", str(args.calls), "--warmup", str(args.warmup), *extra]
 
 
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _fmt(value: Optional[float], digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
 def _fmt_int(value: Optional[int]) -> str:
     return "-" if value is None else f"{value:,}"
 
@@ -425,17 +427,7 @@ def _fmt_int(value: Optional[int]) -> str:
 def _fmt_check(value: Any) -> str:
     if value is None:
         return "n/a"
-    return _fmt(value, 3) if isinstance(value, float) else str(value)
-
-
-def _versions() -> dict[str, str]:
-    found = {}
-    for package in ("tracehouse", "opentelemetry-sdk", "logfire", "langfuse", "chdb", "clickhouse-connect"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
+    return fmt_number(value, 3) if isinstance(value, float) else str(value)
 
 
 def _ratio(peers: dict[str, dict[str, Any]], other: str) -> Optional[float]:
@@ -463,10 +455,10 @@ def report(results: dict[str, Any]) -> str:
         if not peer.get("flush_ok", True):
             note = (note + "; " if note else "") + "flush timed out"
         rows.append([
-            name, _fmt(peer["us_per_call"], 3), _fmt(overhead, 3), _fmt(peer["loop_seconds"], 3),
-            _fmt(peer["flush_seconds"], 3), _fmt_int(exported) if exported is not None else "n/a",
+            name, fmt_number(peer["us_per_call"], 3), fmt_number(overhead, 3), fmt_number(peer["loop_seconds"], 3),
+            fmt_number(peer["flush_seconds"], 3), _fmt_int(exported) if exported is not None else "n/a",
             _fmt_int(dropped) if dropped is not None else ("-" if name in ("bare", "tracehouse-disabled") else "n/a"),
-            _fmt(peer.get("peak_rss_mb"), 1), note,
+            fmt_number(peer.get("peak_rss_mb"), 1), note,
         ])  # fmt: skip
     headers = ["peer", "us/call", "overhead us", "loop s", "flush s", "exported", "dropped", "peak RSS MB", "note"]
     out.append(render_table(headers, rows, left=(0, len(headers) - 1)))
@@ -476,7 +468,7 @@ def report(results: dict[str, Any]) -> str:
     for other in ("otel", "logfire", "langfuse"):
         ratio = _ratio(peers, other)
         target = f"<= {TARGET_RATIO}" if other == "otel" else ""
-        ratio_rows.append([f"tracehouse / {other}", _fmt(ratio, 3) if ratio is not None else "n/a", target])
+        ratio_rows.append([f"tracehouse / {other}", fmt_number(ratio, 3) if ratio is not None else "n/a", target])
     out.append(render_table(["ratio (us/call)", "value", "target"], ratio_rows))
 
     imp = results["import"]
@@ -550,41 +542,35 @@ def evaluate(results: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
 
 
 def parent_main(args: argparse.Namespace) -> int:
-    selected = [p.strip() for p in args.only.split(",")] if args.only else list(PEERS)
-    unknown = sorted(set(selected) - set(PEERS))
-    if unknown:
-        raise SystemExit(f"unknown peer(s): {', '.join(unknown)}; choose from {', '.join(PEERS)}")
+    selected = parse_choices(args.only, PEERS, "peer") if args.only else list(PEERS)
     started = time.perf_counter()
     results: dict[str, Any] = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "calls": args.calls,
         "warmup": args.warmup,
         "spans_1m": args.spans_1m,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "versions": _versions(),
+        **machine_info(("tracehouse", "opentelemetry-sdk", "logfire", "langfuse", "chdb", "clickhouse-connect")),
         "peers": {},
     }
     with tempfile.TemporaryDirectory(prefix="th-bench-") as tmp:
         root = Path(tmp)
-        _progress("import tracehouse ...")
+        progress("import tracehouse ...")
         results["import"] = measure_import()
         for peer in PEERS:
             if peer not in selected:
                 continue
-            _progress(f"peer {peer} ...")
+            progress(f"peer {peer} ...")
             env = {"TRACEHOUSE_DISABLED": "1" if peer == "tracehouse-disabled" else "0"}
             data_dir = root / peer
             results["peers"][peer] = run_child(_child_args(args, "--peer", peer, "--data-dir", str(data_dir)), env)
         if not args.skip_store:
             if "tracehouse" in results["peers"] and "skipped" not in results["peers"]["tracehouse"]:
-                _progress("ingest ...")
+                progress("ingest ...")
                 ingest_args = _child_args(args, "--task", "ingest", "--data-dir", str(root / "tracehouse"))
                 results["ingest"] = run_child(ingest_args)
             else:
                 results["ingest"] = {"skipped": "needs the spool written by the tracehouse peer"}
-            _progress("latency queries ...")
+            progress("latency queries ...")
             query_args = _child_args(
                 args, "--task", "query", "--spans-1m", str(args.spans_1m), "--data-dir", str(root / "query")
             )
