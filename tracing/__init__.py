@@ -16,6 +16,7 @@ from ._config import Settings
 from ._decorator import SpanScope, current_span, span, trace
 from ._errors import ConfigError, NotFoundError, StoreError, TracehouseError
 from ._handles import ForeignSpan, NoopSpan
+from ._openai import OpenAIInstrumentation, instrument_openai, uninstrument_openai
 from ._reading import latency, query, sync, trace_tree, traces
 from ._span import TraceSpan
 from ._version import VERSION as __version__
@@ -25,6 +26,7 @@ __all__ = [
     "ForeignSpan",
     "NoopSpan",
     "NotFoundError",
+    "OpenAIInstrumentation",
     "Settings",
     "SpanScope",
     "StoreError",
@@ -35,6 +37,7 @@ __all__ = [
     "current_span",
     "flush",
     "get_settings",
+    "instrument_openai",
     "latency",
     "query",
     "set_model_price",
@@ -43,4 +46,5 @@ __all__ = [
     "trace",
     "trace_tree",
     "traces",
+    "uninstrument_openai",
 ]
