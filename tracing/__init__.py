@@ -16,6 +16,7 @@ from ._config import Settings
 from ._decorator import SpanScope, current_span, span, trace
 from ._errors import ConfigError, NotFoundError, StoreError, TracehouseError
 from ._handles import ForeignSpan, NoopSpan
+from ._langchain import LangChainInstrumentation, instrument_langchain, uninstrument_langchain
 from ._openai import OpenAIInstrumentation, instrument_openai, uninstrument_openai
 from ._reading import latency, query, sync, trace_tree, traces
 from ._span import TraceSpan
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "ForeignSpan",
     "NoopSpan",
+    "LangChainInstrumentation",
     "NotFoundError",
     "OpenAIInstrumentation",
     "Settings",
@@ -37,6 +39,7 @@ __all__ = [
     "current_span",
     "flush",
     "get_settings",
+    "instrument_langchain",
     "instrument_openai",
     "latency",
     "query",
@@ -46,5 +49,6 @@ __all__ = [
     "trace",
     "trace_tree",
     "traces",
+    "uninstrument_langchain",
     "uninstrument_openai",
 ]

@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 
 from . import _openai_record as rec
+from . import _semconv as sc
 from ._decorator import _MISSING, _start_span
 from ._errors import ConfigError
 from ._internal_errors import log_internal_error
@@ -41,7 +42,8 @@ _TARGETS = (
     ("openai.resources.embeddings", "Embeddings", "create", "embeddings", "embedding"),
     ("openai.resources.embeddings", "AsyncEmbeddings", "create", "embeddings", "embedding"),
 )
-_SPAN_OPERATION = {"responses": "chat"}  # span names follow gen_ai.operation.name
+_SPAN_OPERATION = {"responses": "chat"}
+# span names follow gen_ai.operation.name
 
 
 @dataclass
@@ -185,9 +187,12 @@ class _Call:
         try:
             model = kwargs.get("model")
             name = f"{_SPAN_OPERATION.get(operation, operation)} {model}" if isinstance(model, str) else operation
+            parent = otel_trace.get_current_span()
             span = _start_span(name, kind, {}, _MISSING)
             if span is None:
                 return None
+            if isinstance(parent, TraceSpan) and sc.LANGCHAIN_RUN_ID in parent.attributes:
+                parent.attributes[sc.USAGE_IN_CHILD] = True  # the LangChain model span leaves tokens to this one
             stream = kwargs.get("stream") is True
             sent, hide_usage = kwargs, False
             if (stream and handle.stream_usage and operation in ("chat", "text_completion")

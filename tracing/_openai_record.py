@@ -107,6 +107,23 @@ def chat_input_messages(messages: Any) -> tuple[list[dict[str, Any]], list[dict[
     return system, out
 
 
+def record_request_parameters(span: TraceSpan, params: dict[str, Any]) -> None:
+    """Sampling parameters (temperature, top_p, max tokens, stop sequences, ...) of a model call."""
+    attrs = span.attributes
+    for name, key in _REQUEST_NUMBERS.items():
+        value = params.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            attrs[key] = value
+    limit = next((params[k] for k in _MAX_TOKENS if isinstance(params.get(k), int)), None)
+    if limit is not None:
+        attrs["gen_ai.request.max_tokens"] = limit
+    stop = params.get("stop")
+    if isinstance(stop, str):
+        attrs["gen_ai.request.stop_sequences"] = [stop]
+    elif isinstance(stop, (list, tuple)):
+        attrs["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
+
+
 def record_request(span: TraceSpan, operation: str, kwargs: dict[str, Any]) -> None:
     """Request model, parameters and input of a call."""
     attrs = span.attributes
@@ -116,18 +133,7 @@ def record_request(span: TraceSpan, operation: str, kwargs: dict[str, Any]) -> N
     model = kwargs.get("model")
     if isinstance(model, str):
         attrs[sc.REQUEST_MODEL] = model
-    for name, key in _REQUEST_NUMBERS.items():
-        value = kwargs.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            attrs[key] = value
-    limit = next((kwargs[k] for k in _MAX_TOKENS if isinstance(kwargs.get(k), int)), None)
-    if limit is not None:
-        attrs["gen_ai.request.max_tokens"] = limit
-    stop = kwargs.get("stop")
-    if isinstance(stop, str):
-        attrs["gen_ai.request.stop_sequences"] = [stop]
-    elif isinstance(stop, (list, tuple)):
-        attrs["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
+    record_request_parameters(span, kwargs)
     if _given(kwargs.get("stream")):
         attrs["gen_ai.request.stream"] = bool(kwargs["stream"])
     if _given(kwargs.get("tools")):

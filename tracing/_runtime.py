@@ -43,6 +43,8 @@ class Runtime:
         self._provider_ready = False
         self.foreign_processor: Optional[SpanProcessor] = None  # the user's own processors, when joined
         self.listeners: list[Listener] = []
+        # called first by flush (False) and shutdown (True): integrations end what they hold open
+        self.flush_hooks: list[Callable[[bool], None]] = []
         self.disabled = False
         self._resource: dict[str, Any] = {}
         self._sdk_resource: Any = None
@@ -217,6 +219,7 @@ class Runtime:
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Write every finished span to the spool (fsync'd); False if `timeout` ran out first."""
+        self._run_flush_hooks(final=False)
         sink = self._sink
         if sink is None:
             return True
@@ -226,8 +229,16 @@ class Runtime:
             shipper.wake()
         return flushed
 
+    def _run_flush_hooks(self, final: bool) -> None:
+        for hook in list(self.flush_hooks):
+            try:
+                hook(final)
+            except Exception:
+                log_internal_error("flush hook")
+
     def shutdown(self) -> None:
         """Flush and close the spool, then give the collector (if any) one last bounded pass."""
+        self._run_flush_hooks(final=True)
         sink, shipper = self._sink, self._shipper
         if sink is not None:
             sink.shutdown(self.settings.flush_timeout)

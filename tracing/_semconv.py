@@ -12,6 +12,8 @@ CONTEXT_SIZE = "tracehouse.context.size"
 COST_USD = "tracehouse.cost_usd"
 TTFT_MS = "tracehouse.time_to_first_token_ms"
 RUN_ID = "tracehouse.run_id"
+LANGCHAIN_RUN_ID = "tracehouse.langchain.run_id"
+USAGE_IN_CHILD = "tracehouse.usage_in_child"  # a LangChain model span whose OpenAI child span holds the usage
 
 # OpenInference (read by Phoenix-style tools)
 INPUT_VALUE = "input.value"

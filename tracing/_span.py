@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
@@ -165,6 +165,19 @@ def attribute_value(value: Any) -> Any:
     return to_json_bytes(value).decode("utf-8")
 
 
+def unwind_ended(current: Any) -> Any:
+    """The current span, after taking out spans that ended but stayed current (see `restore_context`).
+
+    LangChain ends async runs from a copy of the run's context, where the span cannot be detached;
+    the next span started in the original context does it here.
+    """
+    while type(current) is TraceSpan and current.end_ns and current.restore_context is not None:
+        if not current.restore_context():
+            break
+        current = trace.get_current_span()
+    return current
+
+
 class TraceSpan(SpanHelpers, trace.Span):
     """A recording span created by `@trace` or `span()`."""
 
@@ -179,10 +192,15 @@ class TraceSpan(SpanHelpers, trace.Span):
         self.status_message = ""
         self.end_ns = 0
         self._context: Optional[SpanContext] = None
+        # Set by integrations that make a span current from a callback (LangChain): takes the span out
+        # of the current context once it has ended; True when it did.
+        self.restore_context: Optional[Callable[[], bool]] = None
         self.trace_id: int
         self.span_id: int
         self.parent_span_id: int
         parent = trace.get_current_span()
+        if type(parent) is TraceSpan and parent.end_ns and parent.restore_context is not None:
+            parent = unwind_ended(parent)
         if type(parent) is TraceSpan:
             self.trace_id = parent.trace_id
             self.parent_span_id = parent.span_id
