@@ -208,3 +208,22 @@ def test_runs_left_open_are_ended_on_flush(instrumented: CapturedSpans) -> None:
     th.flush()
     assert instrumented.names() == ["outer", "inner"]
     assert instrumented.by_name("inner")["attributes"]["tracehouse.orphaned"] == "true"
+
+
+def test_agent_runs_and_their_actions(instrumented: CapturedSpans) -> None:
+    from langchain_core.agents import AgentAction, AgentFinish
+    from langchain_core.runnables import RunnableConfig
+
+    def step(question: str, config: RunnableConfig) -> str:
+        manager = config["callbacks"]  # the agent's run manager's children: report as an agent does
+        for handler in manager.handlers:
+            handler.on_agent_action(AgentAction("lookup", {"key": "rotation"}, "I should look it up"),
+                                    run_id=manager.parent_run_id)  # fmt: skip
+            handler.on_agent_finish(AgentFinish({"output": ANSWER}, "done"), run_id=manager.parent_run_id)
+        return ANSWER
+
+    assert RunnableLambda(step, name="KeyAgent").invoke("How often?") == ANSWER
+    row = instrumented.by_name("KeyAgent")
+    assert row["kind"] == "agent"
+    assert [name for name in row["event_names"]] == ["agent_action", "agent_finish"]
+    assert json.loads(row["event_attributes"][0]["tool_input"]) == {"key": "rotation"}

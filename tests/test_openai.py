@@ -242,3 +242,30 @@ def test_recording_failures_never_reach_the_call(
     monkeypatch.setattr(_openai_record, "record_response", broken)
     reply = _client(server).chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
     assert reply.choices[0].message.content == ANSWER
+
+
+def test_response_format_and_an_unknown_model_with_usage(server: OpenAIServer, instrumented: CapturedSpans) -> None:
+    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}
+    _client(server).chat.completions.create(
+        model="mystery-model", messages=QUESTION, response_format=schema, top_p=0.5, stop=["\n"], seed=7
+    )
+    row = instrumented.by_name("chat mystery-model")
+    assert row["input_tokens"] == 4 and row["cost_usd"] is None, "no price: cost empty, not zero"
+    attrs = row["attributes"]
+    assert attrs["gen_ai.output.type"] == "json" and json.loads(attrs["openai.request.response_format"]) == schema
+    assert (attrs["gen_ai.request.top_p"], attrs["gen_ai.request.seed"]) == ("0.5", "7")
+    assert json.loads(attrs["gen_ai.request.stop_sequences"]) == ["\n"]
+
+
+def test_an_async_stream_closed_early_ends_its_span(server: OpenAIServer, instrumented: CapturedSpans) -> None:
+    async def main() -> None:
+        client = _async_client(server)
+        stream = await client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True)
+        async with stream:
+            async for _ in stream:
+                break
+        await client.close()
+
+    asyncio.run(main())
+    row = instrumented.by_name("chat gpt-4o-mini")
+    assert row["attributes"]["tracehouse.stream.end"] == "closed" and row["output"] == WORDS_OUT[0]
