@@ -42,6 +42,8 @@ _DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 
 _prices = dict(_DEFAULT_PRICES)
 _lock = threading.Lock()
+_found: dict[str, Optional[tuple[float, float]]] = {}  # model_price's answers, until prices change
+_generation = [0]  # bumped by set_model_price: an answer found under an older table is not kept
 
 
 def set_model_price(model: str, input_per_million: float, output_per_million: float) -> None:
@@ -55,6 +57,8 @@ def set_model_price(model: str, input_per_million: float, output_per_million: fl
             raise ConfigError(option, f"expected a non-negative number of USD, got {price!r}")
     with _lock:
         _prices[model.lower()] = (float(input_per_million), float(output_per_million))
+        _generation[0] += 1
+        _found.clear()
 
 
 def price_table() -> tuple[list[str], list[float], list[float]]:
@@ -66,6 +70,17 @@ def price_table() -> tuple[list[str], list[float], list[float]]:
 
 def model_price(model: str) -> Optional[tuple[float, float]]:
     """(input, output) USD per 1M tokens for `model`, by exact name then longest known prefix."""
+    if model in _found:
+        return _found[model]
+    generation = _generation[0]
+    price = _lookup(model)
+    with _lock:
+        if generation == _generation[0] and len(_found) < 10_000:  # model names come from callers: bounded
+            _found[model] = price
+    return price
+
+
+def _lookup(model: str) -> Optional[tuple[float, float]]:
     name = model.lower()
     if "/" in name:  # provider-qualified ids such as "openai/gpt-4o"
         name = name.rsplit("/", 1)[1]
