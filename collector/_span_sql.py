@@ -163,7 +163,8 @@ _SELECT = _select()
 _CHECK = f"""
 SELECT countIf(type = 'span'), countIf(type = 'span' AND reason_ != ''),
        groupArrayIf(20)(concat('span ', name, ': ', reason_), type = 'span' AND reason_ != ''),
-       groupUniqArrayIf(20)(if(project = '', 'default', project), type = 'span'), count()
+       groupUniqArrayIf(20)(if(project = '', 'default', project), type = 'span'), count(),
+       countIf(type IN ('metrics', 'run'))
 FROM (SELECT type, name, project, trace_id, span_id, start_ns, end_ns, {_VALIDITY} FROM {{source}})
 """
 
@@ -224,7 +225,9 @@ def check_and_insert_json(
             _, found = store.query_rows(_CHECK.replace("{source}", source), settings=JSON_SETTINGS)
         except StoreError as error:
             raise ValueError(f"not a JSON array of span records: {error}") from error
-        spans, refused, reasons, projects, records = found[0]
+        spans, refused, reasons, projects, records, run_records = found[0]
+        if run_records:
+            raise ValueError("the batch holds run records: mapped in Python (see _run_rows)")
         result = JsonBatchResult(
             spans=int(spans),
             rejected=list(reasons) + ["rejected (reason not kept)"] * (int(refused) - len(reasons)),

@@ -71,12 +71,32 @@ def insert_columns(store: Store, columns: dict[str, list[Any]], token: Optional[
 
 
 def write_records(store: Store, records: list[dict[str, Any]], token: Optional[str]) -> WriteResult:
-    """Insert span records as one batch (deduplicated by `token`); refused rows are isolated, not fatal."""
-    columns, result = map_records(records)
+    """Insert span, metrics and run records as one batch per table (deduplicated by `token`).
+
+    Refused span rows are isolated, not fatal; refused metric values and run records are reported.
+    """
+    runs = [r for r in records if r.get("type") in _RUN_TYPES]
+    columns, result = map_records([r for r in records if r.get("type") not in _RUN_TYPES])
     refused = insert_columns(store, columns, token)
     result.rows -= len(refused)
     result.rejected.extend(refused.values())
+    if runs:
+        result.rows += _write_run_records(store, runs, token, result)
     return result
+
+
+_RUN_TYPES = ("metrics", "run")
+
+
+def _write_run_records(store: Store, records: list[dict[str, Any]], token: Optional[str], result: WriteResult) -> int:
+    from ._run_rows import metric_columns, run_columns
+
+    metrics, metrics_refused = metric_columns(r for r in records if r["type"] == "metrics")
+    runs, runs_refused = run_columns(r for r in records if r["type"] == "run")
+    store.insert("metrics", metrics, dedup_token=token)
+    store.insert("runs", runs, dedup_token=token)
+    result.rejected.extend(metrics_refused + runs_refused)
+    return len(records) - len(runs_refused)
 
 
 class BadBatch(ValueError):

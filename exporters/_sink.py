@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import orjson
 
@@ -23,6 +23,8 @@ from tracehouse._serialize import JSON_OPTIONS, json_default, json_safe
 
 from ._records import SpanRecord, record_to_dict
 from ._spool import SpoolWriter
+
+Record = Union[SpanRecord, dict[str, Any]]  # a finished span, or a ready record (a run's metrics or state)
 
 logger = logging.getLogger("tracehouse")
 
@@ -65,7 +67,7 @@ class SpoolSink:
         self.worker_errors = 0
         self.dropped = 0  # only ever non-zero when the disk refuses writes
         self._on_written = on_written
-        self._queue: deque[SpanRecord] = deque()
+        self._queue: deque[Record] = deque()
         self._wake = threading.Event()
         self._write_lock = threading.Lock()
         self._stopped = False
@@ -73,8 +75,8 @@ class SpoolSink:
         self._thread = threading.Thread(target=self._run, name="tracehouse-spool", daemon=True)
         self._thread.start()
 
-    def submit(self, record: SpanRecord) -> None:
-        """Queue one finished span (hot path)."""
+    def submit(self, record: Record) -> None:
+        """Queue one finished span or ready record (hot path)."""
         queue = self._queue
         queue.append(record)
         if len(queue) >= self.batch_size:
@@ -120,7 +122,7 @@ class SpoolSink:
         finally:
             self._write_lock.release()
 
-    def _write(self, records: list[SpanRecord]) -> bool:
+    def _write(self, records: list[Record]) -> bool:
         payload = self._encode(records)
         try:
             self.spool.append(payload)
@@ -141,9 +143,9 @@ class SpoolSink:
             self._on_written(len(records))
         return True
 
-    def _encode(self, records: list[SpanRecord]) -> bytes:
+    def _encode(self, records: list[Record]) -> bytes:
         """One JSON array; a record that cannot be encoded is scrubbed, never allowed to sink its batch."""
-        batch = [record_to_dict(record) for record in records]
+        batch = [record if type(record) is dict else record_to_dict(record) for record in records]  # type: ignore[arg-type]
         try:
             return orjson.dumps(batch, default=json_default, option=JSON_OPTIONS)
         except Exception:

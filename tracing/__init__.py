@@ -18,31 +18,42 @@ from ._errors import ConfigError, NotFoundError, StoreError, TracehouseError
 from ._handles import ForeignSpan, NoopSpan
 from ._langchain import LangChainInstrumentation, instrument_langchain, uninstrument_langchain
 from ._openai import OpenAIInstrumentation, instrument_openai, uninstrument_openai
-from ._reading import latency, query, sync, trace_tree, traces
+from ._reading import history, latency, query, runs, sync, trace_tree, traces
+from ._run import Run, current_run, finish, init, log
+from ._run_config import Config, Summary
 from ._span import TraceSpan
 from ._version import VERSION as __version__
 
 __all__ = [
+    "Config",
     "ConfigError",
     "ForeignSpan",
     "NoopSpan",
     "LangChainInstrumentation",
     "NotFoundError",
     "OpenAIInstrumentation",
+    "Run",
     "Settings",
     "SpanScope",
     "StoreError",
+    "Summary",
     "TraceSpan",
     "TracehouseError",
     "__version__",
     "configure",
+    "current_run",
     "current_span",
+    "finish",
     "flush",
     "get_settings",
+    "history",
+    "init",
     "instrument_langchain",
     "instrument_openai",
     "latency",
+    "log",
     "query",
+    "runs",
     "set_model_price",
     "span",
     "sync",
@@ -52,3 +63,15 @@ __all__ = [
     "uninstrument_langchain",
     "uninstrument_openai",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`th.run`, `th.config`, `th.summary`: the active run and its config and summary (W&B's names)."""
+    if name in ("run", "config", "summary"):
+        from ._run import current_run as _current_run
+
+        run = _current_run()
+        if name == "run" or run is None:
+            return run
+        return getattr(run, name)
+    raise AttributeError(f"module 'tracehouse' has no attribute {name!r}")

@@ -51,6 +51,8 @@ def _start_span(name: str, kind: str, static: dict[str, Any], payload: Any) -> O
         return None
     rt.ensure_provider()
     attributes: dict[str, Any] = {sc.KIND: kind, **static} if static else {sc.KIND: kind}
+    if rt.active_run_id is not None:
+        attributes[sc.RUN_ID] = rt.active_run_id
     if payload is not _MISSING:
         text, size = capture_with(settings, payload)
         attributes[sc.INPUT_VALUE] = text

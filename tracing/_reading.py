@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, cast
 
 from tracehouse.collector import _queries as q
 from tracehouse.collector._queries import Since, build_tree
@@ -135,6 +135,49 @@ def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None
 
         return _remote.latency(project, by, since)
     return q.latency(get_store(), project, by=by, since=since)
+
+
+def runs(project: Optional[str] = None) -> pd.DataFrame:
+    """The project's runs, newest first: id, name, state, tags, group, job type, times, and one
+    `config.<key>` / `summary.<key>` column per key."""
+    import json
+
+    import pandas as pd
+
+    frame = query(
+        "SELECT run_id, name, state, tags, `group`, job_type, notes, created_at, updated_at, config, summary "
+        "FROM runs FINAL WHERE project = {p:String} ORDER BY created_at DESC",
+        {"p": _project(project)},
+    )
+    if frame.empty:
+        return cast("pd.DataFrame", frame.drop(columns=[c for c in ("config", "summary") if c in frame.columns]))
+    parts = [frame.drop(columns=["config", "summary"])]
+    for column in ("config", "summary"):
+        expanded = pd.json_normalize([json.loads(text or "{}") for text in frame[column]], sep=".")
+        expanded.columns = [f"{column}.{name}" for name in expanded.columns]
+        parts.append(expanded.set_index(frame.index))
+    return cast("pd.DataFrame", pd.concat(parts, axis=1))
+
+
+def history(run_id: str, keys: Optional[list[str]] = None, project: Optional[str] = None) -> pd.DataFrame:
+    """A run's logged metrics, one row per step (`_step`, `_timestamp`, then one column per key)."""
+    if not isinstance(run_id, str) or not run_id:
+        raise ConfigError("run_id", f"expected a run id, got {run_id!r}")
+    where = " AND key IN {keys:Array(String)}" if keys else ""
+    frame = query(
+        "SELECT step, key, value, timestamp FROM metrics FINAL WHERE project = {p:String} AND run_id = {r:String}"
+        + where
+        + " ORDER BY step",
+        {"p": _project(project), "r": run_id, **({"keys": list(keys)} if keys else {})},
+    )
+    if frame.empty:
+        return cast("pd.DataFrame", frame.rename(columns={"step": "_step"})[["_step"]])
+    wide = frame.pivot_table(index="step", columns="key", values="value", aggfunc="last")
+    times = frame.groupby("step")["timestamp"].max()
+    wide.insert(0, "_timestamp", times)
+    wide = wide.reset_index().rename(columns={"step": "_step"})
+    wide.columns.name = None
+    return cast("pd.DataFrame", wide)
 
 
 def _reset_after_fork() -> None:

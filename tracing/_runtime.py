@@ -45,6 +45,7 @@ class Runtime:
         self.listeners: list[Listener] = []
         # called first by flush (False) and shutdown (True): integrations end what they hold open
         self.flush_hooks: list[Callable[[bool], None]] = []
+        self.active_run_id: Optional[str] = None  # th.init's run: spans started meanwhile carry its id
         self.disabled = False
         self._resource: dict[str, Any] = {}
         self._sdk_resource: Any = None

@@ -1,0 +1,83 @@
+"""Run and metrics records (from `th.init` runs) to `runs` and `metrics` columns.
+
+A `metrics` record is one committed step: `{"type": "metrics", "project", "run_id", "step",
+"time_ns", "values": {key: number}}`; it becomes one `metrics` row per key. A `run` record is the
+run's latest state (`runs` is a ReplacingMergeTree on `version`, so the newest record wins).
+Numbers that JSON cannot hold (NaN, infinities) travel as the strings "nan", "inf", "-inf".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import orjson
+
+# DateTime64(6) columns take microseconds
+METRIC_COLUMNS = ("project", "run_id", "step", "key", "value", "timestamp")
+RUN_COLUMNS = (
+    "project", "run_id", "name", "state", "config", "summary", "tags", "group", "job_type", "notes",
+    "sweep_id", "created_at", "updated_at", "heartbeat_at", "version",
+)  # fmt: skip
+_SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, str) and value in _SPECIAL:
+        return _SPECIAL[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value, default=repr).decode()
+
+
+def metric_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]], list[str]]:
+    """`metrics` columns for metrics records, and a reason per refused value."""
+    columns: dict[str, list[Any]] = {name: [] for name in METRIC_COLUMNS}
+    rejected: list[str] = []
+    for record in records:
+        try:
+            project, run_id = str(record["project"]), str(record["run_id"])
+            step, time_ns = int(record["step"]), int(record["time_ns"])
+            values = record["values"]
+            if not isinstance(values, dict):
+                raise ValueError("values: expected an object")
+        except (KeyError, TypeError, ValueError) as error:
+            rejected.append(f"metrics record {record.get('run_id')!r}: {type(error).__name__}: {error}")
+            continue
+        for key, raw in values.items():
+            try:
+                value = _number(raw)
+            except ValueError as error:
+                rejected.append(f"metric {key!r} of run {run_id!r} at step {step}: {error}")
+                continue
+            row = (project, run_id, step, str(key), value, time_ns // 1000)
+            for name, item in zip(METRIC_COLUMNS, row, strict=True):
+                columns[name].append(item)
+    return columns, rejected
+
+
+def run_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]], list[str]]:
+    """`runs` columns for run records, and a reason per refused record."""
+    columns: dict[str, list[Any]] = {name: [] for name in RUN_COLUMNS}
+    rejected: list[str] = []
+    for record in records:
+        try:
+            created = int(record["created_ns"])
+            row = (
+                str(record["project"]), str(record["run_id"]), str(record.get("name") or ""),
+                str(record.get("state") or "running"), _text(record.get("config") or {}),
+                _text(record.get("summary") or {}), [str(t) for t in record.get("tags") or []],
+                str(record.get("group") or ""), str(record.get("job_type") or ""), str(record.get("notes") or ""),
+                str(record.get("sweep_id") or ""), created // 1000, int(record.get("updated_ns") or created) // 1000,
+                int(record.get("heartbeat_ns") or created) // 1000, int(record["version"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as error:
+            rejected.append(f"run record {record.get('run_id')!r}: {type(error).__name__}: {error}")
+            continue
+        for name, item in zip(RUN_COLUMNS, row, strict=True):
+            columns[name].append(item)
+    return columns, rejected

@@ -1,0 +1,107 @@
+"""Experiment runs (`th.init`, `log`, `config`, `summary`, `finish`) stored beside the traces."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+
+import tracehouse as th
+
+
+def test_log_config_summary_finish_land_in_runs_and_metrics(th_env: th.Settings) -> None:
+    with th.init(project="exp", name="baseline", config={"lr": 0.01, "model": {"layers": 2}}, tags=["a"]) as run:
+        assert th.run is run and th.config.lr == 0.01 and th.config["model"] == {"layers": 2}
+        for step in range(5):
+            th.log({"loss": 1.0 / (step + 1), "acc": step / 10, "epoch": {"n": step}})
+        run.summary["best_acc"] = 0.4
+    assert th.run is None and run.state == "finished" and run.step == 5
+    table = th.runs(project="exp")
+    row = table.iloc[0]
+    assert (row["run_id"], row["name"], row["state"], list(row["tags"])) == (run.id, "baseline", "finished", ["a"])
+    assert row["config.lr"] == 0.01 and row["config.model.layers"] == 2
+    assert row["summary.loss"] == pytest.approx(0.2) and row["summary.best_acc"] == 0.4
+    history = th.history(run.id, project="exp")
+    assert list(history["_step"]) == [0, 1, 2, 3, 4]
+    assert list(history["loss"]) == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
+    assert list(history["epoch.n"]) == [0, 1, 2, 3, 4]
+    assert list(th.history(run.id, keys=["acc"], project="exp").columns) == ["_step", "_timestamp", "acc"]
+
+
+def test_step_and_commit_rules_follow_wandb(th_env: th.Settings, caplog: pytest.LogCaptureFixture) -> None:
+    run = th.init(project="steps")
+    run.log({"a": 1}, commit=False)
+    run.log({"b": 2})  # commits step 0 with a and b
+    run.log({"c": 3}, step=5)  # moves to step 5, not committed yet
+    run.log({"d": 4}, step=5)
+    run.log({"e": 5}, step=7)  # commits step 5
+    run.log({"late": 1}, step=2)  # lower than the current step: dropped with a warning
+    run.finish()
+    assert "step 2 is below" in caplog.text
+    history = th.history(run.id, project="steps").set_index("_step")
+    assert history.loc[0, "a"] == 1 and history.loc[0, "b"] == 2
+    assert history.loc[5, "c"] == 3 and history.loc[5, "d"] == 4 and history.loc[7, "e"] == 5
+    assert "late" not in history.columns
+
+
+def test_config_rules_and_argparse(th_env: th.Settings) -> None:
+    args = argparse.Namespace(lr=0.1, batch=32)
+    run = th.init(project="cfg", config=args)
+    assert run.config.batch == 32
+    with pytest.raises(th.ConfigError, match="allow_val_change"):
+        run.config.lr = 0.2
+    run.config.update({"lr": 0.2}, allow_val_change=True)
+    run.config.dropout = 0.5
+    assert run.config.as_dict() == {"lr": 0.2, "batch": 32, "dropout": 0.5}
+    run.finish()
+    row = th.runs(project="cfg").iloc[0]
+    assert (row["config.lr"], row["config.dropout"]) == (0.2, 0.5)
+
+
+def test_bad_input_is_a_clear_error_and_loses_nothing(th_env: th.Settings, caplog: pytest.LogCaptureFixture) -> None:
+    run = th.init(project="bad")
+    run.log({"loss": 1.0})
+    with pytest.raises(th.ConfigError, match="dict"):
+        run.log([1, 2])  # type: ignore[arg-type]
+    with pytest.raises(th.ConfigError, match="keys must be strings"):
+        run.log({1: 2.0})  # type: ignore[dict-item]
+    run.log({"loss": math.nan, "peak": math.inf, "note": "text only"})
+    run.finish()
+    assert "'note' is not a number" in caplog.text
+    history = th.history(run.id, project="bad")
+    assert history["loss"].iloc[0] == 1.0 and math.isnan(history["loss"].iloc[1])
+    assert history["peak"].iloc[1] == math.inf
+    assert th.runs(project="bad").iloc[0]["summary.note"] == "text only"
+
+
+def test_an_exception_in_the_with_block_fails_the_run_and_finish_twice_is_harmless(th_env: th.Settings) -> None:
+    with pytest.raises(RuntimeError), th.init(project="fail") as run:
+        run.log({"x": 1})
+        raise RuntimeError("training diverged")
+    run.finish()
+    assert run.state == "failed" and th.runs(project="fail").iloc[0]["state"] == "failed"
+
+
+def test_spans_inside_a_run_carry_its_id(th_env: th.Settings) -> None:
+    @th.trace(kind="chain")
+    def evaluate(x: int) -> int:
+        return x + 1
+
+    @th.trace(kind="chain")
+    def experiment() -> str:
+        run = th.init(project=th_env.project)  # a run started inside a traced function
+        evaluate(1)
+        run.finish()
+        return run.id
+
+    run_id = experiment()
+    rows = th.query("SELECT name, run_id FROM spans ORDER BY name")
+    assert rows.values.tolist() == [["evaluate", run_id], ["experiment", run_id]]
+
+
+def test_disabled_mode_has_the_same_api_and_stores_nothing(th_env: th.Settings) -> None:
+    run = th.init(project="off", mode="disabled", config={"a": 1})
+    run.log({"loss": 1.0})
+    run.finish()
+    assert th.runs(project="off").empty

@@ -1,0 +1,225 @@
+"""`th.init()`: an experiment run with W&B's everyday API, stored beside the traces.
+
+`run.log(data, step=, commit=)` follows W&B's step rules: without `step` every call is a new step
+(or accumulates with `commit=False`); with `step` the data joins that step, a higher step commits
+the pending one first, and a lower step is dropped with a warning. Numbers land in `metrics`
+(one row per key and step); the run's state, config and summary in `runs`. Records go through the
+spool like spans, so a run costs the caller a queue append per step. Spans started while a run is
+active carry its id (`run_id`), so one query joins a run's metrics and its LLM calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import string
+import threading
+import time
+from typing import Any, Mapping, Optional
+
+from ._errors import ConfigError
+from ._run_config import Config, Summary, as_mapping, flatten
+from ._runtime import runtime
+
+logger = logging.getLogger("tracehouse")
+_ADJECTIVES = ("amber", "brisk", "calm", "dawn", "eager", "fine", "gentle", "hardy", "misty", "quiet", "swift")
+_NOUNS = ("river", "sky", "forest", "meadow", "harbor", "summit", "breeze", "canyon", "glade", "comet")
+_ID_CHARS = string.ascii_lowercase + string.digits
+_lock = threading.Lock()
+_current: Optional[Run] = None
+
+
+def _number(value: Any) -> Any:
+    """A loggable number (float, or "nan"/"inf"/"-inf" for JSON), or None when `value` is not one."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        item = getattr(value, "item", None)  # numpy scalars and 0-d arrays
+        if not callable(item) or getattr(value, "ndim", 0) != 0:
+            return None
+        try:
+            number = float(item())
+        except (TypeError, ValueError):
+            return None
+    if math.isfinite(number):
+        return number
+    return "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
+
+
+class Run:
+    """One experiment run: `log`, `config`, `summary`, `finish`; a context manager (`with th.init():`)."""
+
+    def __init__(self, project: str, run_id: str, name: str, config: dict[str, Any], tags: list[str],
+                 group: str, job_type: str, notes: str, disabled: bool) -> None:  # fmt: skip
+        self.project, self.id, self.name = project, run_id, name
+        self.tags, self.group, self.job_type, self.notes = tags, group, job_type, notes
+        self.disabled = disabled
+        self.state = "running"
+        self.step = 0  # the step the next committed row gets
+        self.config = Config(config, self._state_changed)
+        self.summary = Summary({}, self._state_changed)
+        self._pending: dict[str, Any] = {}
+        self._started_ns = time.time_ns()
+        self._started = time.monotonic()
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    # --- logging --------------------------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+        """Log a dict of values at the current step (W&B's step and commit rules)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("data", f"run.log takes a dict of values, got {type(data).__name__}")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+            raise ConfigError("step", f"expected a non-negative integer, got {step!r}")
+        if self.state != "running":
+            raise ConfigError("run", f"run {self.id} is {self.state}: log before finish()")
+        values = flatten(data)
+        with self._lock:
+            if step is not None:
+                if step < self.step:
+                    logger.warning("tracehouse: step %d is below the run's current step %d; data dropped",
+                                   step, self.step)  # fmt: skip
+                    return
+                if step > self.step:
+                    self._commit()
+                    self.step = step
+                commit = bool(commit)
+            elif commit is None:
+                commit = True
+            self._pending.update(values)
+            if commit:
+                self._commit()
+
+    def _commit(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        numbers = {}
+        for key, value in pending.items():
+            number = _number(value)
+            if number is None:
+                if key not in self._warned:
+                    self._warned.add(key)
+                    logger.warning("tracehouse: %r is not a number (%s): kept in the summary, not in metrics",
+                                   key, type(value).__name__)  # fmt: skip
+                continue
+            numbers[key] = number
+        self.summary.update(pending, _from_log=True)
+        if numbers and not self.disabled:
+            runtime.sink().submit({"type": "metrics", "project": self.project, "run_id": self.id, "step": self.step,
+                                   "time_ns": time.time_ns(), "values": numbers})  # fmt: skip
+        self.step += 1
+
+    # --- state ------------------------------------------------------------------------------------
+    def _state_changed(self) -> None:
+        if not self.disabled:
+            runtime.sink().submit(self._record())
+
+    def _record(self) -> dict[str, Any]:
+        now = time.time_ns()
+        return {
+            "type": "run", "project": self.project, "run_id": self.id, "name": self.name, "state": self.state,
+            "config": self.config.as_dict(), "summary": self.summary.as_dict(), "tags": self.tags,
+            "group": self.group, "job_type": self.job_type, "notes": self.notes, "created_ns": self._started_ns,
+            "updated_ns": now, "heartbeat_ns": now, "version": now,
+        }  # fmt: skip
+
+    def finish(self, exit_code: Optional[int] = None) -> None:
+        """End the run (`failed` for a non-zero exit code); its records are flushed. Twice is harmless."""
+        global _current
+        with self._lock:
+            if self.state != "running":
+                return
+            self._commit()
+            self.state = "failed" if exit_code else "finished"
+        self._state_changed()
+        with _lock:
+            if _current is self:
+                _current = None
+                runtime.active_run_id = None
+        if not self.disabled:
+            runtime.flush()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.finish(exit_code=1 if exc_type is not None else 0)
+
+    def __repr__(self) -> str:
+        return f"Run(project={self.project!r}, id={self.id!r}, name={self.name!r}, state={self.state!r})"
+
+
+def init(
+    project: Optional[str] = None,
+    name: Optional[str] = None,
+    id: Optional[str] = None,
+    config: Any = None,
+    tags: Optional[list[str]] = None,
+    group: Optional[str] = None,
+    job_type: Optional[str] = None,
+    notes: Optional[str] = None,
+    mode: str = "online",
+) -> Run:
+    """Start a run (W&B's `wandb.init`); it becomes `th.run`, and a running one is finished first."""
+    global _current
+    if mode not in ("online", "offline", "disabled"):
+        raise ConfigError("mode", f"expected 'online', 'offline' or 'disabled', got {mode!r}")
+    if id is not None and (not isinstance(id, str) or not id or any(c in id for c in "/\\:")):
+        raise ConfigError("id", f"expected a non-empty string without / \\ :, got {id!r}")
+    values = as_mapping(config, "config")
+    previous = _current
+    if previous is not None:
+        previous.finish()
+    rng = random.Random()
+    run = Run(
+        project=project or runtime.settings.project,
+        run_id=id or "".join(rng.choice(_ID_CHARS) for _ in range(8)),
+        name=name or f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{rng.randrange(1, 100)}",
+        config=values, tags=[str(t) for t in tags or []], group=group or "", job_type=job_type or "",
+        notes=notes or "", disabled=mode == "disabled" or runtime.disabled,
+    )  # fmt: skip
+    with _lock:
+        _current = run
+        if not run.disabled:
+            runtime.active_run_id = run.id
+    run._state_changed()
+    _link_current_span(run)
+    return run
+
+
+def _link_current_span(run: Run) -> None:
+    """A run started inside a traced function: that function's span belongs to the run too."""
+    from opentelemetry import trace as otel_trace
+
+    from . import _semconv as sc
+    from ._span import TraceSpan
+
+    span = otel_trace.get_current_span()
+    if isinstance(span, TraceSpan) and not run.disabled:
+        span.attributes[sc.RUN_ID] = run.id
+
+
+def current_run() -> Optional[Run]:
+    """The active run (`th.run`), or None."""
+    return _current
+
+
+def _require() -> Run:
+    if _current is None:
+        raise ConfigError("run", "no active run: call th.init() first")
+    return _current
+
+
+def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+    """`th.log(...)`: log to the active run."""
+    _require().log(data, step=step, commit=commit)
+
+
+def finish(exit_code: Optional[int] = None) -> None:
+    """`th.finish()`: finish the active run (nothing happens without one)."""
+    if _current is not None:
+        _current.finish(exit_code)
