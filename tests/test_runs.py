@@ -105,3 +105,21 @@ def test_disabled_mode_has_the_same_api_and_stores_nothing(th_env: th.Settings) 
     run.log({"loss": 1.0})
     run.finish()
     assert th.runs(project="off").empty
+
+
+def test_define_metric_summary_rules(th_env: th.Settings) -> None:
+    run = th.init(project="rules")
+    run.define_metric("loss", summary="min,max,mean")
+    th.define_metric("val/*", summary="best", goal="maximize")
+    run.define_metric("noise", summary="none")
+    for loss, acc in ((0.5, 0.6), (0.2, 0.9), (0.3, 0.7)):
+        run.log({"loss": loss, "val/acc": acc, "noise": 1.0, "lr": 0.1})
+    assert run.summary["loss"] == {"min": 0.2, "max": 0.5, "mean": pytest.approx(1.0 / 3)}
+    assert run.summary["val/acc"] == {"best": 0.9} and "noise" not in run.summary and run.summary["lr"] == 0.1
+    with pytest.raises(th.ConfigError, match="goal"):
+        run.define_metric("x", summary="best")
+    with pytest.raises(th.ConfigError, match="unknown summary"):
+        run.define_metric("x", summary="median")
+    run.finish()
+    row = th.runs(project="rules").iloc[0]
+    assert row["summary.loss.min"] == 0.2 and row["summary.val/acc.best"] == 0.9

@@ -19,7 +19,7 @@ from ._handles import ForeignSpan, NoopSpan
 from ._langchain import LangChainInstrumentation, instrument_langchain, uninstrument_langchain
 from ._openai import OpenAIInstrumentation, instrument_openai, uninstrument_openai
 from ._reading import history, latency, query, runs, sync, trace_tree, traces
-from ._run import Run, current_run, finish, init, log
+from ._run import Run, current_run, define_metric, finish, init, log
 from ._run_config import Config, Summary
 from ._span import TraceSpan
 from ._version import VERSION as __version__
@@ -43,6 +43,7 @@ __all__ = [
     "configure",
     "current_run",
     "current_span",
+    "define_metric",
     "finish",
     "flush",
     "get_settings",

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional
 
 from ._errors import ConfigError
 from ._run_config import Config, Summary, as_mapping, flatten
+from ._run_metrics import MetricRule, MetricRules, is_removal
 from ._runtime import runtime
 
 logger = logging.getLogger("tracehouse")
@@ -65,6 +66,7 @@ class Run:
         self._started_ns = time.time_ns()
         self._started = time.monotonic()
         self._warned: set[str] = set()
+        self._metrics = MetricRules()
         self._lock = threading.Lock()
 
     # --- logging --------------------------------------------------------------------------------
@@ -107,11 +109,23 @@ class Run:
                                    key, type(value).__name__)  # fmt: skip
                 continue
             numbers[key] = number
-        self.summary.update(pending, _from_log=True)
+        self.summary._logged(self._metrics.summarise(pending, numbers), is_removal)
         if numbers and not self.disabled:
             runtime.sink().submit({"type": "metrics", "project": self.project, "run_id": self.id, "step": self.step,
                                    "time_ns": time.time_ns(), "values": numbers})  # fmt: skip
         self.step += 1
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: Optional[str] = None,
+        summary: Optional[str] = None,
+        goal: Optional[str] = None,
+    ) -> MetricRule:
+        """How `name` (or a glob such as "val/*") is summarised: summary="min,max,mean,last,best,first,none",
+        `goal` for "best"; `step_metric` is kept as the key's x-axis (W&B's define_metric)."""
+        with self._lock:
+            return self._metrics.define(name, summary, goal, step_metric)
 
     # --- state ------------------------------------------------------------------------------------
     def _state_changed(self) -> None:
@@ -217,6 +231,13 @@ def _require() -> Run:
 def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
     """`th.log(...)`: log to the active run."""
     _require().log(data, step=step, commit=commit)
+
+
+def define_metric(
+    name: str, step_metric: Optional[str] = None, summary: Optional[str] = None, goal: Optional[str] = None
+) -> MetricRule:
+    """`th.define_metric(...)` on the active run."""
+    return _require().define_metric(name, step_metric=step_metric, summary=summary, goal=goal)
 
 
 def finish(exit_code: Optional[int] = None) -> None:

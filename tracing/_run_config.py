@@ -115,6 +115,14 @@ class Summary(_AttrDict):
         if not _from_log:
             self._on_change()
 
+    def _logged(self, values: Mapping[str, Any], removed: Any) -> None:
+        """What a committed step puts in the summary; keys whose value `removed(value)` are taken out."""
+        for key, value in values.items():
+            if removed(value):
+                self._data.pop(key, None)
+            else:
+                self._data[key] = value
+
 
 def flatten(data: Mapping[str, Any], prefix: str = "", out: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Nested dicts as one level with dotted keys (`{"a": {"b": 1}}` -> `{"a.b": 1}`)."""
