@@ -123,3 +123,45 @@ def test_define_metric_summary_rules(th_env: th.Settings) -> None:
     run.finish()
     row = th.runs(project="rules").iloc[0]
     assert row["summary.loss.min"] == 0.2 and row["summary.val/acc.best"] == 0.9
+
+
+def test_a_run_killed_with_sigkill_shows_as_crashed_with_what_it_flushed(th_env: th.Settings) -> None:
+    from conftest import run_python
+
+    code = f"""
+import os, signal
+import tracehouse as th
+th.configure(data_dir={str(th_env.data_dir)!r}, project="killed")
+run = th.init(project="killed", name="doomed")
+for step in range(100):
+    th.log({{"loss": 1.0 / (step + 1)}})
+th.flush()
+print(run.id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    result = run_python(code)
+    assert result.returncode == -9, result.stderr
+    run_id = result.stdout.strip()
+    th.sync()
+    assert th.runs(project="killed").iloc[0]["state"] == "running"  # its heartbeat is recent
+    row = th.runs(project="killed", crashed_after=0).iloc[0]
+    assert (row["run_id"], row["name"], row["state"]) == (run_id, "doomed", "crashed")
+    assert len(th.history(run_id, project="killed")) == 100
+
+
+def test_cli_lists_runs_and_shows_one(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tracehouse._cli import main
+
+    with th.init(project=th_env.project, name="cli-run", config={"lr": 0.5}) as run:
+        th.log({"loss": 0.25})
+    assert main(["runs", "--json"]) == 0  # on the configured store (this process already holds it open)
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["run_id"], r["name"], r["state"], r["config.lr"]) for r in listed] == [
+        (run.id, "cli-run", "finished", 0.5)
+    ]
+    assert main(["run", run.id]) == 0
+    out = capsys.readouterr().out
+    assert "config:\n  lr: 0.5" in out and "summary:\n  loss: 0.25" in out and "steps: 1" in out
+    assert main(["run", "nope"]) == 2 and "no run 'nope'" in capsys.readouterr().err

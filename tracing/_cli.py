@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sync", parents=[common], help="ingest what is left in the spool into the store")
 
+    sub.add_parser("runs", parents=[common], help="list the project's runs: state, config and summary")
+    one_run = sub.add_parser("run", parents=[common], help="show one run: config, summary, last metrics")
+    one_run.add_argument("run_id", help="the run's id")
+
     srv = sub.add_parser("serve", help="run the collector: OTLP/HTTP, REST API, the one writer of the store")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     srv.add_argument("--port", type=int, default=4318, help="port (default 4318, OTLP/HTTP's)")
@@ -261,6 +265,12 @@ def _run(th: Any, args: argparse.Namespace) -> int:
         print(_dumps(tree) if args.json else "\n".join(format_tree(tree)))
     elif args.command == "latency":
         _print_frame(th.latency(by=args.by, since=args.since), args.json)
+    elif args.command == "runs":
+        frame = th.runs()
+        columns = [c for c in frame.columns if c not in ("tags", "group", "job_type", "notes", "heartbeat_at")]
+        _print_frame(frame[columns] if not args.json else frame, args.json)
+    elif args.command == "run":
+        _show_run(th, args.run_id, args.json)
     elif args.command == "sync":
         report = th.sync()
         summary = {"rows": report.rows, "segments": report.segments_done, "rejected": report.rejected}
@@ -277,6 +287,32 @@ def _run(th: Any, args: argparse.Namespace) -> int:
             for problem in report.problems:
                 print(f"  warning: {problem}")
     return 0
+
+
+def _show_run(th: Any, run_id: str, as_json: bool) -> None:
+    frame = th.runs()
+    found = frame[frame["run_id"] == run_id]
+    if found.empty:
+        raise th.NotFoundError(f"no run {run_id!r} in project {th.get_settings().project!r}")
+    row = _frame_records(found)[0]
+    history = th.history(run_id)
+    last = _frame_records(history.tail(1))[0] if not history.empty else {}
+    info: dict[str, Any] = {
+        "run": {k: v for k, v in row.items() if not k.startswith(("config.", "summary."))},
+        "config": {k[len("config.") :]: v for k, v in row.items() if k.startswith("config.") and v is not None},
+        "summary": {k[len("summary.") :]: v for k, v in row.items() if k.startswith("summary.") and v is not None},
+        "last_step": last,
+        "steps": len(history),
+    }
+    if as_json:
+        print(_dumps(info))
+        return
+    for title in ("run", "config", "summary", "last_step"):
+        print(f"{title}:")
+        section: dict[str, Any] = info[title]
+        for key, value in section.items():
+            print(f"  {key}: {value}")
+    print(f"steps: {info['steps']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

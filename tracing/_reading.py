@@ -137,17 +137,19 @@ def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None
     return q.latency(get_store(), project, by=by, since=since)
 
 
-def runs(project: Optional[str] = None) -> pd.DataFrame:
+def runs(project: Optional[str] = None, crashed_after: float = 120.0) -> pd.DataFrame:
     """The project's runs, newest first: id, name, state, tags, group, job type, times, and one
-    `config.<key>` / `summary.<key>` column per key."""
+    `config.<key>` / `summary.<key>` column per key. A `running` run whose heartbeat (every 30 s)
+    is older than `crashed_after` seconds shows as `crashed`: its process died without finishing."""
     import json
 
     import pandas as pd
 
     frame = query(
-        "SELECT run_id, name, state, tags, `group`, job_type, notes, created_at, updated_at, config, summary "
-        "FROM runs FINAL WHERE project = {p:String} ORDER BY created_at DESC",
-        {"p": _project(project)},
+        "SELECT run_id, name, if(state = 'running' AND heartbeat_at < now64(6) - toIntervalMillisecond({c:UInt64}),"
+        " 'crashed', state) AS state, tags, `group`, job_type, notes, created_at, updated_at, heartbeat_at, config,"
+        " summary FROM runs FINAL WHERE project = {p:String} ORDER BY created_at DESC",
+        {"p": _project(project), "c": int(max(0.0, crashed_after) * 1000)},
     )
     if frame.empty:
         return cast("pd.DataFrame", frame.drop(columns=[c for c in ("config", "summary") if c in frame.columns]))

@@ -29,6 +29,7 @@ _NOUNS = ("river", "sky", "forest", "meadow", "harbor", "summit", "breeze", "can
 _ID_CHARS = string.ascii_lowercase + string.digits
 _lock = threading.Lock()
 _current: Optional[Run] = None
+HEARTBEAT_SECONDS = 30.0  # a running run rewrites its record this often; th.runs() calls it crashed after 4 misses
 
 
 def _number(value: Any) -> Any:
@@ -68,6 +69,9 @@ class Run:
         self._warned: set[str] = set()
         self._metrics = MetricRules()
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        if not disabled:
+            threading.Thread(target=self._heartbeat, name=f"tracehouse-run-{run_id}", daemon=True).start()
 
     # --- logging --------------------------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
@@ -128,6 +132,12 @@ class Run:
             return self._metrics.define(name, summary, goal, step_metric)
 
     # --- state ------------------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        """While running, rewrite the run's record now and then: a run whose beats stop has crashed."""
+        while not self._stopped.wait(HEARTBEAT_SECONDS):
+            if self.state == "running":
+                self._state_changed()
+
     def _state_changed(self) -> None:
         if not self.disabled:
             runtime.sink().submit(self._record())
@@ -149,6 +159,7 @@ class Run:
                 return
             self._commit()
             self.state = "failed" if exit_code else "finished"
+        self._stopped.set()
         self._state_changed()
         with _lock:
             if _current is self:
