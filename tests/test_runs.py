@@ -165,3 +165,21 @@ def test_cli_lists_runs_and_shows_one(th_env: th.Settings, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "config:\n  lr: 0.5" in out and "summary:\n  loss: 0.25" in out and "steps: 1" in out
     assert main(["run", "nope"]) == 2 and "no run 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ending, state", [("pass", "finished"), ("raise SystemExit(0)", "finished"),
+                                           ("raise RuntimeError('boom')", "failed")])  # fmt: skip
+def test_a_run_left_open_is_finished_at_exit(th_env: th.Settings, ending: str, state: str) -> None:
+    from conftest import run_python
+
+    project = f"exit-{state}-{len(ending)}"
+    code = f"""
+import tracehouse as th
+th.configure(data_dir={str(th_env.data_dir)!r}, project={project!r})
+th.init(project={project!r})
+th.log({{"x": 1.0}})
+{ending}
+"""
+    run_python(code)
+    th.sync()
+    assert th.runs(project=project, crashed_after=0).iloc[0]["state"] == state

@@ -211,6 +211,8 @@ def init(
         _current = run
         if not run.disabled:
             runtime.active_run_id = run.id
+        if _finish_at_exit not in runtime.flush_hooks:
+            runtime.flush_hooks.append(_finish_at_exit)
     run._state_changed()
     _link_current_span(run)
     return run
@@ -226,6 +228,15 @@ def _link_current_span(run: Run) -> None:
     span = otel_trace.get_current_span()
     if isinstance(span, TraceSpan) and not run.disabled:
         span.attributes[sc.RUN_ID] = run.id
+
+
+def _finish_at_exit(final: bool) -> None:
+    """At exit, a run still running is finished (failed when the program ended on an uncaught error)."""
+    import sys
+
+    run = _current
+    if final and run is not None:
+        run.finish(exit_code=1 if getattr(sys, "last_value", None) is not None else 0)
 
 
 def current_run() -> Optional[Run]:
