@@ -16,6 +16,7 @@ import random
 import string
 import threading
 import time
+from collections import abc
 from typing import Any, Mapping, Optional
 
 from ._errors import ConfigError
@@ -34,6 +35,8 @@ HEARTBEAT_SECONDS = 30.0  # a running run rewrites its record this often; th.run
 
 def _number(value: Any) -> Any:
     """A loggable number (float, or "nan"/"inf"/"-inf" for JSON), or None when `value` is not one."""
+    if type(value) is float and math.isfinite(value):
+        return value
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, (int, float)):
@@ -76,7 +79,7 @@ class Run:
     # --- logging --------------------------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
         """Log a dict of values at the current step (W&B's step and commit rules)."""
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, abc.Mapping):
             raise ConfigError("data", f"run.log takes a dict of values, got {type(data).__name__}")
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
             raise ConfigError("step", f"expected a non-negative integer, got {step!r}")
@@ -113,7 +116,10 @@ class Run:
                                    key, type(value).__name__)  # fmt: skip
                 continue
             numbers[key] = number
-        self.summary._logged(self._metrics.summarise(pending, numbers), is_removal)
+        if self._metrics.exact or self._metrics.patterns:
+            self.summary._logged(self._metrics.summarise(pending, numbers), is_removal)
+        else:
+            self.summary._logged(pending, None)
         if numbers and not self.disabled:
             runtime.sink().submit({"type": "metrics", "project": self.project, "run_id": self.id, "step": self.step,
                                    "time_ns": time.time_ns(), "values": numbers})  # fmt: skip

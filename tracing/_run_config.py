@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import abc
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from ._errors import ConfigError
@@ -117,6 +118,9 @@ class Summary(_AttrDict):
 
     def _logged(self, values: Mapping[str, Any], removed: Any) -> None:
         """What a committed step puts in the summary; keys whose value `removed(value)` are taken out."""
+        if removed is None:
+            self._data.update(values)
+            return
         for key, value in values.items():
             if removed(value):
                 self._data.pop(key, None)
@@ -124,14 +128,18 @@ class Summary(_AttrDict):
                 self._data[key] = value
 
 
+_LEAVES = frozenset((float, int, str, bool))  # checked by type first: isinstance on an ABC is slow per value
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "", out: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Nested dicts as one level with dotted keys (`{"a": {"b": 1}}` -> `{"a.b": 1}`)."""
     out = {} if out is None else out
     for key, value in data.items():
-        if not isinstance(key, str):
+        if type(key) is not str:
             raise ConfigError("data", f"keys must be strings, got {key!r}")
         name = prefix + key
-        if isinstance(value, Mapping):
+        kind = type(value)
+        if kind is dict or (kind not in _LEAVES and isinstance(value, abc.Mapping)):
             flatten(value, name + ".", out)
         else:
             out[name] = value
