@@ -183,3 +183,45 @@ th.log({{"x": 1.0}})
     run_python(code)
     th.sync()
     assert th.runs(project=project, crashed_after=0).iloc[0]["state"] == state
+
+
+def test_resume_modes_continue_a_run_at_its_next_step(th_env: th.Settings) -> None:
+    with th.init(project="res", id="run-1", name="first", config={"lr": 0.1}) as run:
+        for step in range(3):
+            run.log({"loss": 1.0 / (step + 1)})
+    with pytest.raises(th.ConfigError, match="already exists"):
+        th.init(project="res", id="run-1", resume="never")
+    with pytest.raises(th.ConfigError, match="does not exist"):
+        th.init(project="res", id="other", resume="must")
+    with th.init(project="res", id="run-1", resume="must", config={"batch": 8}) as again:
+        assert (again.name, again.step, again.summary["loss"]) == ("first", 3, pytest.approx(1 / 3))
+        assert again.config.as_dict() == {"lr": 0.1, "batch": 8}
+        again.log({"loss": 0.1})
+    assert list(th.history("run-1", project="res")["_step"]) == [0, 1, 2, 3]
+    fresh = th.init(project="res", id="run-2", resume="allow")  # allow: new when it does not exist
+    assert fresh.step == 0
+    fresh.finish()
+
+
+def test_auto_resume_continues_a_crashed_run(th_env: th.Settings) -> None:
+    from conftest import run_python
+
+    code = f"""
+import os, signal
+import tracehouse as th
+th.configure(data_dir={str(th_env.data_dir)!r}, project="auto")
+run = th.init(project="auto", resume="auto")
+for step in range(5):
+    th.log({{"loss": float(step)}})
+th.flush()
+print(run.id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    run_id = run_python(code).stdout.strip()
+    resumed = th.init(project="auto", resume="auto")  # same data dir: the crashed run is continued
+    assert resumed.id == run_id and resumed.step == 5
+    resumed.log({"loss": 5.0})
+    resumed.finish()
+    assert list(th.history(run_id, project="auto")["loss"]) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert th.init(project="auto", resume="auto").id != run_id  # it finished: auto starts a new run
+    th.finish()

@@ -194,25 +194,45 @@ def init(
     job_type: Optional[str] = None,
     notes: Optional[str] = None,
     mode: str = "online",
+    resume: Any = None,
 ) -> Run:
-    """Start a run (W&B's `wandb.init`); it becomes `th.run`, and a running one is finished first."""
+    """Start a run (W&B's `wandb.init`); it becomes `th.run`, and a running one is finished first.
+
+    `resume`: "allow" continues run `id` if it exists (else starts it), "must" requires it, "never"
+    refuses an existing one, "auto" (or True) continues `id`, or without an id the last run of this
+    project started from this data directory if it did not finish. A resumed run keeps its name,
+    config (new keys added) and summary, and logs from its last step + 1.
+    """
     global _current
     if mode not in ("online", "offline", "disabled"):
         raise ConfigError("mode", f"expected 'online', 'offline' or 'disabled', got {mode!r}")
     if id is not None and (not isinstance(id, str) or not id or any(c in id for c in "/\\:")):
         raise ConfigError("id", f"expected a non-empty string without / \\ :, got {id!r}")
+    resume = {True: "auto", False: None}.get(resume, resume) if isinstance(resume, bool) else resume
+    if resume not in (None, "allow", "must", "never", "auto"):
+        raise ConfigError("resume", f"expected 'allow', 'must', 'never', 'auto', True or None, got {resume!r}")
+    if resume == "must" and id is None:
+        raise ConfigError("resume", "resume='must' needs the id of the run to continue")
     values = as_mapping(config, "config")
+    project = project or runtime.settings.project
+    disabled = mode == "disabled" or runtime.disabled
     previous = _current
     if previous is not None:
         previous.finish()
+    stored = None if disabled or resume is None else _resumable(project, id, resume)
     rng = random.Random()
     run = Run(
-        project=project or runtime.settings.project,
-        run_id=id or "".join(rng.choice(_ID_CHARS) for _ in range(8)),
-        name=name or f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{rng.randrange(1, 100)}",
-        config=values, tags=[str(t) for t in tags or []], group=group or "", job_type=job_type or "",
-        notes=notes or "", disabled=mode == "disabled" or runtime.disabled,
+        project=project,
+        run_id=stored["run_id"] if stored else id or "".join(rng.choice(_ID_CHARS) for _ in range(8)),
+        name=name or (stored["name"] if stored else _random_name(rng)),
+        config={**(stored["config"] if stored else {}), **values}, tags=[str(t) for t in tags or []],
+        group=group or "", job_type=job_type or "", notes=notes or "", disabled=disabled,
     )  # fmt: skip
+    if stored:
+        run.summary._data.update(stored["summary"])
+        run.step, run._started_ns = stored["next_step"], stored["created_ns"]
+    if not disabled:
+        _remember(run)
     with _lock:
         _current = run
         if not run.disabled:
@@ -222,6 +242,74 @@ def init(
     run._state_changed()
     _link_current_span(run)
     return run
+
+
+def _random_name(rng: random.Random) -> str:
+    return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{rng.randrange(1, 100)}"
+
+
+def _resumable(project: str, run_id: Optional[str], resume: str) -> Optional[dict[str, Any]]:
+    """The stored run to continue, or None to start a new one (errors for "must" / "never")."""
+    if run_id is None:  # "auto" without an id: the last run started here, unless it finished
+        run_id = _remembered(project)
+        if run_id is None:
+            return None
+    found = _stored_run(project, run_id)
+    if resume == "must" and found is None:
+        raise ConfigError("resume", f"run {run_id!r} does not exist in project {project!r} (resume='must')")
+    if resume == "never" and found is not None:
+        raise ConfigError("resume", f"run {run_id!r} already exists in project {project!r} (resume='never')")
+    if found is not None and resume == "auto" and found["state"] == "finished" and _remembered(project) == run_id:
+        return None  # the last run here finished: "auto" starts a new one
+    return found
+
+
+def _stored_run(project: str, run_id: str) -> Optional[dict[str, Any]]:
+    import json
+
+    from ._reading import query
+
+    bound = {"p": project, "r": run_id}
+    runs = query(
+        "SELECT name, state, config, summary, toUnixTimestamp64Nano(created_at) AS created_ns FROM runs FINAL "
+        "WHERE project = {p:String} AND run_id = {r:String}",
+        bound,
+    )
+    if runs.empty:
+        return None
+    steps = query(
+        "SELECT max(step) AS last, count() AS n FROM metrics WHERE project = {p:String} AND run_id = {r:String}", bound
+    )
+    row = runs.iloc[0]
+    return {
+        "run_id": run_id, "name": str(row["name"]), "state": str(row["state"]),
+        "config": json.loads(row["config"] or "{}"), "summary": json.loads(row["summary"] or "{}"),
+        "created_ns": int(row["created_ns"]),
+        "next_step": int(steps["last"].iloc[0]) + 1 if int(steps["n"].iloc[0]) else 0,
+    }  # fmt: skip
+
+
+def _remember_path(project: str) -> Any:
+    import hashlib
+
+    return runtime.settings.data_dir / "runs" / f"last-{hashlib.sha1(project.encode()).hexdigest()[:16]}"
+
+
+def _remember(run: Run) -> None:
+    """Note the run id for resume="auto" (best effort: a read-only data dir only loses auto-resume)."""
+    try:
+        path = _remember_path(run.project)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(run.id)
+    except OSError:
+        pass
+
+
+def _remembered(project: str) -> Optional[str]:
+    try:
+        return _remember_path(project).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _link_current_span(run: Run) -> None:
