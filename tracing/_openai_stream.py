@@ -39,7 +39,8 @@ class _Accumulator:
         if self.operation == "responses":
             self._add_event(chunk)
             return False
-        rec._identity(self.span, chunk)
+        if rec.RESPONSE_ID not in self.span.attributes:  # every chunk repeats the id and model
+            rec._identity(self.span, chunk)
         choices = getattr(chunk, "choices", None) or []
         for choice in choices:
             index = getattr(choice, "index", 0) or 0
@@ -65,6 +66,14 @@ class _Accumulator:
             self.usage = usage
             return self.hide_usage and not choices
         return False
+
+    def take(self, chunk: Any) -> bool:
+        """`add`, never raising into the caller's iteration (a recording bug shows the chunk)."""
+        try:
+            return self.add(chunk)
+        except Exception:
+            log_internal_error("openai stream chunk")
+            return False
 
     def _add_event(self, event: Any) -> None:
         kind = getattr(event, "type", "")
@@ -120,12 +129,25 @@ class _Accumulator:
             rec.record_output(self.span, [{"role": "assistant", "parts": rec._parts(text)}], text)
 
 
-class StreamProxy:
-    """Wraps `openai.Stream`: same iteration, same attributes, and a span that ends exactly once."""
+class _Proxy:
+    """What both stream proxies share: the wrapped stream's attributes, and the span's end on GC."""
 
     def __init__(self, stream: Any, accumulator: _Accumulator) -> None:
         self._stream = stream
         self._acc = accumulator
+
+    def __del__(self) -> None:
+        try:
+            self._acc.finish_span(None, "abandoned")
+        except Exception:  # interpreter shutdown: nothing left to write to
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class StreamProxy(_Proxy):
+    """Wraps `openai.Stream`: same iteration, same attributes, and a span that ends exactly once."""
 
     def __iter__(self) -> StreamProxy:
         return self
@@ -140,12 +162,7 @@ class StreamProxy:
             except BaseException as error:
                 self._acc.finish_span(error, "error")
                 raise
-            try:
-                hidden = self._acc.add(chunk)
-            except Exception:
-                hidden = False
-                log_internal_error("openai stream chunk")
-            if not hidden:
+            if not self._acc.take(chunk):
                 return chunk
 
     def close(self) -> None:
@@ -161,22 +178,9 @@ class StreamProxy:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        try:
-            self._acc.finish_span(None, "abandoned")
-        except Exception:  # interpreter shutdown: nothing left to write to
-            pass
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-class AsyncStreamProxy:
+class AsyncStreamProxy(_Proxy):
     """Wraps `openai.AsyncStream` the same way."""
-
-    def __init__(self, stream: Any, accumulator: _Accumulator) -> None:
-        self._stream = stream
-        self._acc = accumulator
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -191,12 +195,7 @@ class AsyncStreamProxy:
             except BaseException as error:
                 self._acc.finish_span(error, "error")
                 raise
-            try:
-                hidden = self._acc.add(chunk)
-            except Exception:
-                hidden = False
-                log_internal_error("openai stream chunk")
-            if not hidden:
+            if not self._acc.take(chunk):
                 return chunk
 
     async def close(self) -> None:
@@ -211,15 +210,6 @@ class AsyncStreamProxy:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
-
-    def __del__(self) -> None:
-        try:
-            self._acc.finish_span(None, "abandoned")
-        except Exception:
-            pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
 
 def accumulator(span: TraceSpan, operation: str, hide_usage: bool) -> _Accumulator:

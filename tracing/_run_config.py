@@ -110,11 +110,10 @@ class Summary(_AttrDict):
     def __setattr__(self, key: str, value: Any) -> None:
         self.update({key: value})
 
-    def update(self, values: Mapping[str, Any], _from_log: bool = False) -> None:
+    def update(self, values: Mapping[str, Any]) -> None:
         """Set summary values."""
         self._data.update(values)
-        if not _from_log:
-            self._on_change()
+        self._on_change()
 
     def _logged(self, values: Mapping[str, Any], removed: Any) -> None:
         """What a committed step puts in the summary; keys whose value `removed(value)` are taken out."""
