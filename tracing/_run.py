@@ -250,8 +250,9 @@ def _random_name(rng: random.Random) -> str:
 
 def _resumable(project: str, run_id: Optional[str], resume: str) -> Optional[dict[str, Any]]:
     """The stored run to continue, or None to start a new one (errors for "must" / "never")."""
+    remembered = _remembered(project) if resume == "auto" else None
     if run_id is None:  # "auto" without an id: the last run started here, unless it finished
-        run_id = _remembered(project)
+        run_id = remembered
         if run_id is None:
             return None
     found = _stored_run(project, run_id)
@@ -259,7 +260,7 @@ def _resumable(project: str, run_id: Optional[str], resume: str) -> Optional[dic
         raise ConfigError("resume", f"run {run_id!r} does not exist in project {project!r} (resume='must')")
     if resume == "never" and found is not None:
         raise ConfigError("resume", f"run {run_id!r} already exists in project {project!r} (resume='never')")
-    if found is not None and resume == "auto" and found["state"] == "finished" and _remembered(project) == run_id:
+    if found is not None and resume == "auto" and found["state"] == "finished" and remembered == run_id:
         return None  # the last run here finished: "auto" starts a new one
     return found
 
