@@ -182,4 +182,98 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             """,
         ],
     ),
+    (
+        "0005_run_values_files_artifacts",
+        [
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.run_values (
+                project LowCardinality(String),
+                run_id String,
+                step Int64,
+                key LowCardinality(String),
+                type LowCardinality(String),
+                value String CODEC(ZSTD(3)),
+                timestamp DateTime64(6, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (project, run_id, key, step)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.run_tables (
+                project LowCardinality(String),
+                run_id String,
+                key LowCardinality(String),
+                step Int64,
+                row_index UInt32,
+                row String CODEC(ZSTD(3))
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (project, run_id, key, step, row_index)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.run_files (
+                project LowCardinality(String),
+                run_id String,
+                path String,
+                blob String,
+                size UInt64,
+                updated_at DateTime64(6, 'UTC')
+            ) ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY (project, run_id, path)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.artifacts (
+                project LowCardinality(String),
+                name String,
+                version UInt32,
+                type LowCardinality(String),
+                digest String,
+                description String,
+                metadata String CODEC(ZSTD(3)),
+                size UInt64,
+                file_count UInt64,
+                run_id String,
+                created_at DateTime64(6, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (project, name, version)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.artifact_files (
+                project LowCardinality(String),
+                artifact_digest String,
+                path String,
+                digest String,
+                size UInt64,
+                ref String
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (project, artifact_digest, path)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.artifact_aliases (
+                project LowCardinality(String),
+                name String,
+                alias String,
+                version UInt32,
+                updated_at DateTime64(6, 'UTC')
+            ) ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY (project, name, alias)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.artifact_usage (
+                project LowCardinality(String),
+                name String,
+                version UInt32,
+                direction LowCardinality(String),
+                run_id String,
+                at DateTime64(6, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (project, name, version, direction, run_id)
+            SETTINGS {_DEDUP}
+            """,
+        ],
+    ),
 ]

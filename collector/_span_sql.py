@@ -23,6 +23,7 @@ from tracehouse import _semconv as sc
 
 from . import _span_rows as rows
 from ._pricing import price_table
+from ._run_rows import RUN_RECORD_TYPES
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -160,11 +161,12 @@ _VALIDITY = f"""{_count("start_ns")} AS start_,
 
 _INSERT_COLUMNS = ", ".join(rows.SPAN_COLUMNS)
 _SELECT = _select()
+_RUN_TYPES = ", ".join(f"'{t}'" for t in RUN_RECORD_TYPES)
 _CHECK = f"""
 SELECT countIf(type = 'span'), countIf(type = 'span' AND reason_ != ''),
        groupArrayIf(20)(concat('span ', name, ': ', reason_), type = 'span' AND reason_ != ''),
        groupUniqArrayIf(20)(if(project = '', 'default', project), type = 'span'), count(),
-       countIf(type IN ('metrics', 'run'))
+       countIf(type IN ({_RUN_TYPES}))
 FROM (SELECT type, name, project, trace_id, span_id, start_ns, end_ns, {_VALIDITY} FROM {{source}})
 """
 

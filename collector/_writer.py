@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 
+from ._run_rows import RUN_RECORD_TYPES
 from ._span_rows import span_columns
 from ._store import BadRowsError
 
@@ -71,12 +72,13 @@ def insert_columns(store: Store, columns: dict[str, list[Any]], token: Optional[
 
 
 def write_records(store: Store, records: list[dict[str, Any]], token: Optional[str]) -> WriteResult:
-    """Insert span, metrics and run records as one batch per table (deduplicated by `token`).
+    """Insert span records and run records (metrics, state, values, files, artifacts), one batch per
+    table (deduplicated by `token`).
 
-    Refused span rows are isolated, not fatal; refused metric values and run records are reported.
+    Refused span rows are isolated, not fatal; refused run values and records are reported.
     """
-    runs = [r for r in records if r.get("type") in _RUN_TYPES]
-    columns, result = map_records([r for r in records if r.get("type") not in _RUN_TYPES])
+    runs = [r for r in records if r.get("type") in RUN_RECORD_TYPES]
+    columns, result = map_records([r for r in records if r.get("type") not in RUN_RECORD_TYPES])
     refused = insert_columns(store, columns, token)
     result.rows -= len(refused)
     result.rejected.extend(refused.values())
@@ -85,18 +87,25 @@ def write_records(store: Store, records: list[dict[str, Any]], token: Optional[s
     return result
 
 
-_RUN_TYPES = ("metrics", "run")
-
-
 def _write_run_records(store: Store, records: list[dict[str, Any]], token: Optional[str], result: WriteResult) -> int:
-    from ._run_rows import metric_columns, run_columns
+    from ._artifact_rows import ARTIFACT_TYPES, write_artifact_records
+    from ._run_rows import file_columns, metric_columns, run_columns, value_columns
 
-    metrics, metrics_refused = metric_columns(r for r in records if r["type"] == "metrics")
-    runs, runs_refused = run_columns(r for r in records if r["type"] == "run")
-    store.insert("metrics", metrics, dedup_token=token)
-    store.insert("runs", runs, dedup_token=token)
-    result.rejected.extend(metrics_refused + runs_refused)
-    return len(records) - len(runs_refused)
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_type.setdefault(record["type"], []).append(record)
+    metrics, metrics_refused = metric_columns(by_type.get("metrics", ()))
+    runs, runs_refused = run_columns(by_type.get("run", ()))
+    values, tables, values_refused = value_columns(by_type.get("values", ()))
+    files, files_refused = file_columns(by_type.get("file", ()))
+    for table, columns in (("metrics", metrics), ("run_values", values), ("run_tables", tables),
+                           ("run_files", files), ("runs", runs)):  # fmt: skip
+        if columns[next(iter(columns))]:
+            store.insert(table, columns, dedup_token=token)
+    artifacts = [r for r in records if r["type"] in ARTIFACT_TYPES]
+    _, artifacts_refused = write_artifact_records(store, artifacts, token) if artifacts else (0, [])
+    result.rejected.extend(metrics_refused + runs_refused + values_refused + files_refused + artifacts_refused)
+    return len(records) - len(runs_refused) - len(files_refused) - len(artifacts_refused)
 
 
 class BadBatch(ValueError):
