@@ -66,13 +66,22 @@ def test_bad_input_is_a_clear_error_and_loses_nothing(th_env: th.Settings, caplo
         run.log([1, 2])  # type: ignore[arg-type]
     with pytest.raises(th.ConfigError, match="keys must be strings"):
         run.log({1: 2.0})  # type: ignore[dict-item]
-    run.log({"loss": math.nan, "peak": math.inf, "note": "text only"})
+    with pytest.raises(th.ConfigError, match="step"):
+        run.log({"loss": 2.0}, step=-1)
+    with pytest.raises(th.ConfigError, match="project"):
+        th.init(project="no spaces/allowed")
+    assert th.run is run  # a refused init leaves the active run alone
+    run.log({"loss": math.nan, "peak": math.inf, "note": "text only", "thing": object()})
     run.finish()
-    assert "'note' is not a number" in caplog.text
+    assert "'thing' not logged (object is not a type run.log stores)" in caplog.text
     history = th.history(run.id, project="bad")
     assert history["loss"].iloc[0] == 1.0 and math.isnan(history["loss"].iloc[1])
     assert history["peak"].iloc[1] == math.inf
-    assert th.runs(project="bad").iloc[0]["summary.note"] == "text only"
+    row = th.runs(project="bad").iloc[0]
+    assert row["summary.note"] == "text only" and "summary.thing" not in row
+    with pytest.raises(th.ConfigError, match="finish"):
+        run.log({"loss": 3.0})  # after finish: refused, the stored run is untouched
+    assert len(th.history(run.id, project="bad")) == 2
 
 
 def test_an_exception_in_the_with_block_fails_the_run_and_finish_twice_is_harmless(th_env: th.Settings) -> None:
@@ -125,7 +134,7 @@ def test_define_metric_summary_rules(th_env: th.Settings) -> None:
     assert row["summary.loss.min"] == 0.2 and row["summary.val/acc.best"] == 0.9
 
 
-def test_a_run_killed_with_sigkill_shows_as_crashed_with_what_it_flushed(th_env: th.Settings) -> None:
+def test_a_run_killed_with_sigkill_mid_run_is_crashed_keeps_what_it_flushed_and_resumes(th_env: th.Settings) -> None:
     from conftest import run_python
 
     code = f"""
@@ -133,11 +142,12 @@ import os, signal
 import tracehouse as th
 th.configure(data_dir={str(th_env.data_dir)!r}, project="killed")
 run = th.init(project="killed", name="doomed")
-for step in range(100):
-    th.log({{"loss": 1.0 / (step + 1)}})
-th.flush()
-print(run.id, flush=True)
-os.kill(os.getpid(), signal.SIGKILL)
+for step in range(100_000):
+    th.log({{"loss": 1.0 / (step + 1), "step_copy": float(step)}})
+    if step == 60_000:
+        th.flush()
+        print(run.id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # 40k steps later, some of them still queued in memory
 """
     result = run_python(code)
     assert result.returncode == -9, result.stderr
@@ -146,7 +156,16 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert th.runs(project="killed").iloc[0]["state"] == "running"  # its heartbeat is recent
     row = th.runs(project="killed", crashed_after=0).iloc[0]
     assert (row["run_id"], row["name"], row["state"]) == (run_id, "doomed", "crashed")
-    assert len(th.history(run_id, project="killed")) == 100
+    history = th.history(run_id, project="killed")
+    kept = len(history)
+    assert kept >= 60_001  # everything flushed is there, in order, with no gap
+    assert list(history["_step"]) == list(range(kept)) and list(history["step_copy"]) == list(map(float, range(kept)))
+    resumed = th.init(project="killed", id=run_id, resume="must")
+    assert (resumed.step, resumed.name) == (kept, "doomed")
+    resumed.log({"loss": 0.0})
+    resumed.finish()
+    assert th.runs(project="killed", crashed_after=0).iloc[0]["state"] == "finished"
+    assert th.history(run_id, project="killed")["_step"].iloc[-1] == kept
 
 
 def test_cli_lists_runs_and_shows_one(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:

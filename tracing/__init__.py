@@ -12,19 +12,23 @@ th.query("SELECT name, duration_ms, input, output FROM spans ORDER BY start_time
 from tracehouse.collector._pricing import set_model_price
 
 from ._api import configure, flush, get_settings
+from ._artifact import Artifact, ArtifactEntry
 from ._config import Settings
 from ._decorator import SpanScope, current_span, span, trace
 from ._errors import ConfigError, NotFoundError, StoreError, TracehouseError
 from ._handles import ForeignSpan, NoopSpan
 from ._langchain import LangChainInstrumentation, instrument_langchain, uninstrument_langchain
+from ._media import Histogram, Image, Table
 from ._openai import OpenAIInstrumentation, instrument_openai, uninstrument_openai
 from ._reading import history, latency, query, runs, sync, trace_tree, traces
-from ._run import Run, current_run, define_metric, finish, init, log
+from ._run import Run, current_run, define_metric, finish, init, log, log_artifact, restore, save, use_artifact
 from ._run_config import Config, Summary
 from ._span import TraceSpan
 from ._version import VERSION as __version__
 
 __all__ = [
+    "Artifact",
+    "ArtifactEntry",
     "Config",
     "ConfigError",
     "ForeignSpan",
@@ -37,6 +41,9 @@ __all__ = [
     "SpanScope",
     "StoreError",
     "Summary",
+    "Histogram",
+    "Image",
+    "Table",
     "TraceSpan",
     "TracehouseError",
     "__version__",
@@ -53,8 +60,11 @@ __all__ = [
     "instrument_openai",
     "latency",
     "log",
+    "log_artifact",
     "query",
+    "restore",
     "runs",
+    "save",
     "set_model_price",
     "span",
     "sync",
@@ -63,6 +73,7 @@ __all__ = [
     "traces",
     "uninstrument_langchain",
     "uninstrument_openai",
+    "use_artifact",
 ]
 
 

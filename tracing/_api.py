@@ -22,6 +22,7 @@ def configure(
     service_name: Optional[str] = None,
     clickhouse_url: Optional[str] = None,
     database: Optional[str] = None,
+    blob_url: Optional[str] = None,
     flush_timeout: Optional[float] = None,
 ) -> Settings:
     """Set tracehouse's options; anything not given comes from its environment variable, else its default.
@@ -31,14 +32,15 @@ def configure(
     capture_content (TRACEHOUSE_CAPTURE_CONTENT, true), max_payload_bytes
     (TRACEHOUSE_MAX_PAYLOAD_BYTES, 65536), redact (a callable str -> str), disabled
     (TRACEHOUSE_DISABLED, false), service_name (OTEL_SERVICE_NAME), clickhouse_url
-    (TRACEHOUSE_CLICKHOUSE_URL), database (TRACEHOUSE_DATABASE, "tracehouse"), flush_timeout
+    (TRACEHOUSE_CLICKHOUSE_URL), database (TRACEHOUSE_DATABASE, "tracehouse"), blob_url
+    (TRACEHOUSE_BLOB_URL, an fsspec URL for artifact and media files; default `blobs/` in data_dir), flush_timeout
     (TRACEHOUSE_FLUSH_TIMEOUT, 5 s). A bad value raises ConfigError naming the option; the previous
     settings then stay in force. Calling it is optional.
     """
     settings = resolve_settings(
         project=project, data_dir=data_dir, endpoint=endpoint, api_key=api_key, capture_content=capture_content,
         max_payload_bytes=max_payload_bytes, redact=redact, disabled=disabled, service_name=service_name,
-        clickhouse_url=clickhouse_url, database=database, flush_timeout=flush_timeout,
+        clickhouse_url=clickhouse_url, database=database, blob_url=blob_url, flush_timeout=flush_timeout,
     )  # fmt: skip
     _runtime.apply(settings)
     _runtime.ensure_provider()  # so OTel spans started before the first tracehouse span are recorded too

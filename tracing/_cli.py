@@ -140,11 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lat.add_argument("--since", default="1h", help="time window such as 15m, 1h, 7d (default 1h)")
 
-    sub.add_parser("sync", parents=[common], help="ingest what is left in the spool into the store")
+    sub.add_parser(
+        "sync", parents=[common], help="deliver what is left in the spool, and offline runs, to the store or collector"
+    )
 
     sub.add_parser("runs", parents=[common], help="list the project's runs: state, config and summary")
     one_run = sub.add_parser("run", parents=[common], help="show one run: config, summary, last metrics")
     one_run.add_argument("run_id", help="the run's id")
+
+    art = sub.add_parser("artifact", help="artifacts: download a version, list them")
+    art_sub = art.add_subparsers(dest="artifact_command", required=True, metavar="ACTION")
+    get = art_sub.add_parser("get", parents=[common], help="download a version and verify it")
+    get.add_argument("spec", metavar="NAME:ALIAS", help="name:latest, name:v3, name:best or project/name:alias")
+    get.add_argument("--root", help="directory to download into (default ./artifacts/NAME:VERSION)")
+    art_sub.add_parser("list", parents=[common], help="list artifacts: versions, aliases, sizes")
 
     srv = sub.add_parser("serve", help="run the collector: OTLP/HTTP, REST API, the one writer of the store")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -271,6 +280,8 @@ def _run(th: Any, args: argparse.Namespace) -> int:
         _print_frame(frame[columns] if not args.json else frame, args.json)
     elif args.command == "run":
         _show_run(th, args.run_id, args.json)
+    elif args.command == "artifact":
+        _artifact(th, args)
     elif args.command == "sync":
         report = th.sync()
         summary = {"rows": report.rows, "segments": report.segments_done, "rejected": report.rejected}
@@ -283,10 +294,33 @@ def _run(th: Any, args: argparse.Namespace) -> int:
                 if settings.endpoint
                 else ("ingested", f"into {settings.store_url}")
             )
-            print(f"{verb} {report.rows} spans from {report.segments_done} finished segment(s) {target}")
+            print(f"{verb} {report.rows} records from {report.segments_done} finished segment(s) {target}")
             for problem in report.problems:
                 print(f"  warning: {problem}")
     return 0
+
+
+def _artifact(th: Any, args: argparse.Namespace) -> None:
+    if args.artifact_command == "list":
+        _print_frame(
+            th.query(
+                "SELECT name, type, concat('v', toString(version)) AS version, file_count AS files, size, run_id, "
+                "created_at, arrayStringConcat(arraySort(groupArray(alias)), ',') AS aliases FROM artifacts FINAL "
+                "LEFT JOIN (SELECT name, alias, version FROM artifact_aliases FINAL WHERE project = {p:String}) AS a "
+                "USING (name, version) WHERE project = {p:String} GROUP BY name, type, version, file_count, size, "
+                "run_id, created_at ORDER BY name, version",
+                {"p": th.get_settings().project},
+            ),
+            args.json,
+        )
+        return
+    artifact = th.use_artifact(args.spec, project=th.get_settings().project)
+    root = artifact.download(args.root)
+    artifact.verify(root)
+    if args.json:
+        print(_dumps({"artifact": artifact.qualified_name, "root": root, "files": artifact.files()}))
+    else:
+        print(f"{artifact.qualified_name} ({len(artifact.files())} files, verified) -> {root}")
 
 
 def _show_run(th: Any, run_id: str, as_json: bool) -> None:
@@ -303,6 +337,20 @@ def _show_run(th: Any, run_id: str, as_json: bool) -> None:
         "summary": {k[len("summary.") :]: v for k, v in row.items() if k.startswith("summary.") and v is not None},
         "last_step": last,
         "steps": len(history),
+        "files": _frame_records(
+            th.query(
+                "SELECT path, size, updated_at FROM run_files FINAL WHERE project = {p:String} AND run_id = {r:String} "
+                "ORDER BY path",
+                {"p": th.get_settings().project, "r": run_id},
+            )
+        ),
+        "artifacts": _frame_records(
+            th.query(
+                "SELECT direction, concat(name, ':v', toString(version)) AS artifact FROM artifact_usage FINAL "
+                "WHERE project = {p:String} AND run_id = {r:String} ORDER BY direction, artifact",
+                {"p": th.get_settings().project, "r": run_id},
+            )
+        ),
     }
     if as_json:
         print(_dumps(info))
@@ -313,6 +361,11 @@ def _show_run(th: Any, run_id: str, as_json: bool) -> None:
         for key, value in section.items():
             print(f"  {key}: {value}")
     print(f"steps: {info['steps']}")
+    for title in ("files", "artifacts"):
+        rows: list[dict[str, Any]] = info[title]
+        print(f"{title}:" + ("" if rows else " (none)"))
+        for item in rows:
+            print("  " + "  ".join(str(v) for v in item.values()))
 
 
 if __name__ == "__main__":  # pragma: no cover

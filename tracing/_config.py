@@ -65,6 +65,14 @@ def _parse_clickhouse_url(option: str, value: Any) -> Optional[str]:
     return _parse_url(option, value, ("http://", "https://", "chdb://", "clickhouse://"))
 
 
+def _parse_blob_url(option: str, value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or "://" not in value or value.startswith("://"):
+        raise ConfigError(option, f"expected an fsspec URL such as s3://bucket/prefix or file:///path, got {value!r}")
+    return value.rstrip("/")
+
+
 def _parse_optional_str(option: str, value: Any) -> Optional[str]:
     if value is None or value == "":
         return None
@@ -137,6 +145,12 @@ PARAMS: dict[str, Param] = {
         "Store location: a ClickHouse server URL or chdb:///path.",
     ),
     "database": Param("TRACEHOUSE_DATABASE", "tracehouse", _parse_database, "ClickHouse database holding the tables."),
+    "blob_url": Param(
+        "TRACEHOUSE_BLOB_URL",
+        None,
+        _parse_blob_url,
+        "Where artifact and media files are stored (an fsspec URL); unset = `blobs/` in the data dir.",
+    ),
     "flush_timeout": Param(
         "TRACEHOUSE_FLUSH_TIMEOUT",
         5.0,
@@ -161,12 +175,23 @@ class Settings:
     service_name: str
     clickhouse_url: Optional[str]
     database: str
+    blob_url: Optional[str]
     flush_timeout: float
 
     @property
     def spool_dir(self) -> Path:
         """Where this process's spool segments are written."""
         return self.data_dir / "spool"
+
+    @property
+    def offline_spool_dir(self) -> Path:
+        """Where runs in mode="offline" spool their records until `tracehouse sync`."""
+        return self.data_dir / "offline-spool"
+
+    @property
+    def blob_location(self) -> str:
+        """Where blobs (artifact and media files) live: the configured URL, else `blobs/` in the data dir."""
+        return self.blob_url or str((self.data_dir / "blobs").resolve())
 
     @property
     def store_url(self) -> str:

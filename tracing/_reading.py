@@ -47,21 +47,32 @@ def get_store() -> Store:
         return _store
 
 
-def sync() -> IngestReport:
-    """Flush this process's spans and deliver every pending spool segment: to the collector when an
-    endpoint is set, else into the store."""
+def _destination_ingester() -> Any:
     from tracehouse.exporters._ingest import SpoolIngester
 
-    runtime.flush()
-    settings = runtime.settings
-    if settings.endpoint:
+    if runtime.settings.endpoint:
         from tracehouse.exporters._sender import CollectorDestination
 
         from . import _remote
 
-        destination = CollectorDestination(_remote.client())
-        return SpoolIngester(destination, max_bytes_per_insert=8 * 1024 * 1024).ingest(settings.spool_dir)
-    return SpoolIngester(get_store()).ingest(settings.spool_dir)
+        return SpoolIngester(CollectorDestination(_remote.client()), max_bytes_per_insert=8 * 1024 * 1024)
+    return SpoolIngester(get_store())
+
+
+def catch_up() -> IngestReport:
+    """Flush this process's records and deliver every pending spool segment (not offline runs'): to
+    the collector when an endpoint is set, else into the store. Every read does this first."""
+    runtime.flush()
+    return cast("IngestReport", _destination_ingester().ingest(runtime.settings.spool_dir))
+
+
+def sync() -> IngestReport:
+    """`tracehouse sync`: deliver everything left in the spool, and the records of offline runs."""
+    report = catch_up()
+    offline = runtime.settings.offline_spool_dir
+    if offline.is_dir():
+        report.merge(_destination_ingester().ingest(offline))
+    return report
 
 
 def _remote_reads() -> bool:
@@ -80,7 +91,7 @@ def query(sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFr
     """
     if not isinstance(sql, str) or not sql.strip():
         raise ConfigError("sql", "expected a SQL statement")
-    sync()
+    catch_up()
     if _remote_reads():
         from . import _remote
 
@@ -98,7 +109,7 @@ def traces(
     """Recent traces, newest first: root name, duration, span count, status, tokens, cost, previews."""
     project = _project(project)
     q.since_start(since)  # bad arguments fail before any I/O
-    sync()
+    catch_up()
     if _remote_reads():
         from . import _remote
 
@@ -115,7 +126,7 @@ def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
     project = _project(project)
     if not isinstance(trace_id, str) or not q.TRACE_ID_RE.match(trace_id):
         raise ConfigError("trace_id", f"expected 32 lowercase hex digits, got {trace_id!r}")
-    sync()
+    catch_up()
     if _remote_reads():
         from . import _remote
 
@@ -129,7 +140,7 @@ def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None
     if by not in q.LATENCY_GROUPS:
         raise ConfigError("by", f"expected one of {', '.join(q.LATENCY_GROUPS)}, got {by!r}")
     q.since_start(since)
-    sync()
+    catch_up()
     if _remote_reads():
         from . import _remote
 
@@ -137,13 +148,24 @@ def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None
     return q.latency(get_store(), project, by=by, since=since)
 
 
-def runs(project: Optional[str] = None, crashed_after: float = 120.0) -> pd.DataFrame:
+def runs(
+    project: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, crashed_after: float = 120.0
+) -> pd.DataFrame:
     """The project's runs, newest first: id, name, state, tags, group, job type, times, and one
     `config.<key>` / `summary.<key>` column per key. A `running` run whose heartbeat (every 30 s)
-    is older than `crashed_after` seconds shows as `crashed`: its process died without finishing."""
+    is older than `crashed_after` seconds shows as `crashed`: its process died without finishing.
+
+    `filters` takes W&B's MongoDB-style filters: `{"state": "finished", "config.lr": {"$lt": 0.01},
+    "summary.loss": {"$lte": 0.2}, "tags": {"$in": ["baseline"]}, "$or": [...]}`.
+    """
     import json
 
     import pandas as pd
+
+    from ._run_filters import apply_filters, check_filters
+
+    if filters is not None:
+        check_filters(filters)
 
     frame = query(
         "SELECT run_id, name, if(state = 'running' AND heartbeat_at < now64(6) - toIntervalMillisecond({c:UInt64}),"
@@ -155,10 +177,22 @@ def runs(project: Optional[str] = None, crashed_after: float = 120.0) -> pd.Data
         return cast("pd.DataFrame", frame.drop(columns=[c for c in ("config", "summary") if c in frame.columns]))
     parts = [frame.drop(columns=["config", "summary"])]
     for column in ("config", "summary"):
-        expanded = pd.json_normalize([json.loads(text or "{}") for text in frame[column]], sep=".")
-        expanded.columns = [f"{column}.{name}" for name in expanded.columns]
-        parts.append(expanded.set_index(frame.index))
-    return cast("pd.DataFrame", pd.concat(parts, axis=1))
+        flat = [_flat_values(json.loads(text or "{}"), f"{column}.") for text in frame[column]]
+        parts.append(pd.DataFrame(flat, index=frame.index))
+    table = cast("pd.DataFrame", pd.concat(parts, axis=1))
+    return apply_filters(table, filters) if filters else table
+
+
+def _flat_values(data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Nested config and summary values as dotted columns; a logged object (a dict with `_type`:
+    a table, histogram or image) stays one cell."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and "_type" not in value and value:
+            out.update(_flat_values(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def history(run_id: str, keys: Optional[list[str]] = None, project: Optional[str] = None) -> pd.DataFrame:
@@ -173,7 +207,9 @@ def history(run_id: str, keys: Optional[list[str]] = None, project: Optional[str
         {"p": _project(project), "r": run_id, **({"keys": list(keys)} if keys else {})},
     )
     if frame.empty:
-        return cast("pd.DataFrame", frame.rename(columns={"step": "_step"})[["_step"]])
+        import pandas as pd
+
+        return cast("pd.DataFrame", pd.DataFrame({"_step": pd.Series([], dtype="int64")}))
     wide = frame.pivot_table(index="step", columns="key", values="value", aggfunc="last")
     times = frame.groupby("step")["timestamp"].max()
     wide.insert(0, "_timestamp", times)

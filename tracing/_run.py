@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import string
 import threading
 import time
 from collections import abc
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from ._artifact import Artifact
+from ._blobs import blob_store
+from ._config import _parse_project
 from ._errors import ConfigError
+from ._internal_errors import log_internal_error
+from ._media import to_value
 from ._run_config import Config, Summary, as_mapping, flatten
+from ._run_files import RunFiles
+from ._run_files import restore as restore_file
 from ._run_metrics import MetricRule, MetricRules, is_removal
 from ._runtime import runtime
 
@@ -31,6 +40,12 @@ _ID_CHARS = string.ascii_lowercase + string.digits
 _lock = threading.Lock()
 _current: Optional[Run] = None
 HEARTBEAT_SECONDS = 30.0  # a running run rewrites its record this often; th.runs() calls it crashed after 4 misses
+
+
+def _digest_only(data: bytes) -> tuple[str, int]:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest(), len(data)
 
 
 def _number(value: Any) -> Any:
@@ -58,10 +73,13 @@ class Run:
     """One experiment run: `log`, `config`, `summary`, `finish`; a context manager (`with th.init():`)."""
 
     def __init__(self, project: str, run_id: str, name: str, config: dict[str, Any], tags: list[str],
-                 group: str, job_type: str, notes: str, disabled: bool) -> None:  # fmt: skip
+                 group: str, job_type: str, notes: str, disabled: bool, offline: bool = False,
+                 dir: Optional[str] = None) -> None:  # fmt: skip
         self.project, self.id, self.name = project, run_id, name
         self.tags, self.group, self.job_type, self.notes = tags, group, job_type, notes
-        self.disabled = disabled
+        self.disabled, self.offline = disabled, offline
+        self.mode = "disabled" if disabled else "offline" if offline else "online"
+        self.dir = str(Path(dir) if dir else runtime.settings.data_dir / "runs" / run_id / "files")
         self.state = "running"
         self.step = 0  # the step the next committed row gets
         self.config = Config(config, self._state_changed)
@@ -73,6 +91,7 @@ class Run:
         self._metrics = MetricRules()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._files = RunFiles(project, run_id, self._submit)
         if not disabled:
             threading.Thread(target=self._heartbeat, name=f"tracehouse-run-{run_id}", daemon=True).start()
 
@@ -106,24 +125,91 @@ class Run:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        numbers = {}
+        numbers, others = {}, {}
         for key, value in pending.items():
             number = _number(value)
             if number is None:
-                if key not in self._warned:
-                    self._warned.add(key)
-                    logger.warning("tracehouse: %r is not a number (%s): kept in the summary, not in metrics",
-                                   key, type(value).__name__)  # fmt: skip
-                continue
-            numbers[key] = number
+                others[key] = value
+            else:
+                numbers[key] = number
+        if others:  # stored forms replace them in the summary; values that could not be stored are left out
+            forms = self._store_values(others)
+            pending = {k: forms[k] if k in others else v for k, v in pending.items() if k not in others or k in forms}
         if self._metrics.exact or self._metrics.patterns:
             self.summary._logged(self._metrics.summarise(pending, numbers), is_removal)
         else:
             self.summary._logged(pending, None)
         if numbers and not self.disabled:
-            runtime.sink().submit({"type": "metrics", "project": self.project, "run_id": self.id, "step": self.step,
-                                   "time_ns": time.time_ns(), "values": numbers})  # fmt: skip
+            sink = runtime.offline_sink() if self.offline else runtime.sink()
+            sink.submit({"type": "metrics", "project": self.project, "run_id": self.id, "step": self.step,
+                         "time_ns": time.time_ns(), "values": numbers})  # fmt: skip
         self.step += 1
+
+    def _store_values(self, others: dict[str, Any]) -> dict[str, Any]:
+        """Non-numeric values to `run_values` (media to the blob store); their summary forms by key."""
+        put = blob_store().put_bytes if not self.disabled else _digest_only
+        stored, summary = {}, {}
+        for key, value in others.items():
+            try:
+                converted = to_value(value, put)
+            except Exception as error:  # a bad image, an unencodable table: lose this value, not the step
+                converted, reason = None, f"{type(error).__name__}: {error}"
+            else:
+                reason = f"{type(value).__name__} is not a type run.log stores"
+            if converted is None:
+                if key not in self._warned:
+                    self._warned.add(key)
+                    logger.warning("tracehouse: %r not logged (%s); log numbers, strings, arrays, th.Table, "
+                                   "th.Histogram or th.Image", key, reason)  # fmt: skip
+                continue
+            stored[key] = converted
+            kind = converted["_type"]
+            summary[key] = converted["value"] if kind in ("text", "json") else (
+                {k: v for k, v in converted.items() if k != "data"} | {"rows": len(converted["data"])}
+                if kind == "table" else converted
+            )  # fmt: skip
+        if stored:
+            self._submit({"type": "values", "project": self.project, "run_id": self.id, "step": self.step,
+                          "time_ns": time.time_ns(), "values": stored})  # fmt: skip
+        return summary
+
+    def _submit(self, record: dict[str, Any]) -> None:
+        if not self.disabled:
+            (runtime.offline_sink() if self.offline else runtime.sink()).submit(record)
+
+    # --- files and artifacts --------------------------------------------------------------------
+    def save(self, glob_str: str, base_path: Optional[str] = None, policy: str = "live") -> list[str]:
+        """Attach files matching `glob_str` to the run (W&B's policies: "live", "now", "end");
+        returns their paths inside the run."""
+        return self._files.save(glob_str, base_path, policy)
+
+    def log_artifact(
+        self,
+        artifact_or_path: Any,
+        name: Optional[str] = None,
+        type: Optional[str] = None,
+        aliases: Optional[list[str]] = None,
+    ) -> Artifact:
+        """Store an artifact version logged by this run (`latest` plus `aliases`); returns the artifact."""
+        from ._artifact_store import log_artifact
+
+        if self.disabled:
+            return artifact_or_path if isinstance(artifact_or_path, Artifact) else Artifact(name or "disabled", "x")
+        return log_artifact(self._submit, self.project, self.id, artifact_or_path, name, type, aliases)
+
+    def use_artifact(self, artifact_or_name: Any, type: Optional[str] = None) -> Artifact:
+        """The stored version `"name:alias"` / `"name:v3"` names (or a logged Artifact), recorded as
+        an input of this run (lineage)."""
+        from ._artifact_store import read_artifact, use_record
+
+        if isinstance(artifact_or_name, Artifact):
+            artifact = artifact_or_name
+            if artifact.version is None:
+                artifact.wait()
+        else:
+            artifact = read_artifact(artifact_or_name, self.project, type)
+        self._submit(use_record(artifact.project or self.project, artifact, self.id))
+        return artifact
 
     def define_metric(
         self,
@@ -145,8 +231,7 @@ class Run:
                 self._state_changed()
 
     def _state_changed(self) -> None:
-        if not self.disabled:
-            runtime.sink().submit(self._record())
+        self._submit(self._record())
 
     def _record(self) -> dict[str, Any]:
         now = time.time_ns()
@@ -164,6 +249,11 @@ class Run:
             if self.state != "running":
                 return
             self._commit()
+        try:
+            self._files.finish()
+        except Exception:
+            log_internal_error("saving the run's files")
+        with self._lock:
             self.state = "failed" if exit_code else "finished"
         self._stopped.set()
         self._state_changed()
@@ -173,6 +263,10 @@ class Run:
                 runtime.active_run_id = None
         if not self.disabled:
             runtime.flush()
+
+    def restore(self, name: str, root: Optional[str] = None, replace: bool = False) -> str:
+        """Download a file this run saved (see `th.restore`)."""
+        return restore_file(name, self.id, self.project, root, replace)
 
     def __enter__(self) -> Run:
         return self
@@ -193,8 +287,9 @@ def init(
     group: Optional[str] = None,
     job_type: Optional[str] = None,
     notes: Optional[str] = None,
-    mode: str = "online",
+    mode: Optional[str] = None,
     resume: Any = None,
+    dir: Optional[str] = None,
 ) -> Run:
     """Start a run (W&B's `wandb.init`); it becomes `th.run`, and a running one is finished first.
 
@@ -202,8 +297,13 @@ def init(
     refuses an existing one, "auto" (or True) continues `id`, or without an id the last run of this
     project started from this data directory if it did not finish. A resumed run keeps its name,
     config (new keys added) and summary, and logs from its last step + 1.
+
+    `mode`: "online" (default, or TRACEHOUSE_MODE), "offline" (records wait in the offline spool until
+    `tracehouse sync`), "disabled" (the same API, nothing recorded). `dir`: the run's local file
+    directory (`run.dir`); files left there are saved with the run when it finishes.
     """
     global _current
+    mode = mode or os.environ.get("TRACEHOUSE_MODE") or "online"
     if mode not in ("online", "offline", "disabled"):
         raise ConfigError("mode", f"expected 'online', 'offline' or 'disabled', got {mode!r}")
     if id is not None and (not isinstance(id, str) or not id or any(c in id for c in "/\\:")):
@@ -214,7 +314,9 @@ def init(
     if resume == "must" and id is None:
         raise ConfigError("resume", "resume='must' needs the id of the run to continue")
     values = as_mapping(config, "config")
-    project = project or runtime.settings.project
+    project = runtime.settings.project if project is None else _parse_project("project", project)
+    if dir is not None and (not isinstance(dir, (str, os.PathLike)) or not str(dir)):
+        raise ConfigError("dir", f"expected a directory path, got {dir!r}")
     disabled = mode == "disabled" or runtime.disabled
     previous = _current
     if previous is not None:
@@ -227,12 +329,19 @@ def init(
         name=name or (stored["name"] if stored else _random_name(rng)),
         config={**(stored["config"] if stored else {}), **values}, tags=[str(t) for t in tags or []],
         group=group or "", job_type=job_type or "", notes=notes or "", disabled=disabled,
+        offline=mode == "offline", dir=None if dir is None else os.fspath(dir),
     )  # fmt: skip
     if stored:
         run.summary._data.update(stored["summary"])
         run.step, run._started_ns = stored["next_step"], stored["created_ns"]
     if not disabled:
         _remember(run)
+        try:
+            os.makedirs(run.dir, exist_ok=True)
+            run._files.save(os.path.join(run.dir, "**", "*"), base_path=run.dir, policy="end")
+        except OSError as error:
+            logger.warning("tracehouse: run.dir %s cannot be created (%s); files left there are not saved",
+                           run.dir, error)  # fmt: skip
     with _lock:
         _current = run
         if not run.disabled:
@@ -279,7 +388,9 @@ def _stored_run(project: str, run_id: str) -> Optional[dict[str, Any]]:
     if runs.empty:
         return None
     steps = query(
-        "SELECT max(step) AS last, count() AS n FROM metrics WHERE project = {p:String} AND run_id = {r:String}", bound
+        "SELECT max(step) AS last, count() AS n FROM (SELECT step FROM metrics WHERE project = {p:String} AND "
+        "run_id = {r:String} UNION ALL SELECT step FROM run_values WHERE project = {p:String} AND run_id = {r:String})",
+        bound,
     )
     row = runs.iloc[0]
     return {
@@ -361,3 +472,41 @@ def finish(exit_code: Optional[int] = None) -> None:
     """`th.finish()`: finish the active run (nothing happens without one)."""
     if _current is not None:
         _current.finish(exit_code)
+
+
+def save(glob_str: str, base_path: Optional[str] = None, policy: str = "live") -> list[str]:
+    """`th.save(...)`: attach files to the active run."""
+    return _require().save(glob_str, base_path=base_path, policy=policy)
+
+
+def log_artifact(
+    artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None, aliases: Optional[list[str]] = None
+) -> Artifact:
+    """`th.log_artifact(...)`: log an artifact version from the active run."""
+    return _require().log_artifact(artifact_or_path, name=name, type=type, aliases=aliases)
+
+
+def use_artifact(artifact_or_name: Any, type: Optional[str] = None, project: Optional[str] = None) -> Artifact:
+    """`th.use_artifact("name:alias")`: a stored version, recorded as an input of the active run (when
+    there is one; without a run it is only read)."""
+    from ._artifact_store import read_artifact
+
+    if _current is not None and project is None:
+        return _current.use_artifact(artifact_or_name, type=type)
+    if isinstance(artifact_or_name, Artifact):
+        return artifact_or_name
+    return read_artifact(artifact_or_name, project or runtime.settings.project, type)
+
+
+def restore(name: str, run_path: Optional[str] = None, replace: bool = False, root: Optional[str] = None) -> str:
+    """Download a file saved with `run.save` (W&B's `wandb.restore`): `run_path` is "run_id" or
+    "project/run_id" (default: the active run); returns the local path."""
+    if run_path is None:
+        run = _require()
+        project, run_id = run.project, run.id
+    else:
+        project, _, run_id = run_path.rpartition("/") if isinstance(run_path, str) else ("", "", "")
+        project = project or runtime.settings.project
+    if not run_id:
+        raise ConfigError("run_path", f"expected 'run_id' or 'project/run_id', got {run_path!r}")
+    return restore_file(name, run_id, project, root, replace)

@@ -39,6 +39,7 @@ class Runtime:
         self._lock = threading.RLock()
         self._settings: Optional[Settings] = None
         self._sink: Optional[SpoolSink] = None
+        self._offline_sink: Optional[SpoolSink] = None  # runs in mode="offline": kept until `tracehouse sync`
         self._shipper: Optional[SpoolShipper] = None
         self._provider_ready = False
         self.foreign_processor: Optional[SpanProcessor] = None  # the user's own processors, when joined
@@ -75,6 +76,7 @@ class Runtime:
         """Switch to new settings; spans already ended are flushed under the old ones first."""
         with self._lock:
             old_sink, self._sink = self._sink, None
+            old_offline, self._offline_sink = self._offline_sink, None
             old_shipper, self._shipper = self._shipper, None
             self._settings = settings
             self.config_error = config_error
@@ -86,8 +88,9 @@ class Runtime:
                 "telemetry.sdk.version": VERSION,
             }
             self._sdk_resource = None
-        if old_sink is not None:  # outside the lock: other threads go on tracing meanwhile
-            old_sink.shutdown(settings.flush_timeout)
+        for old in (old_sink, old_offline):  # outside the lock: other threads go on tracing meanwhile
+            if old is not None:
+                old.shutdown(settings.flush_timeout)
         if old_shipper is not None:
             old_shipper.stop(settings.flush_timeout)
 
@@ -118,6 +121,19 @@ class Runtime:
                     if self.settings.endpoint:
                         self._start_shipper(self.settings)
                 sink = self._sink
+        return sink
+
+    def offline_sink(self) -> SpoolSink:
+        """The spool of offline runs (`offline_spool_dir`): neither read nor shipped until `sync()`."""
+        sink = self._offline_sink
+        if sink is None:
+            with self._lock:
+                if self._offline_sink is None:
+                    from tracehouse.exporters._sink import SpoolSink
+
+                    self.sink()  # registers the exit hooks that flush both
+                    self._offline_sink = SpoolSink(self.settings.offline_spool_dir)
+                sink = self._offline_sink
         return sink
 
     def _spool_written(self, rows: int) -> None:
@@ -221,10 +237,12 @@ class Runtime:
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Write every finished span to the spool (fsync'd); False if `timeout` ran out first."""
         self._run_flush_hooks(final=False)
-        sink = self._sink
+        sink, offline = self._sink, self._offline_sink
         if sink is None:
             return True
-        flushed = sink.flush(self.settings.flush_timeout if timeout is None else timeout)
+        limit = self.settings.flush_timeout if timeout is None else timeout
+        flushed = offline.flush(limit) if offline is not None else True
+        flushed = sink.flush(limit) and flushed
         shipper = self._shipper
         if shipper is not None:
             shipper.wake()
@@ -240,9 +258,10 @@ class Runtime:
     def shutdown(self) -> None:
         """Flush and close the spool, then give the collector (if any) one last bounded pass."""
         self._run_flush_hooks(final=True)
-        sink, shipper = self._sink, self._shipper
-        if sink is not None:
-            sink.shutdown(self.settings.flush_timeout)
+        sink, offline, shipper = self._sink, self._offline_sink, self._shipper
+        for each in (offline, sink):
+            if each is not None:
+                each.shutdown(self.settings.flush_timeout)
         if shipper is not None:
             self._shipper = None
             shipper.stop(self.settings.flush_timeout)
@@ -251,9 +270,11 @@ class Runtime:
         """A forked child gets its own spool segment and worker thread, and flushes when it exits."""
         self._lock = threading.RLock()
         inherited, self._sink = self._sink, None
+        inherited_offline, self._offline_sink = self._offline_sink, None
         self._shipper = None  # its thread did not survive the fork
-        if inherited is not None:
-            inherited.spool.abandon()  # the parent still writes that segment; its queue is the parent's
+        for each in (inherited, inherited_offline):
+            if each is not None:
+                each.spool.abandon()  # the parent still writes that segment; its queue is the parent's
         self._rand = random.Random()
 
 
