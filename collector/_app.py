@@ -21,12 +21,15 @@ from fastapi.responses import PlainTextResponse, Response
 from tracehouse._errors import ConfigError, NotFoundError, StoreError
 
 from . import _queries as q
+from ._app_runs import add_run_routes
 from ._keys import ANONYMOUS_ADMIN, KeyStore, Principal
 from ._otlp import OtlpError, decode_traces
 from ._store import Store
 from ._writer import BadBatch, BatchWriter, Overloaded, WriteResult
 
 if TYPE_CHECKING:
+    from tracehouse._blobs import BlobStore
+
     from ._server import SpoolFollower
     from ._wal import CollectorWal
 
@@ -49,6 +52,7 @@ class CollectorConfig:
     max_backlog: int = 2_000_000  # spans answered but not yet inserted; past it, 503
     query_max_rows: int = 10_000
     query_timeout: float = 30.0
+    max_blob_bytes: int = 64 * 1024**3  # one artifact file or media blob
 
 
 def _json(value: Any, status: int = 200, headers: Optional[dict[str, str]] = None) -> Response:
@@ -135,11 +139,13 @@ def create_app(
     keys: Optional[KeyStore] = None,
     wal: Optional[CollectorWal] = None,
     follower: Optional[SpoolFollower] = None,
+    blobs: Optional[BlobStore] = None,
 ) -> FastAPI:
     """The FastAPI application of `tracehouse serve`; with `keys`, every data endpoint needs an API key.
 
     With a `wal` (and its `follower`), OTLP requests are answered once durable in the collector's
-    spool and inserted in large batches; reads first catch up with the follower.
+    spool and inserted in large batches; reads first catch up with the follower. `blobs` serves
+    artifact and media contents (`/api/v1/blobs`).
     """
     app = FastAPI(title="tracehouse collector", docs_url="/api/docs", openapi_url="/api/openapi.json", **_NO_TELEMETRY)
     counters = {"requests_rejected": 0, "spans_rejected_at_decode": 0}
@@ -319,6 +325,11 @@ def create_app(
         bound = _read_project(await principal(request), project, config.default_project)
         await caught_up()
         return _json(frame_json(await asyncio.to_thread(q.latency, store, bound, by=by, since=since)))
+
+    add_run_routes(
+        app, store, blobs, principal, lambda who, project: _read_project(who, project, config.default_project),
+        caught_up, frame_json, config.max_blob_bytes,
+    )  # fmt: skip
 
     @app.post("/api/v1/keys")
     async def create_key(request: Request) -> Response:

@@ -38,6 +38,7 @@ class ServeOptions:
     spool_interval: float = 0.5
     require_keys: bool = False
     max_backlog: int = 2_000_000  # OTLP spans answered but not yet inserted before the collector answers 503
+    blob_location: str = ""  # the blob store it serves (artifact and media contents); "" = none
 
 
 def is_loopback(host: str) -> bool:
@@ -145,7 +146,12 @@ def build(options: ServeOptions) -> CollectorParts:
     follower = SpoolFollower(writer, spool_dir, options.spool_interval)
     follower.start()
     config = CollectorConfig(default_project=options.default_project, max_backlog=options.max_backlog)
-    app = create_app(store, writer, config, keys, wal=wal, follower=follower)
+    blobs = None
+    if options.blob_location:
+        from tracehouse._blobs import BlobStore
+
+        blobs = BlobStore(options.blob_location)
+    app = create_app(store, writer, config, keys, wal=wal, follower=follower, blobs=blobs)
     return CollectorParts(app, store, writer, follower, wal)
 
 

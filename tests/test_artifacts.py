@@ -224,3 +224,17 @@ def test_cli_artifact_get_and_list(th_env: th.Settings, tmp_path: Path, capsys: 
     assert "prompt:v4 is not in project" in capsys.readouterr().err
     assert main(["run", run.id]) == 0
     assert "output  prompt:v0" in capsys.readouterr().out
+
+
+def test_tables_go_into_artifacts_and_come_back(th_env: th.Settings) -> None:
+    with th.init(project=th_env.project) as run:
+        art = th.Artifact("eval-set", "dataset")
+        art.add(th.Table(columns=["q", "a"], data=[["2+2?", "4"]]), "questions")
+        assert art.files() == ["questions.table.json"]
+        with pytest.raises(th.ConfigError, match=r"th\.Table"):
+            art.add({"not": "media"}, "x")
+        run.log_artifact(art)
+    table = th.use_artifact("eval-set:latest").get("questions")
+    assert isinstance(table, th.Table) and table.data == [["2+2?", "4"]] and table.columns == ["q", "a"]
+    with pytest.raises(th.NotFoundError, match="nothing was added as 'answers'"):
+        th.use_artifact("eval-set:latest").get("answers")

@@ -214,15 +214,16 @@ def _free_port() -> int:
 class Collector:
     """`tracehouse serve` in a subprocess with its own data dir."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
+    def __init__(self, data_dir: Path, port: int, *extra_args: str) -> None:
+        self.data_dir, self.port, self.extra_args = data_dir, port, extra_args
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tracehouse", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            [sys.executable, "-m", "tracehouse", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
+             *self.extra_args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 60

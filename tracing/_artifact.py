@@ -193,6 +193,33 @@ class Artifact:
             yield handle
         self.add_file(target, path)
 
+    def add(self, obj: Any, name: str) -> ArtifactEntry:
+        """Add a `th.Table`, `th.Histogram` or `th.Image` as `<name>.<type>.json` (read back with `get`)."""
+        from ._blobs import blob_store
+        from ._media import MEDIA_TYPES
+
+        if not isinstance(obj, MEDIA_TYPES):
+            raise ConfigError("obj", f"expected a th.Table, th.Histogram or th.Image, got {type(obj).__name__}")
+        value = obj._to_value(blob_store().put_bytes)
+        with self.new_file(f"{_entry_path(name)}.{value['_type']}.json", mode="wb") as handle:
+            handle.write(orjson.dumps(value))
+        return self._entries[f"{_entry_path(name)}.{value['_type']}.json"]
+
+    def get(self, name: str) -> Any:
+        """The object added with `add(obj, name)`: a `th.Table` as it was, or the stored dict of others."""
+        from ._blobs import blob_store
+        from ._media import Table
+
+        path = next((p for p in self._entries if p.startswith(f"{_entry_path(name)}.") and p.endswith(".json")), None)
+        if path is None:
+            raise NotFoundError(f"nothing was added as {name!r} to {self.qualified_name}")
+        entry = self._entries[path]
+        data = Path(entry.local_path).read_bytes() if entry.local_path else blob_store().read_bytes(entry.digest)
+        value = orjson.loads(data)
+        if value.get("_type") == "table":
+            return Table(columns=value["columns"], data=value["data"])
+        return value
+
     # --- reading --------------------------------------------------------------------------------
     @property
     def digest(self) -> str:

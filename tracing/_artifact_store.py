@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import orjson
 
 from ._artifact import Artifact, ArtifactEntry, check_aliases, check_name
-from ._blobs import blob_store
+from ._blobs import Blobs
 from ._errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ _SPEC_RE = re.compile(r"^(?:(?P<project>[^/:]+)/)?(?P<name>[^/:]+)(?::(?P<alias>
 
 def log_artifact(
     submit: Submit,
+    blobs: Blobs,
     project: str,
     run_id: Optional[str],
     artifact: Any,
@@ -36,7 +37,7 @@ def log_artifact(
     """
     custom = check_aliases(aliases)
     if isinstance(artifact, Artifact):
-        return _log(submit, project, run_id, artifact, custom)
+        return _log(submit, blobs, project, run_id, artifact, custom)
     if not isinstance(artifact, (str, Path)):
         raise ConfigError("artifact", f"expected a th.Artifact or a path, got {type_name(artifact)}")
     path = Path(artifact)
@@ -45,16 +46,17 @@ def log_artifact(
         packed.add_dir(path)
     else:
         packed.add_file(path)
-    return _log(submit, project, run_id, packed, custom)
+    return _log(submit, blobs, project, run_id, packed, custom)
 
 
-def _log(submit: Submit, project: str, run_id: Optional[str], artifact: Artifact, custom: list[str]) -> Artifact:
+def _log(
+    submit: Submit, blobs: Blobs, project: str, run_id: Optional[str], artifact: Artifact, custom: list[str]
+) -> Artifact:
     if not artifact._entries:
         raise ConfigError("artifact", f"{artifact.name} holds no files: add_file, add_dir or add_reference first")
-    store = blob_store()
     for entry in artifact._entries.values():
         if entry.ref is None and entry.local_path is not None:
-            entry.digest, entry.size = store.put_file(entry.local_path)  # a file changed since add_file: as stored
+            entry.digest, entry.size = blobs.put_file(entry.local_path)  # a file changed since add_file: as stored
     artifact._frozen = True
     artifact.project, artifact.logged_by_run = project, run_id
     submit({
@@ -80,49 +82,30 @@ def parse_spec(spec: Any, default_project: str) -> tuple[str, str, str]:
     return match["project"] or default_project, check_name(match["name"]), match["alias"] or "latest"
 
 
-def _query(sql: str, parameters: dict[str, Any]) -> pd.DataFrame:
-    from ._reading import query
+def _read(name: str, project: str, parameters: dict[str, Any]) -> pd.DataFrame:
+    from ._reading import read
 
-    return query(sql, parameters)
+    return read(name, parameters, project)
 
 
 def read_artifact(spec: str, project: str, type: Optional[str] = None) -> Artifact:
     """The stored version `spec` names; NotFoundError saying which versions and aliases exist."""
     project, name, alias = parse_spec(spec, project)
-    bound: dict[str, Any] = {"p": project, "n": name}
     if re.fullmatch(r"v\d+", alias):
         version: Optional[int] = int(alias[1:])
     else:
-        found = _query(
-            "SELECT version FROM artifact_aliases FINAL WHERE project = {p:String} AND name = {n:String} "
-            "AND alias = {a:String}",
-            {**bound, "a": alias},
-        )
+        found = _read("artifact_alias", project, {"n": name, "a": alias})
         version = int(found["version"].iloc[0]) if not found.empty else None
-    rows = _query(
-        "SELECT version, type, digest, description, metadata, run_id FROM artifacts FINAL "
-        "WHERE project = {p:String} AND name = {n:String} AND version = {v:UInt32}",
-        {**bound, "v": version if version is not None else 0},
-    )
-    if version is None or rows.empty:
-        raise NotFoundError(f"artifact {name}:{alias} is not in project {project!r}: {_what_exists(bound)}")
+    rows = _read("artifact_version", project, {"n": name, "v": version or 0}) if version is not None else None
+    if rows is None or rows.empty:
+        raise NotFoundError(f"artifact {name}:{alias} is not in project {project!r}: {_what_exists(project, name)}")
     row = rows.iloc[0]
     if type is not None and row["type"] != type:
         raise ConfigError("type", f"{name}:{alias} is of type {row['type']!r}, not {type!r}")
     artifact = Artifact(name, str(row["type"]), str(row["description"]), orjson.loads(row["metadata"] or "{}"))
-    files = _query(
-        "SELECT path, digest, size, ref FROM artifact_files FINAL WHERE project = {p:String} "
-        "AND artifact_digest = {d:String} "
-        "ORDER BY path",
-        {"p": project, "d": str(row["digest"])},
-    )
-    for path, digest, size, ref in files.itertuples(index=False):
-        artifact._add(ArtifactEntry(str(path), digest, int(size), ref=ref or None), overwrite=True)
-    aliases = _query(
-        "SELECT alias FROM artifact_aliases FINAL WHERE project = {p:String} AND name = {n:String} "
-        "AND version = {v:UInt32} ORDER BY alias",
-        {**bound, "v": int(row["version"])},
-    )
+    for path, digest, size, ref in _read("artifact_files", project, {"d": str(row["digest"])}).itertuples(index=False):
+        artifact._add(ArtifactEntry(str(path), str(digest), int(size), ref=ref or None), overwrite=True)
+    aliases = _read("artifact_version_aliases", project, {"n": name, "v": int(row["version"])})
     artifact.project, artifact.version = project, f"v{int(row['version'])}"
     artifact.aliases = [str(a) for a in aliases["alias"]]
     artifact.logged_by_run = str(row["run_id"]) or None
@@ -130,20 +113,11 @@ def read_artifact(spec: str, project: str, type: Optional[str] = None) -> Artifa
     return artifact
 
 
-def _what_exists(bound: dict[str, Any]) -> str:
-    versions = _query(
-        "SELECT count() AS n, max(version) AS last FROM artifacts FINAL "
-        "WHERE project = {p:String} AND name = {n:String}",
-        bound,
-    )
-    if int(versions["n"].iloc[0]) == 0:
-        return f"no artifact is named {bound['n']!r}"
-    aliases = _query(
-        "SELECT DISTINCT alias FROM artifact_aliases FINAL WHERE project = {p:String} AND name = {n:String} "
-        "ORDER BY alias",
-        bound,
-    )
-    return f"it has versions v0..v{int(versions['last'].iloc[0])} and aliases {', '.join(aliases['alias'])}"
+def _what_exists(project: str, name: str) -> str:
+    found = _read("artifact_summary", project, {"n": name}).iloc[0]
+    if int(found["n"]) == 0:
+        return f"no artifact is named {name!r}"
+    return f"it has versions v0..v{int(found['last'])} and aliases {', '.join(found['aliases'])}"
 
 
 def use_record(project: str, artifact: Artifact, run_id: str) -> dict[str, Any]:
@@ -157,17 +131,11 @@ def use_record(project: str, artifact: Artifact, run_id: str) -> dict[str, Any]:
 
 def stored_version(artifact: Artifact) -> Optional[str]:
     """The version the store gave a logged artifact (None until its record is stored)."""
-    found = _query(
-        "SELECT version FROM artifacts FINAL WHERE project = {p:String} AND name = {n:String} AND digest = {d:String}",
-        {"p": artifact.project, "n": artifact.name, "d": artifact.digest},
-    )
+    assert artifact.project is not None
+    found = _read("artifact_by_digest", artifact.project, {"n": artifact.name, "d": artifact.digest})
     return f"v{int(found['version'].iloc[0])}" if not found.empty else None
 
 
 def lineage(project: str, name: str, version: int) -> pd.DataFrame:
     """Runs that logged (`output`) and used (`input`) a version."""
-    return _query(
-        "SELECT direction, run_id, at FROM artifact_usage FINAL WHERE project = {p:String} AND name = {n:String} "
-        "AND version = {v:UInt32} ORDER BY at",
-        {"p": project, "n": name, "v": version},
-    )
+    return _read("artifact_lineage", project, {"n": name, "v": version})

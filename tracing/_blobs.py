@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Protocol, Union
 
 from ._errors import ConfigError, NotFoundError, StoreError
 
@@ -34,6 +34,19 @@ def file_digest(path: PathLike) -> tuple[str, int]:
 
 def blob_key(digest: str) -> str:
     return f"sha256/{digest[:2]}/{digest[2:]}"
+
+
+class Blobs(Protocol):
+    """What a blob store does (a local dir or fsspec URL: BlobStore; a collector: CollectorBlobStore)."""
+
+    location: str
+
+    def local_path(self, digest: str) -> Optional[Path]: ...
+    def exists(self, digest: str) -> bool: ...
+    def put_file(self, path: PathLike) -> tuple[str, int]: ...
+    def put_bytes(self, data: bytes) -> tuple[str, int]: ...
+    def fetch(self, digest: str, target: PathLike) -> None: ...
+    def read_bytes(self, digest: str) -> bytes: ...
 
 
 class BlobStore:
@@ -57,6 +70,10 @@ class BlobStore:
     def _local(self, digest: str) -> Path:
         assert isinstance(self._root, Path)
         return self._root / blob_key(digest)
+
+    def local_path(self, digest: str) -> Optional[Path]:
+        """Where a local store keeps the blob (None for an fsspec URL)."""
+        return None if self._fs is not None else self._local(digest)
 
     def exists(self, digest: str) -> bool:
         if self._fs is not None:
@@ -143,16 +160,46 @@ class BlobStore:
             raise NotFoundError(f"blob {digest} is not in the blob store at {self.location}") from None
 
 
-_stores: dict[str, BlobStore] = {}
+_stores: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
-def blob_store(location: Optional[str] = None) -> BlobStore:
-    """The blob store of the current settings (or at `location`)."""
+def blob_store(location: Optional[str] = None, local: bool = False) -> Blobs:
+    """The blob store of the current settings (or at `location`): `blob_url` when set, else the
+    collector's when an endpoint is set (unless `local`: offline runs keep blobs here until sync),
+    else `blobs/` in the data dir."""
     from ._runtime import runtime
 
-    location = location or runtime.settings.blob_location
+    settings = runtime.settings
+    if location is None and settings.endpoint and not settings.blob_url and not local:
+        key = f"collector:{settings.endpoint}:{settings.api_key}"
+        with _lock:
+            if key not in _stores:
+                from ._remote_blobs import CollectorBlobStore
+
+                _stores[key] = CollectorBlobStore(settings.endpoint, settings.api_key)
+            return _stores[key]  # type: ignore[no-any-return]
+    if local and not settings.blob_url:
+        location = location or str((settings.data_dir / "blobs").resolve())
+    location = location or settings.blob_location
     with _lock:
         if location not in _stores:
             _stores[location] = BlobStore(location)
-        return _stores[location]
+        return _stores[location]  # type: ignore[no-any-return]
+
+
+def push_local_blobs(target: Blobs) -> int:
+    """Copy the blobs of the local store (`blobs/` in the data dir) that `target` lacks; returns how many.
+
+    `tracehouse sync` does this before it sends offline runs to a collector, so their artifacts and
+    media reach the collector's blob store with their records."""
+    from ._runtime import runtime
+
+    root = runtime.settings.data_dir / "blobs" / "sha256"
+    pushed = 0
+    for path in sorted(root.glob("??/*")) if root.is_dir() else ():
+        digest = path.parent.name + path.name
+        if len(digest) == 64 and not target.exists(digest):
+            target.put_file(path)
+            pushed += 1
+    return pushed

@@ -212,6 +212,7 @@ def _serve(th: Any, args: argparse.Namespace) -> int:
         ServeOptions(
             host=args.host, port=args.port, store_url=settings.store_url, database=settings.database,
             spool_dir=settings.spool_dir, default_project=settings.project, require_keys=require_keys,
+            blob_location=settings.blob_location,
         )
     )  # fmt: skip
     return 0
@@ -301,18 +302,10 @@ def _run(th: Any, args: argparse.Namespace) -> int:
 
 
 def _artifact(th: Any, args: argparse.Namespace) -> None:
+    from tracehouse._reading import read
+
     if args.artifact_command == "list":
-        _print_frame(
-            th.query(
-                "SELECT name, type, concat('v', toString(version)) AS version, file_count AS files, size, run_id, "
-                "created_at, arrayStringConcat(arraySort(groupArray(alias)), ',') AS aliases FROM artifacts FINAL "
-                "LEFT JOIN (SELECT name, alias, version FROM artifact_aliases FINAL WHERE project = {p:String}) AS a "
-                "USING (name, version) WHERE project = {p:String} GROUP BY name, type, version, file_count, size, "
-                "run_id, created_at ORDER BY name, version",
-                {"p": th.get_settings().project},
-            ),
-            args.json,
-        )
+        _print_frame(read("artifacts", {}), args.json)
         return
     artifact = th.use_artifact(args.spec, project=th.get_settings().project)
     root = artifact.download(args.root)
@@ -324,6 +317,8 @@ def _artifact(th: Any, args: argparse.Namespace) -> None:
 
 
 def _show_run(th: Any, run_id: str, as_json: bool) -> None:
+    from tracehouse._reading import read
+
     frame = th.runs()
     found = frame[frame["run_id"] == run_id]
     if found.empty:
@@ -337,20 +332,8 @@ def _show_run(th: Any, run_id: str, as_json: bool) -> None:
         "summary": {k[len("summary.") :]: v for k, v in row.items() if k.startswith("summary.") and v is not None},
         "last_step": last,
         "steps": len(history),
-        "files": _frame_records(
-            th.query(
-                "SELECT path, size, updated_at FROM run_files FINAL WHERE project = {p:String} AND run_id = {r:String} "
-                "ORDER BY path",
-                {"p": th.get_settings().project, "r": run_id},
-            )
-        ),
-        "artifacts": _frame_records(
-            th.query(
-                "SELECT direction, concat(name, ':v', toString(version)) AS artifact FROM artifact_usage FINAL "
-                "WHERE project = {p:String} AND run_id = {r:String} ORDER BY direction, artifact",
-                {"p": th.get_settings().project, "r": run_id},
-            )
-        ),
+        "files": _frame_records(read("run_files", {"r": run_id}).drop(columns=["blob"], errors="ignore")),
+        "artifacts": _frame_records(read("run_artifacts", {"r": run_id})),
     }
     if as_json:
         print(_dumps(info))

@@ -70,7 +70,12 @@ def sync() -> IngestReport:
     """`tracehouse sync`: deliver everything left in the spool, and the records of offline runs."""
     report = catch_up()
     offline = runtime.settings.offline_spool_dir
-    if offline.is_dir():
+    if offline.is_dir() and any(offline.iterdir()):
+        settings = runtime.settings
+        if settings.endpoint and not settings.blob_url:  # offline runs kept their blobs here
+            from ._blobs import blob_store, push_local_blobs
+
+            push_local_blobs(blob_store())
         report.merge(_destination_ingester().ingest(offline))
     return report
 
@@ -97,6 +102,21 @@ def query(sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFr
 
         return _remote.query(sql, parameters)
     return get_store().query_df(sql, parameters)
+
+
+def read(name: str, parameters: Mapping[str, Any], project: Optional[str] = None) -> pd.DataFrame:
+    """A named read (see collector/_reads.py) bound to `project`: the SQL behind runs, history,
+    artifacts and files. Through the collector it needs only a key of that project."""
+    from tracehouse.collector._reads import read_sql, run_read
+
+    read_sql(name)  # an unknown name fails before any I/O
+    bound = _project(project)
+    catch_up()
+    if _remote_reads():
+        from . import _remote
+
+        return _remote.read(name, bound, parameters)
+    return run_read(get_store(), name, bound, parameters)
 
 
 def traces(
@@ -167,12 +187,7 @@ def runs(
     if filters is not None:
         check_filters(filters)
 
-    frame = query(
-        "SELECT run_id, name, if(state = 'running' AND heartbeat_at < now64(6) - toIntervalMillisecond({c:UInt64}),"
-        " 'crashed', state) AS state, tags, `group`, job_type, notes, created_at, updated_at, heartbeat_at, config,"
-        " summary FROM runs FINAL WHERE project = {p:String} ORDER BY created_at DESC",
-        {"p": _project(project), "c": int(max(0.0, crashed_after) * 1000)},
-    )
+    frame = read("runs", {"c": int(max(0.0, crashed_after) * 1000)}, project)
     if frame.empty:
         return cast("pd.DataFrame", frame.drop(columns=[c for c in ("config", "summary") if c in frame.columns]))
     parts = [frame.drop(columns=["config", "summary"])]
@@ -199,12 +214,12 @@ def history(run_id: str, keys: Optional[list[str]] = None, project: Optional[str
     """A run's logged metrics, one row per step (`_step`, `_timestamp`, then one column per key)."""
     if not isinstance(run_id, str) or not run_id:
         raise ConfigError("run_id", f"expected a run id, got {run_id!r}")
-    where = " AND key IN {keys:Array(String)}" if keys else ""
-    frame = query(
-        "SELECT step, key, value, timestamp FROM metrics FINAL WHERE project = {p:String} AND run_id = {r:String}"
-        + where
-        + " ORDER BY step",
-        {"p": _project(project), "r": run_id, **({"keys": list(keys)} if keys else {})},
+    if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) for k in keys)):
+        raise ConfigError("keys", f"expected a list of metric names, got {keys!r}")
+    frame = (
+        read("history_keys", {"r": run_id, "keys": list(keys)}, project)
+        if keys
+        else read("history", {"r": run_id}, project)
     )
     if frame.empty:
         import pandas as pd

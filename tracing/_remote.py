@@ -86,6 +86,12 @@ def query(sql: str, parameters: Optional[Mapping[str, Any]]) -> pd.DataFrame:
     return _frame(_call("POST", "/api/v1/query", body))
 
 
+def read(name: str, project: str, parameters: Mapping[str, Any]) -> pd.DataFrame:
+    """A named read through the collector (a key of `project` is enough)."""
+    body = orjson.dumps({"name": name, "project": project, "parameters": dict(parameters)}, default=str)
+    return _frame(_call("POST", "/api/v1/read", body))
+
+
 def traces(project: str, limit: int, since: Any, name: Optional[str], status: Optional[str]) -> pd.DataFrame:
     """Recent traces through the collector."""
     return _frame(_get("/api/v1/traces", project=project, limit=limit, since=since, name=name, status=status))

@@ -91,7 +91,7 @@ class Run:
         self._metrics = MetricRules()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._files = RunFiles(project, run_id, self._submit)
+        self._files = RunFiles(project, run_id, self._submit, offline)
         if not disabled:
             threading.Thread(target=self._heartbeat, name=f"tracehouse-run-{run_id}", daemon=True).start()
 
@@ -147,7 +147,7 @@ class Run:
 
     def _store_values(self, others: dict[str, Any]) -> dict[str, Any]:
         """Non-numeric values to `run_values` (media to the blob store); their summary forms by key."""
-        put = blob_store().put_bytes if not self.disabled else _digest_only
+        put = blob_store(local=self.offline).put_bytes if not self.disabled else _digest_only
         stored, summary = {}, {}
         for key, value in others.items():
             try:
@@ -195,7 +195,8 @@ class Run:
 
         if self.disabled:
             return artifact_or_path if isinstance(artifact_or_path, Artifact) else Artifact(name or "disabled", "x")
-        return log_artifact(self._submit, self.project, self.id, artifact_or_path, name, type, aliases)
+        blobs = blob_store(local=self.offline)
+        return log_artifact(self._submit, blobs, self.project, self.id, artifact_or_path, name, type, aliases)
 
     def use_artifact(self, artifact_or_name: Any, type: Optional[str] = None) -> Artifact:
         """The stored version `"name:alias"` / `"name:v3"` names (or a logged Artifact), recorded as
@@ -377,21 +378,12 @@ def _resumable(project: str, run_id: Optional[str], resume: str) -> Optional[dic
 def _stored_run(project: str, run_id: str) -> Optional[dict[str, Any]]:
     import json
 
-    from ._reading import query
+    from ._reading import read
 
-    bound = {"p": project, "r": run_id}
-    runs = query(
-        "SELECT name, state, config, summary, toUnixTimestamp64Nano(created_at) AS created_ns FROM runs FINAL "
-        "WHERE project = {p:String} AND run_id = {r:String}",
-        bound,
-    )
+    runs = read("run", {"r": run_id}, project)
     if runs.empty:
         return None
-    steps = query(
-        "SELECT max(step) AS last, count() AS n FROM (SELECT step FROM metrics WHERE project = {p:String} AND "
-        "run_id = {r:String} UNION ALL SELECT step FROM run_values WHERE project = {p:String} AND run_id = {r:String})",
-        bound,
-    )
+    steps = read("run_last_step", {"r": run_id}, project)
     row = runs.iloc[0]
     return {
         "run_id": run_id, "name": str(row["name"]), "state": str(row["state"]),

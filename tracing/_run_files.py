@@ -26,8 +26,8 @@ Submit = Callable[[dict[str, object]], None]
 class RunFiles:
     """The files a run saves, by policy; `store_changed` writes those new or changed since last time."""
 
-    def __init__(self, project: str, run_id: str, submit: Submit) -> None:
-        self.project, self.run_id, self._submit = project, run_id, submit
+    def __init__(self, project: str, run_id: str, submit: Submit, offline: bool = False) -> None:
+        self.project, self.run_id, self._submit, self._offline = project, run_id, submit, offline
         self._watched: list[tuple[str, Path, str]] = []  # (glob, base path, policy)
         self._stored: dict[str, tuple[int, int]] = {}  # path in run -> (mtime_ns, size) when stored
         self._lock = threading.Lock()
@@ -76,7 +76,7 @@ class RunFiles:
             stat = path.stat()
             if self._stored.get(name) == (stat.st_mtime_ns, stat.st_size):
                 return 0
-            digest, size = blob_store().put_file(path)
+            digest, size = blob_store(local=self._offline).put_file(path)
         except OSError:
             return 0  # removed or unreadable meanwhile: the next pass (or the end) tries again
         self._stored[name] = (stat.st_mtime_ns, stat.st_size)
@@ -101,14 +101,12 @@ class RunFiles:
 
 def restore(name: str, run_id: str, project: str, root: Optional[str] = None, replace: bool = False) -> str:
     """Download a file a run saved (W&B's `wandb.restore`) to `root` (default the working directory)."""
-    from ._reading import query
+    from ._reading import read
 
     if not isinstance(name, str) or not name:
         raise ConfigError("name", f"expected the path the file was saved as, got {name!r}")
-    found = query(
-        "SELECT blob FROM run_files FINAL WHERE project = {p:String} AND run_id = {r:String} AND path = {n:String}",
-        {"p": project, "r": run_id, "n": name},
-    )
+    files = read("run_files", {"r": run_id}, project)
+    found = files[files["path"] == name]
     if found.empty:
         raise NotFoundError(f"run {run_id!r} of project {project!r} saved no file {name!r}")
     target = Path(root or ".") / name

@@ -1,0 +1,99 @@
+"""Named reads of run and artifact data: the SQL behind `th.runs`, `th.history`, artifacts and files.
+
+Each read is bound to one project (`{p:String}`, set by the caller: the SDK's settings locally,
+the key's project at the collector), so a project key may run them through `POST /api/v1/read`
+while free SQL (`/api/v1/query`) stays admin-only. Same SQL in both places.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from tracehouse._errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._store import Store
+
+READS: dict[str, str] = {
+    "runs": (
+        "SELECT run_id, name, if(state = 'running' AND heartbeat_at < now64(6) - toIntervalMillisecond({c:UInt64}),"
+        " 'crashed', state) AS state, tags, `group`, job_type, notes, created_at, updated_at, heartbeat_at, config,"
+        " summary FROM runs FINAL WHERE project = {p:String} ORDER BY created_at DESC"
+    ),
+    "run": (
+        "SELECT name, state, config, summary, toUnixTimestamp64Nano(created_at) AS created_ns FROM runs FINAL "
+        "WHERE project = {p:String} AND run_id = {r:String}"
+    ),
+    "run_last_step": (
+        "SELECT max(step) AS last, count() AS n FROM (SELECT step FROM metrics WHERE project = {p:String} AND "
+        "run_id = {r:String} UNION ALL SELECT step FROM run_values WHERE project = {p:String} AND run_id = {r:String})"
+    ),
+    "history": (
+        "SELECT step, key, value, timestamp FROM metrics FINAL WHERE project = {p:String} AND run_id = {r:String} "
+        "ORDER BY step"
+    ),
+    "history_keys": (
+        "SELECT step, key, value, timestamp FROM metrics FINAL WHERE project = {p:String} AND run_id = {r:String} "
+        "AND key IN {keys:Array(String)} ORDER BY step"
+    ),
+    "run_files": (
+        "SELECT path, blob, size, updated_at FROM run_files FINAL WHERE project = {p:String} AND run_id = {r:String} "
+        "ORDER BY path"
+    ),
+    "run_artifacts": (
+        "SELECT direction, concat(name, ':v', toString(version)) AS artifact FROM artifact_usage FINAL "
+        "WHERE project = {p:String} AND run_id = {r:String} ORDER BY direction, artifact"
+    ),
+    "artifact_alias": (
+        "SELECT version FROM artifact_aliases FINAL WHERE project = {p:String} AND name = {n:String} "
+        "AND alias = {a:String}"
+    ),
+    "artifact_version": (
+        "SELECT version, type, digest, description, metadata, run_id FROM artifacts FINAL "
+        "WHERE project = {p:String} AND name = {n:String} AND version = {v:UInt32}"
+    ),
+    "artifact_by_digest": (
+        "SELECT version FROM artifacts FINAL WHERE project = {p:String} AND name = {n:String} AND digest = {d:String}"
+    ),
+    "artifact_files": (
+        "SELECT path, digest, size, ref FROM artifact_files FINAL WHERE project = {p:String} "
+        "AND artifact_digest = {d:String} ORDER BY path"
+    ),
+    "artifact_version_aliases": (
+        "SELECT alias FROM artifact_aliases FINAL WHERE project = {p:String} AND name = {n:String} "
+        "AND version = {v:UInt32} ORDER BY alias"
+    ),
+    "artifact_summary": (
+        "SELECT count() AS n, max(version) AS last, (SELECT groupArray(alias) FROM (SELECT DISTINCT alias FROM "
+        "artifact_aliases FINAL WHERE project = {p:String} AND name = {n:String} ORDER BY alias)) AS aliases "
+        "FROM artifacts FINAL WHERE project = {p:String} AND name = {n:String}"
+    ),
+    "artifact_lineage": (
+        "SELECT direction, run_id, at FROM artifact_usage FINAL WHERE project = {p:String} AND name = {n:String} "
+        "AND version = {v:UInt32} ORDER BY at"
+    ),
+    "artifacts": (
+        "SELECT name, type, concat('v', toString(version)) AS version, file_count AS files, size, run_id, "
+        "created_at, arrayStringConcat(arraySort(groupArray(alias)), ',') AS aliases FROM artifacts FINAL "
+        "LEFT JOIN (SELECT name, alias, version FROM artifact_aliases FINAL WHERE project = {p:String}) AS a "
+        "USING (name, version) WHERE project = {p:String} GROUP BY name, type, version, file_count, size, "
+        "run_id, created_at ORDER BY name, version"
+    ),
+}
+
+
+def read_sql(name: str) -> str:
+    """The SQL of a named read; ConfigError naming the known ones otherwise."""
+    try:
+        return READS[name]
+    except (KeyError, TypeError):
+        raise ConfigError("read", f"unknown read {name!r}; known: {', '.join(sorted(READS))}") from None
+
+
+def run_read(store: Store, name: str, project: str, parameters: Mapping[str, Any]) -> pd.DataFrame:
+    """Run a named read for `project` (a `p` in `parameters` is overridden)."""
+    if not isinstance(parameters, Mapping):
+        raise ConfigError("parameters", f"expected an object, got {parameters!r}")
+    return store.query_df(read_sql(name), {**parameters, "p": project})
