@@ -111,9 +111,14 @@ def test_spans_inside_a_run_carry_its_id(th_env: th.Settings) -> None:
 
 def test_disabled_mode_has_the_same_api_and_stores_nothing(th_env: th.Settings) -> None:
     run = th.init(project="off", mode="disabled", config={"a": 1})
-    run.log({"loss": 1.0})
+    run.log({"loss": 1.0, "table": th.Table(columns=["a"], data=[[1]]), "note": "x"})
+    assert run.save(__file__, policy="now") == []
+    art = th.Artifact("nothing", "dataset")
+    art.add_file(__file__)
+    assert run.log_artifact(art) is art and run.log_artifact(__file__).name == "test_runs.py"
     run.finish()
     assert th.runs(project="off").empty
+    assert not (th_env.data_dir / "blobs").exists()
 
 
 def test_define_metric_summary_rules(th_env: th.Settings) -> None:

@@ -181,6 +181,8 @@ class Run:
     def save(self, glob_str: str, base_path: Optional[str] = None, policy: str = "live") -> list[str]:
         """Attach files matching `glob_str` to the run (W&B's policies: "live", "now", "end");
         returns their paths inside the run."""
+        if self.disabled:
+            return []
         return self._files.save(glob_str, base_path, policy)
 
     def log_artifact(
@@ -193,8 +195,10 @@ class Run:
         """Store an artifact version logged by this run (`latest` plus `aliases`); returns the artifact."""
         from ._artifact_store import log_artifact
 
-        if self.disabled:
-            return artifact_or_path if isinstance(artifact_or_path, Artifact) else Artifact(name or "disabled", "x")
+        if self.disabled:  # the same API, nothing stored
+            if isinstance(artifact_or_path, Artifact):
+                return artifact_or_path
+            return Artifact(name or Path(artifact_or_path).name, type or "unspecified")
         blobs = blob_store(local=self.offline)
         return log_artifact(self._submit, blobs, self.project, self.id, artifact_or_path, name, type, aliases)
 
