@@ -22,6 +22,7 @@ from tracehouse._errors import ConfigError, NotFoundError, StoreError
 
 from . import _queries as q
 from ._app_runs import add_run_routes
+from ._app_sweeps import add_sweep_routes
 from ._keys import ANONYMOUS_ADMIN, KeyStore, Principal
 from ._otlp import OtlpError, decode_traces
 from ._store import Store
@@ -326,10 +327,11 @@ def create_app(
         await caught_up()
         return _json(frame_json(await asyncio.to_thread(q.latency, store, bound, by=by, since=since)))
 
-    add_run_routes(
-        app, store, blobs, principal, lambda who, project: _read_project(who, project, config.default_project),
-        caught_up, frame_json, config.max_blob_bytes,
-    )  # fmt: skip
+    def bind_project(who: Principal, project: Optional[str]) -> str:
+        return _read_project(who, project, config.default_project)
+
+    add_run_routes(app, store, blobs, principal, bind_project, caught_up, frame_json, config.max_blob_bytes)
+    add_sweep_routes(app, store, principal, bind_project, caught_up)
 
     @app.post("/api/v1/keys")
     async def create_key(request: Request) -> Response:

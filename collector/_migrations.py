@@ -276,4 +276,54 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             """,
         ],
     ),
+    (
+        "0006_sweeps",
+        [
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.sweeps (
+                project LowCardinality(String),
+                sweep_id String,
+                name String,
+                method LowCardinality(String),
+                config String CODEC(ZSTD(3)),
+                state LowCardinality(String),
+                created_at DateTime64(6, 'UTC'),
+                updated_at DateTime64(6, 'UTC'),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project, sweep_id)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.sweep_trials (
+                project LowCardinality(String),
+                sweep_id String,
+                run_id String,
+                trial_index UInt32,
+                params String CODEC(ZSTD(3)),
+                internal String,
+                agent_id String,
+                state LowCardinality(String),
+                claimed_at DateTime64(6, 'UTC'),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project, sweep_id, run_id)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.sweep_agents (
+                project LowCardinality(String),
+                sweep_id String,
+                agent_id String,
+                host String,
+                pid UInt32,
+                started_at DateTime64(6, 'UTC'),
+                heartbeat_at DateTime64(6, 'UTC'),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project, sweep_id, agent_id)
+            SETTINGS {_DEDUP}
+            """,
+        ],
+    ),
 ]

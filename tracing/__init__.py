@@ -24,6 +24,8 @@ from ._reading import history, latency, query, runs, sync, trace_tree, traces
 from ._run import Run, current_run, define_metric, finish, init, log, log_artifact, restore, save, use_artifact
 from ._run_config import Config, Summary
 from ._span import TraceSpan
+from ._sweep import param_importance, sweep, sweep_control, sweep_results, sweep_status
+from ._sweep_agent import RunStopped, agent
 from ._version import VERSION as __version__
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "NotFoundError",
     "OpenAIInstrumentation",
     "Run",
+    "RunStopped",
     "Settings",
     "SpanScope",
     "StoreError",
@@ -47,6 +50,7 @@ __all__ = [
     "TraceSpan",
     "TracehouseError",
     "__version__",
+    "agent",
     "configure",
     "current_run",
     "current_span",
@@ -61,12 +65,17 @@ __all__ = [
     "latency",
     "log",
     "log_artifact",
+    "param_importance",
     "query",
     "restore",
     "runs",
     "save",
     "set_model_price",
     "span",
+    "sweep",
+    "sweep_control",
+    "sweep_results",
+    "sweep_status",
     "sync",
     "trace",
     "trace_tree",

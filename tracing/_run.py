@@ -32,6 +32,7 @@ from ._run_files import RunFiles
 from ._run_files import restore as restore_file
 from ._run_metrics import MetricRule, MetricRules, is_removal
 from ._runtime import runtime
+from ._sweep_agent import RunStopped, note_started, pending_trial
 
 logger = logging.getLogger("tracehouse")
 _ADJECTIVES = ("amber", "brisk", "calm", "dawn", "eager", "fine", "gentle", "hardy", "misty", "quiet", "swift")
@@ -81,6 +82,8 @@ class Run:
         self.mode = "disabled" if disabled else "offline" if offline else "online"
         self.dir = str(Path(dir) if dir else runtime.settings.data_dir / "runs" / run_id / "files")
         self.state = "running"
+        self.sweep_id = ""
+        self._stop_requested: Optional[str] = None  # a sweep stopped this trial: the next log raises
         self.step = 0  # the step the next committed row gets
         self.config = Config(config, self._state_changed)
         self.summary = Summary({}, self._state_changed)
@@ -104,6 +107,8 @@ class Run:
             raise ConfigError("step", f"expected a non-negative integer, got {step!r}")
         if self.state != "running":
             raise ConfigError("run", f"run {self.id} is {self.state}: log before finish()")
+        if self._stop_requested is not None:
+            raise RunStopped(f"run {self.id} was stopped by its sweep ({self._stop_requested})")
         values = flatten(data)
         with self._lock:
             if step is not None:
@@ -243,7 +248,8 @@ class Run:
         return {
             "type": "run", "project": self.project, "run_id": self.id, "name": self.name, "state": self.state,
             "config": self.config.as_dict(), "summary": self.summary.as_dict(), "tags": self.tags,
-            "group": self.group, "job_type": self.job_type, "notes": self.notes, "created_ns": self._started_ns,
+            "group": self.group, "job_type": self.job_type, "notes": self.notes, "sweep_id": self.sweep_id,
+            "created_ns": self._started_ns,
             "updated_ns": now, "heartbeat_ns": now, "version": now,
         }  # fmt: skip
 
@@ -259,7 +265,7 @@ class Run:
         except Exception:
             log_internal_error("saving the run's files")
         with self._lock:
-            self.state = "failed" if exit_code else "finished"
+            self.state = self._stop_requested or ("failed" if exit_code else "finished")
         self._stopped.set()
         self._state_changed()
         with _lock:
@@ -320,6 +326,10 @@ def init(
         raise ConfigError("resume", "resume='must' needs the id of the run to continue")
     values = as_mapping(config, "config")
     project = runtime.settings.project if project is None else _parse_project("project", project)
+    trial = pending_trial()
+    if trial is not None:
+        id = _join_trial(trial, id, project, values)
+        project, values, resume = trial.project, {**values, **trial.params}, None
     if dir is not None and (not isinstance(dir, (str, os.PathLike)) or not str(dir)):
         raise ConfigError("dir", f"expected a directory path, got {dir!r}")
     disabled = mode == "disabled" or runtime.disabled
@@ -336,6 +346,10 @@ def init(
         group=group or "", job_type=job_type or "", notes=notes or "", disabled=disabled,
         offline=mode == "offline", dir=None if dir is None else os.fspath(dir),
     )  # fmt: skip
+    if trial is not None:
+        run.sweep_id = trial.sweep_id
+        run.config._lock(trial.params)
+        note_started(run.id)
     if stored:
         run.summary._data.update(stored["summary"])
         run.step, run._started_ns = stored["next_step"], stored["created_ns"]
@@ -356,6 +370,20 @@ def init(
     run._state_changed()
     _link_current_span(run)
     return run
+
+
+def _join_trial(trial: Any, run_id: Optional[str], project: str, values: dict[str, Any]) -> str:
+    """A run started by a sweep agent is the agent's trial: its id, project and parameters win."""
+    if run_id is not None and run_id != trial.run_id:
+        logger.warning("tracehouse: id %r ignored: this run is trial %s of sweep %s", run_id, trial.run_id,
+                       trial.sweep_id)  # fmt: skip
+    if project != trial.project:
+        logger.warning("tracehouse: project %r ignored: sweep %s runs in project %r", project, trial.sweep_id,
+                       trial.project)  # fmt: skip
+    for key in sorted(k for k in values if k in trial.params and values[k] != trial.params[k]):
+        logger.warning("tracehouse: config %r = %r from the script is overridden by the sweep's %r", key, values[key],
+                       trial.params[key])  # fmt: skip
+    return str(trial.run_id)
 
 
 def _random_name(rng: random.Random) -> str:

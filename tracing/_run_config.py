@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections import abc
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from ._errors import ConfigError
+
+logger = logging.getLogger("tracehouse")
 
 
 def as_mapping(value: Any, option: str) -> dict[str, Any]:
@@ -84,6 +87,11 @@ class Config(_AttrDict):
         """Add keys (a dict or an argparse namespace); an existing key's value changes only with
         `allow_val_change=True`."""
         new = as_mapping(values, "config")
+        locked = getattr(self, "_locked", None)
+        if locked:
+            for key in [k for k in new if k in locked and new[k] != self._data.get(k)]:
+                logger.warning("tracehouse: config %r is set by the sweep (%r); %r ignored", key, self._data[key],
+                               new.pop(key))  # fmt: skip
         for key, value in new.items():
             if key in self._data and self._data[key] != value and not allow_val_change:
                 raise ConfigError(
@@ -92,6 +100,10 @@ class Config(_AttrDict):
                 )
         self._data.update(new)
         self._on_change()
+
+    def _lock(self, keys: Any) -> None:
+        """Keys a sweep set: the trial's values win over the script's, with a warning."""
+        object.__setattr__(self, "_locked", frozenset(keys))
 
     def setdefaults(self, values: Mapping[str, Any]) -> None:
         """Set the keys not set yet (a script's defaults under a sweep's values)."""
