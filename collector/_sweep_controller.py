@@ -31,15 +31,17 @@ AGENT_DEAD_AFTER = 30.0  # seconds without an agent heartbeat (agents beat every
 RUN_CRASHED_AFTER = 120.0  # seconds without a run heartbeat (runs beat every 30 s)
 PENDING_CRASHED_AFTER = 300.0  # a claimed trial whose run never appeared
 ACTIONS = {"stop": "stopped", "pause": "paused", "resume": "running", "cancel": "cancelled"}
+_PAST = {"stop": "stopped", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 _ID_CHARS = string.ascii_lowercase + string.digits
 _lock = threading.RLock()
 
 _TRIALS_SQL = """
 SELECT t.run_id, t.trial_index, t.params, t.internal, t.agent_id, t.state, toUnixTimestamp64Micro(t.claimed_at),
        r.state, toUnixTimestamp64Micro(r.heartbeat_at), toUnixTimestamp64Micro(r.created_at),
-       toUnixTimestamp64Micro(r.updated_at)
+       toUnixTimestamp64Micro(r.updated_at), JSONExtractRaw(r.summary, {k:String})
 FROM sweep_trials AS t FINAL
-LEFT JOIN (SELECT run_id, state, heartbeat_at, created_at, updated_at FROM runs FINAL WHERE project = {p:String})
+LEFT JOIN (SELECT run_id, state, heartbeat_at, created_at, updated_at, summary FROM runs FINAL
+           WHERE project = {p:String})
     AS r ON r.run_id = t.run_id
 WHERE t.project = {p:String} AND t.sweep_id = {s:String}
 ORDER BY t.trial_index
@@ -48,6 +50,15 @@ _HISTORY_SQL = """
 SELECT run_id, arrayMap(x -> x.2, arraySort(groupArray((step, value)))) FROM metrics FINAL
 WHERE project = {p:String} AND key = {k:String} AND run_id IN {ids:Array(String)} GROUP BY run_id
 """
+
+
+def _summary_number(raw: str) -> Optional[float]:
+    """The metric's summary value when it is a number (a summary rule's dict or text is not)."""
+    try:
+        value = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _now_us() -> int:
@@ -116,8 +127,8 @@ class SweepController:
             raise ConfigError("action", f"expected one of {', '.join(ACTIONS)}, got {action!r}")
         with _lock:
             row, config = self.sweep(project, sweep_id)
-            if row["state"] in ("finished", "cancelled") and action == "resume":
-                raise ConfigError("action", f"sweep {sweep_id} is {row['state']}; it cannot be resumed")
+            if row["state"] == "cancelled" or (row["state"] == "finished" and action != "resume"):
+                raise ConfigError("action", f"sweep {sweep_id} is {row['state']}; it cannot be {_PAST[action]}")
             state = ACTIONS[action]
             self._write_sweep(project, sweep_id, config, state, row["created_us"], _now_us())
             return state
@@ -125,7 +136,7 @@ class SweepController:
     # --- trials -----------------------------------------------------------------------------------
     def trials(self, project: str, sweep_id: str, config: SweepConfig) -> list[Trial]:
         """Every trial with its resolved state and the metric's logged values."""
-        _, rows = self.store.query_rows(_TRIALS_SQL, {"p": project, "s": sweep_id})
+        _, rows = self.store.query_rows(_TRIALS_SQL, {"p": project, "s": sweep_id, "k": config.metric_name or ""})
         _, agents = self.store.query_rows(
             "SELECT agent_id, toUnixTimestamp64Micro(heartbeat_at) FROM sweep_agents FINAL "
             "WHERE project = {p:String} AND sweep_id = {s:String}",
@@ -134,8 +145,22 @@ class SweepController:
         now = _now_us()
         alive = {agent for agent, beat in agents if now - int(beat) < AGENT_DEAD_AFTER * 1e6}
         trials = []
-        for run_id, index, params, internal, agent, verdict, claimed, run_state, beat, created, updated in rows:
+        for (
+            run_id,
+            index,
+            params,
+            internal,
+            agent,
+            verdict,
+            claimed,
+            run_state,
+            beat,
+            created,
+            updated,
+            summary,
+        ) in rows:
             trial = Trial(run_id, orjson.loads(params), orjson.loads(internal), "pending")
+            trial.summary = _summary_number(summary)
             trial.index, trial.agent_id, trial.claimed_us, trial.verdict = int(index), agent, int(claimed), verdict
             trial.runtime = (int(updated) - int(created)) / 1e6 if run_state else None
             if verdict in ("stopped", "cancelled") and run_state != "finished":
@@ -251,6 +276,11 @@ class SweepController:
         with _lock:
             row, config = self.sweep(project, sweep_id)
             trials = self.trials(project, sweep_id, config)
+            if row["state"] == "running" and trials and all(t.state in ENDED for t in trials):
+                exhausted = config.method == "grid" and len(trials) >= grid_size(config)
+                if exhausted or self._finished_reason(config, trials):  # the last trial ended since
+                    row["state"] = "finished"
+                    self._write_sweep(project, sweep_id, config, "finished", row["created_us"], _now_us())
         listed: list[dict[str, Any]] = [
             {
                 "run_id": t.run_id,

@@ -31,11 +31,13 @@ class TrialInfo:
     internal: dict[str, Any]  # grid index, or the sampler's point
     state: str
     history: list[float] = field(default_factory=list)  # the metric's logged values, in step order
+    summary: Optional[float] = None  # the run's summary value of the metric (set by hand, say)
 
     def best(self, goal: str) -> Optional[float]:
+        """The best logged value of the metric (W&B's); the summary's when nothing was logged."""
         values = [v for v in self.history if math.isfinite(v)]
         if not values:
-            return None
+            return self.summary
         return max(values) if goal == "maximize" else min(values)
 
 
