@@ -26,6 +26,7 @@ from ._app_sweeps import add_sweep_routes
 from ._keys import ANONYMOUS_ADMIN, KeyStore, Principal
 from ._otlp import OtlpError, decode_traces
 from ._store import Store
+from ._ui_pages import add_ui_routes
 from ._writer import BadBatch, BatchWriter, Overloaded, WriteResult
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def _presented_key(request: Request) -> str:
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    return request.headers.get("x-tracehouse-key", "").strip()
+    return (request.headers.get("x-tracehouse-key") or request.cookies.get("tracehouse_key") or "").strip()
 
 
 def _check_projects(principal: Principal, records: list[dict[str, Any]]) -> None:
@@ -332,6 +333,7 @@ def create_app(
 
     add_run_routes(app, store, blobs, principal, bind_project, caught_up, frame_json, config.max_blob_bytes)
     add_sweep_routes(app, store, principal, bind_project, caught_up)
+    add_ui_routes(app, store, principal, bind_project, caught_up, keys.verify if keys is not None else None)
 
     @app.post("/api/v1/keys")
     async def create_key(request: Request) -> Response:

@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--require-keys", action="store_true", help="every data request needs an API key")
     srv.add_argument("--insecure", action="store_true", help="allow binding a non-loopback address without keys")
 
+    ui = sub.add_parser("ui", help="open the web UI on the local store (a collector on loopback)")
+    ui.add_argument("--port", type=int, default=4318, help="port (default 4318)")
+    ui.add_argument("--data-dir", help="data directory (default TRACEHOUSE_DIR)")
+    ui.add_argument("--no-browser", action="store_true", help="only print the address")
+
     keys = sub.add_parser("keys", help="API keys of the collector: create, list, revoke")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_sub.add_parser("create", help="create a key and print it (shown once)")
@@ -194,6 +199,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _serve(th, args)
         if args.command == "keys":
             return _keys(th, args)
+        if args.command == "ui":
+            return _ui(th, args)
         if args.data_dir or args.project:
             th.configure(data_dir=args.data_dir, project=args.project)
         return _run(th, args)
@@ -219,6 +226,30 @@ def _serve(th: Any, args: argparse.Namespace) -> int:
         )
     )  # fmt: skip
     return 0
+
+
+def _ui(th: Any, args: argparse.Namespace) -> int:
+    """`tracehouse ui`: the collector on loopback over the local data dir, and a browser on its pages."""
+    import threading
+    import webbrowser
+
+    url = f"http://127.0.0.1:{args.port}/"
+    print(f"tracehouse UI at {url} (Ctrl-C stops it)", flush=True)
+    if not args.no_browser:
+        threading.Timer(1.5, webbrowser.open, (url,)).start()
+    return _serve(
+        th,
+        argparse.Namespace(
+            host="127.0.0.1",
+            port=args.port,
+            data_dir=args.data_dir,
+            clickhouse=None,
+            database=None,
+            project=None,
+            require_keys=False,
+            insecure=False,
+        ),
+    )
 
 
 def _keys(th: Any, args: argparse.Namespace) -> int:
