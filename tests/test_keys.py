@@ -140,3 +140,23 @@ def test_serve_on_a_network_address_without_keys_refuses_to_start(tmp_path: Path
     )  # fmt: skip
     assert result.returncode == 2
     assert "no API key exists yet" in result.stderr and "tracehouse keys create" in result.stderr
+
+
+def test_the_web_ui_asks_for_a_key_and_binds_its_project(secured: tuple[TestClient, dict[str, str]]) -> None:
+    client, keys = secured
+    client.post("/api/v1/records", json=[_record("alpha", "5" * 16)], headers=_auth(keys["alpha"]))
+    first = client.get("/traces?project=alpha", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/login?next=%2Ftraces%3Fproject%3Dalpha"
+    assert "needs an API key" in client.get(first.headers["location"]).text
+    refused = client.post("/login", data={"key": "thk_000000000000_" + "x" * 40, "next": "/traces"})
+    assert refused.status_code == 401 and "unknown or revoked key" in refused.text
+    signed_in = client.post("/login", data={"key": keys["alpha"], "next": "/traces?project=alpha"},
+                            follow_redirects=False)  # fmt: skip
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/traces?project=alpha"
+    assert "httponly" in signed_in.headers["set-cookie"].lower()
+    page = client.get("/traces?project=alpha")  # the cookie is sent from now on
+    assert page.status_code == 200 and "step" in page.text
+    other = client.get("/traces?project=beta")
+    assert other.status_code == 403 and "reads only project" in other.text
+    assert client.post("/login", data={"key": keys["alpha"], "next": "https://evil.example/"},
+                       follow_redirects=False).headers["location"] == "/"  # fmt: skip

@@ -152,3 +152,33 @@ def test_pages_render_the_seeded_data_and_escape_user_content(ui: tuple[TestClie
     dashboard = client.get("/", params={"project": PROJECT, "range": "1h"}).text
     assert '<b id="calls">30</b>' in dashboard and 'data-series="p95"' in dashboard
     assert client.get("/", params={"project": "nope-project"}).status_code == 200  # an empty project: empty page
+
+
+def test_tracehouse_ui_serves_the_local_store(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from conftest import REPO
+    from test_collector import _free_port
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracehouse", "ui", "--no-browser", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=env, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline, page = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and not page:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                    page = answer.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert "Prompt latency" in page and "no calls in this range" in page
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and f"tracehouse UI at http://127.0.0.1:{port}/" in out
