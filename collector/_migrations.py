@@ -326,4 +326,34 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             """,
         ],
     ),
+    (
+        "0007_datasets_and_example_scores",
+        [
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.datasets (
+                project LowCardinality(String),
+                name String,
+                version UInt32,
+                digest String,
+                rows UInt64,
+                columns Array(String),
+                created_at DateTime64(6, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (project, name, version)
+            SETTINGS {_DEDUP}
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.dataset_rows (
+                project LowCardinality(String),
+                digest String,
+                row_index UInt32,
+                row String CODEC(ZSTD(3))
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (project, digest, row_index)
+            SETTINGS {_DEDUP}
+            """,
+            "ALTER TABLE {db}.scores ADD COLUMN IF NOT EXISTS example String",
+            "ALTER TABLE {db}.scores ADD COLUMN IF NOT EXISTS error String",
+        ],
+    ),
 ]

@@ -82,6 +82,27 @@ READS: dict[str, str] = {
         "USING (name, version) WHERE project = {p:String} GROUP BY name, type, version, file_count, size, "
         "run_id, created_at ORDER BY name, version"
     ),
+    "dataset_by_digest": (
+        "SELECT version FROM datasets FINAL WHERE project = {p:String} AND name = {n:String} AND digest = {d:String}"
+    ),
+    "dataset_latest": (
+        "SELECT version, digest FROM datasets FINAL WHERE project = {p:String} AND name = {n:String} "
+        "ORDER BY version DESC LIMIT 1"
+    ),
+    "dataset_version": (
+        "SELECT version, digest FROM datasets FINAL WHERE project = {p:String} AND name = {n:String} "
+        "AND version = {v:UInt32}"
+    ),
+    "dataset_versions": (
+        "SELECT version FROM datasets FINAL WHERE project = {p:String} AND name = {n:String} ORDER BY version"
+    ),
+    "dataset_rows": (
+        "SELECT row FROM dataset_rows FINAL WHERE project = {p:String} AND digest = {d:String} ORDER BY row_index"
+    ),
+    "eval_scores": (
+        "SELECT example, name, value, string_value, error FROM scores FINAL WHERE project = {p:String} "
+        "AND run_id = {r:String} AND source = 'eval' ORDER BY example, name"
+    ),
 }
 
 

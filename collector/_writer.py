@@ -89,6 +89,7 @@ def write_records(store: Store, records: list[dict[str, Any]], token: Optional[s
 
 def _write_run_records(store: Store, records: list[dict[str, Any]], token: Optional[str], result: WriteResult) -> int:
     from ._artifact_rows import ARTIFACT_TYPES, write_artifact_records
+    from ._eval_rows import EVAL_TYPES, write_eval_records
     from ._run_rows import file_columns, metric_columns, run_columns, value_columns
 
     by_type: dict[str, list[dict[str, Any]]] = {}
@@ -104,6 +105,9 @@ def _write_run_records(store: Store, records: list[dict[str, Any]], token: Optio
             store.insert(table, columns, dedup_token=token)
     artifacts = [r for r in records if r["type"] in ARTIFACT_TYPES]
     _, artifacts_refused = write_artifact_records(store, artifacts, token) if artifacts else (0, [])
+    evals = [r for r in records if r["type"] in EVAL_TYPES]
+    _, evals_refused = write_eval_records(store, evals, token) if evals else (0, [])
+    artifacts_refused += evals_refused
     result.rejected.extend(metrics_refused + runs_refused + values_refused + files_refused + artifacts_refused)
     return len(records) - len(runs_refused) - len(files_refused) - len(artifacts_refused)
 

@@ -1,3 +1,47 @@
-"""Evaluations: datasets, scorers and evaluation runs in the same store (coming with the evals issue)."""
+"""Evaluations: datasets, scorers and evaluation runs in the same store as traces and runs.
 
-__all__: list[str] = []
+```python
+from tracehouse import evals
+
+data = evals.Dataset("capitals", [{"input": "France", "expected": "Paris"}])
+result = evals.evaluate(answer, data, scorers=[evals.exact_match(), evals.contains()])
+evals.compare(before, result)
+```
+"""
+
+from ._compare import Comparison, compare
+from ._dataset import Dataset
+from ._runner import EvalResult, evaluate, evaluate_async
+from ._scorers import (
+    Scorer,
+    contains,
+    embedding_similarity,
+    exact_match,
+    json_schema,
+    json_valid,
+    llm_judge,
+    numeric_close,
+    regex,
+    scorer,
+    string_similarity,
+)
+
+__all__ = [
+    "Comparison",
+    "Dataset",
+    "EvalResult",
+    "Scorer",
+    "compare",
+    "contains",
+    "embedding_similarity",
+    "evaluate",
+    "evaluate_async",
+    "exact_match",
+    "json_schema",
+    "json_valid",
+    "llm_judge",
+    "numeric_close",
+    "regex",
+    "scorer",
+    "string_similarity",
+]

@@ -1,9 +1,9 @@
 """A small OpenAI-compatible HTTP server on loopback, for tests that drive the real `openai` client.
 
 Behaviour is chosen by the request's model name: `error-429` / `error-500` answer with that status,
-`tools` answers with a tool call, `no-usage` leaves usage out (also from streams), `broken-stream`
-cuts the connection after two chunks. Anything else echoes the last user text. Every request body
-is kept in `requests` so tests can check what the client really sent.
+`tools` answers with a tool call, `echo` answers a chat with its last user text, `no-usage` leaves
+usage out (also from streams), `broken-stream` cuts the connection after two chunks. Every request
+body is kept in `requests` so tests can check what the client really sent.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class _Handler(BaseHTTPRequestHandler):
             items = []
             for i in range(choices):
                 if chat:
-                    message: dict[str, Any] = {"role": "assistant", "content": None if tools else " ".join(WORDS_OUT)}
+                    reply = _last_user_text(body) if model == "echo" else " ".join(WORDS_OUT)
+                    message: dict[str, Any] = {"role": "assistant", "content": None if tools else reply}
                     if tools:
                         message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
                             "name": "lookup", "arguments": '{"key": "rotation"}'}}]  # fmt: skip

@@ -16,6 +16,7 @@ from ._artifact import Artifact, ArtifactEntry
 from ._config import Settings
 from ._decorator import SpanScope, current_span, span, trace
 from ._errors import ConfigError, NotFoundError, StoreError, TracehouseError
+from ._feedback import score
 from ._handles import ForeignSpan, NoopSpan
 from ._langchain import LangChainInstrumentation, instrument_langchain, uninstrument_langchain
 from ._media import Histogram, Image, Table
@@ -70,6 +71,7 @@ __all__ = [
     "restore",
     "runs",
     "save",
+    "score",
     "set_model_price",
     "span",
     "sweep",
@@ -88,6 +90,10 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     """`th.run`, `th.config`, `th.summary`: the active run and its config and summary (W&B's names)."""
+    if name == "evals":  # the evaluation API: `th.evals.evaluate(...)`
+        import importlib
+
+        return importlib.import_module("tracehouse.evals")
     if name in ("run", "config", "summary"):
         from ._run import current_run as _current_run
 

@@ -11,6 +11,8 @@ from typing import Any, Optional, Sequence
 
 import orjson
 
+from ._cli_evals import add_parsers as add_eval_parsers
+from ._cli_evals import run_command as run_eval_command
 from ._cli_sweeps import add_parsers as add_sweep_parsers
 from ._cli_sweeps import run_command as run_sweep_command
 from ._errors import TracehouseError
@@ -157,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--root", help="directory to download into (default ./artifacts/NAME:VERSION)")
     art_sub.add_parser("list", parents=[common], help="list artifacts: versions, aliases, sizes")
     add_sweep_parsers(sub, common)
+    add_eval_parsers(sub, common)
 
     srv = sub.add_parser("serve", help="run the collector: OTLP/HTTP, REST API, the one writer of the store")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -319,6 +322,8 @@ def _run(th: Any, args: argparse.Namespace) -> int:
         _artifact(th, args)
     elif args.command in ("sweep", "agent"):
         run_sweep_command(th, args, _print_frame, _dumps)
+    elif args.command == "eval":
+        run_eval_command(th, args, format_table, _dumps)
     elif args.command == "sync":
         report = th.sync()
         summary = {"rows": report.rows, "segments": report.segments_done, "rejected": report.rejected}

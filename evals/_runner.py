@@ -1,0 +1,284 @@
+"""`th.evals.evaluate`: run a target on every example of a dataset, trace it, score it, store it as a run.
+
+The evaluation is a run (`job_type="eval"`): each example's call is a trace (an `example` span with
+the target's own spans, LLM calls included, under it), each scorer's verdict a row of `scores`, the
+per-example rows a logged table (`examples`), the aggregates (mean, and pass rate for pass/fail
+scorers) the run's summary and a logged step. Examples run concurrently up to `max_concurrency`
+(async targets on the event loop, sync ones in a thread pool). A target that raises, a scorer that
+raises or times out, a row missing a field: an error on that example, the rest goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import math
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, cast
+
+from tracehouse._errors import ConfigError
+
+from ._dataset import Dataset
+from ._scorers import Scorer, as_scorer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation found: per-example rows, aggregates, and the run that holds them."""
+
+    run_id: str
+    name: str
+    dataset: str
+    dataset_version: Optional[str]
+    rows: list[dict[str, Any]]
+    aggregates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def examples(self) -> pd.DataFrame:
+        """One row per example and trial: example, trial, output, error, latency_ms, one column per score."""
+        import pandas as pd
+
+        return cast("pd.DataFrame", pd.DataFrame(self.rows))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:.3f}" for k, v in sorted(self.aggregates.items()))
+        return f"EvalResult(run_id={self.run_id!r}, examples={len(self.rows)}, {shown})"
+
+
+def _caller(
+    target: Callable[..., Any], input_field: str
+) -> Callable[[dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
+    """How to call the target with a row: by parameter names matching fields, else the input field."""
+    parameters = [p for p in inspect.signature(target).parameters.values()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]  # fmt: skip
+    names = [p.name for p in parameters]
+
+    def arguments(row: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if names and all(n in row or p.default is not p.empty for n, p in zip(names, parameters, strict=True)):
+            return (), {n: row[n] for n in names if n in row}
+        if len(parameters) >= 1:
+            if input_field not in row:
+                raise KeyError(f"the example has no field {input_field!r} to pass to the target")
+            return (row[input_field],), {}
+        return (), {}
+
+    return arguments
+
+
+def _value(result: Any) -> Optional[float]:
+    if isinstance(result, bool):
+        return 1.0 if result else 0.0
+    if isinstance(result, (int, float)) and math.isfinite(float(result)):
+        return float(result)
+    return None
+
+
+def _flatten_score(name: str, result: Any) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return {f"{name}.{k}": v for k, v in result.items() if _value(v) is not None}
+    if _value(result) is None:
+        raise ValueError(f"{name} returned {type(result).__name__}; return a number, a bool or a dict of them")
+    return {name: result}
+
+
+class _Progress:
+    """A one-line progress bar on stderr (when it is a terminal, or asked for)."""
+
+    def __init__(self, total: int, label: str, enabled: Optional[bool]) -> None:
+        self.total, self.label, self.done, self.errors = total, label, 0, 0
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._shown = 0.0
+
+    def step(self, failed: bool) -> None:
+        self.done += 1
+        self.errors += failed
+        if self.enabled and (time.monotonic() - self._shown > 0.2 or self.done == self.total):
+            self._shown = time.monotonic()
+            width = 30
+            filled = int(width * self.done / max(1, self.total))
+            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+                             f"{f', {self.errors} errors' if self.errors else ''}")  # fmt: skip
+            if self.done == self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def evaluate(
+    target: Callable[..., Any],
+    dataset: Any,
+    scorers: Sequence[Any],
+    name: Optional[str] = None,
+    max_concurrency: int = 8,
+    trials: int = 1,
+    project: Optional[str] = None,
+    input_field: str = "input",
+    expected_field: str = "expected",
+    progress: Optional[bool] = None,
+) -> EvalResult:
+    """Evaluate `target` on `dataset` (a Dataset, a list of dicts, a JSONL/CSV path or a DataFrame)
+    with `scorers`; returns the result and stores it as a run (`job_type="eval"`).
+
+    The target gets the fields its parameters name, else the example's `input_field`; scorers get
+    `output`, `expected` (the example's `expected_field`) and the other fields by name.
+    """
+    if _loop_running():
+        raise ConfigError("evaluate", "an event loop is running here: use `await th.evals.evaluate_async(...)`")
+    return asyncio.run(evaluate_async(target, dataset, scorers, name, max_concurrency, trials, project, input_field,
+                                      expected_field, progress))  # fmt: skip
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def evaluate_async(
+    target: Callable[..., Any],
+    dataset: Any,
+    scorers: Sequence[Any],
+    name: Optional[str] = None,
+    max_concurrency: int = 8,
+    trials: int = 1,
+    project: Optional[str] = None,
+    input_field: str = "input",
+    expected_field: str = "expected",
+    progress: Optional[bool] = None,
+) -> EvalResult:
+    """`evaluate` for code already inside an event loop."""
+    import tracehouse as th
+
+    if not callable(target):
+        raise ConfigError("target", f"expected a function (sync or async), got {target!r}")
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise ConfigError("max_concurrency", f"expected a positive integer, got {max_concurrency!r}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ConfigError("trials", f"expected a positive integer, got {trials!r}")
+    checked: list[Scorer] = [as_scorer(s) for s in scorers]
+    if not isinstance(dataset, Dataset):
+        named = re.sub(r"[^A-Za-z0-9_.\-]+", "-", str(name or getattr(target, "__name__", ""))).strip("-")
+        dataset = Dataset(named[:128] or "eval", dataset)
+    if not dataset.rows:
+        raise ConfigError("dataset", f"dataset {dataset.name} has no examples")
+    if len({s.name for s in checked}) != len(checked):
+        raise ConfigError("scorers", f"scorer names must be distinct, got {[s.name for s in checked]}")
+    dataset.push(project)
+    label = name or f"{getattr(target, '__name__', 'target')}-on-{dataset.name}"
+    config = {
+        "dataset": dataset.name, "dataset_digest": dataset.digest, "scorers": [s.name for s in checked],
+        "target": getattr(target, "__qualname__", repr(target)), "trials": trials, "max_concurrency": max_concurrency,
+    }  # fmt: skip
+    run = th.init(project=project, name=label, job_type="eval", config=config)
+    arguments = _caller(target, input_field)
+    is_async = inspect.iscoroutinefunction(target)
+    pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="tracehouse-eval") if not is_async else None
+    limit = asyncio.Semaphore(max_concurrency)
+    bar = _Progress(len(dataset.rows) * trials, f"eval {label}", progress)
+    loop = asyncio.get_running_loop()
+
+    async def call(row: dict[str, Any]) -> Any:
+        args, kwargs = arguments(row)
+        if is_async:
+            return await target(*args, **kwargs)
+        context = contextvars.copy_context()  # the example span is the parent of the target's spans
+        return await loop.run_in_executor(pool, lambda: context.run(target, *args, **kwargs))
+
+    async def one(index: int, row: dict[str, Any], trial: int) -> dict[str, Any]:
+        example = str(row.get("id", index))
+        record: dict[str, Any] = {"example": example, "trial": trial, "output": None, "error": None}
+        async with limit:
+            with th.span("example", kind="chain", input=row) as span:
+                span.set_attribute("tracehouse.eval.example", example)
+                started = time.perf_counter()
+                try:
+                    record["output"] = await call(row)
+                    span.set_output(record["output"])
+                except Exception as error:  # the example fails, the evaluation goes on
+                    record["error"] = f"{type(error).__name__}: {error}"
+                    span.fail(error)
+                record["latency_ms"] = (time.perf_counter() - started) * 1000
+                context = span.get_span_context()
+            fields = {k: v for k, v in row.items() if k != expected_field}
+            if record["error"] is None:
+                outcomes = await asyncio.gather(
+                    *(s.score(record["output"], row.get(expected_field), fields) for s in checked),
+                    return_exceptions=True,
+                )
+                for scorer_, outcome in zip(checked, outcomes, strict=True):
+                    _record_score(run, scorer_, outcome, record, example, context)
+        bar.step(record["error"] is not None or any(k.endswith(".error") for k in record))
+        return record
+
+    try:
+        rows = await asyncio.gather(*(one(i, row, t) for t in range(trials) for i, row in enumerate(dataset.rows)))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False)
+    aggregates = _aggregates(rows, checked)
+    run.log({**aggregates, "examples_table": _table(rows)})
+    run.summary.update({**aggregates, "examples": len(rows), "errors": sum(r["error"] is not None for r in rows)})
+    run.finish()
+    try:
+        version = dataset.wait().version
+    except Exception:
+        version = None
+    return EvalResult(run.id, label, dataset.name, version, rows, aggregates)
+
+
+def _record_score(run: Any, scorer_: Scorer, outcome: Any, record: dict[str, Any], example: str, context: Any) -> None:
+    from tracehouse._runtime import runtime
+
+    base = {"type": "score", "project": run.project, "target_type": "example", "run_id": run.id, "source": "eval",
+            "trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x"),
+            "example": example, "time_ns": time.time_ns()}  # fmt: skip
+    try:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        values = _flatten_score(scorer_.name, outcome)
+    except BaseException as error:
+        message = f"{type(error).__name__}: {error}"
+        record[f"{scorer_.name}.error"] = message
+        runtime.sink().submit({**base, "name": scorer_.name, "value": None, "error": message})
+        return
+    for key, value in values.items():
+        record[key] = value
+        runtime.sink().submit({**base, "name": key, "value": _value(value)})
+
+
+def _aggregates(rows: list[dict[str, Any]], scorers: list[Scorer]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    keys = sorted({k for r in rows for k in r if any(k == s.name or k.startswith(f"{s.name}.") for s in scorers)
+                   and not k.endswith(".error")})  # fmt: skip
+    for key in keys:
+        values = [r[key] for r in rows if key in r]
+        numbers = [v for v in (_value(x) for x in values) if v is not None]
+        if not numbers:
+            continue
+        out[f"{key}.mean"] = sum(numbers) / len(numbers)
+        if all(isinstance(v, bool) for v in values):
+            out[f"{key}.pass_rate"] = out[f"{key}.mean"]
+    latencies = [r["latency_ms"] for r in rows]
+    out["latency_ms.mean"] = sum(latencies) / len(latencies)
+    out["error_rate"] = sum(r["error"] is not None for r in rows) / len(rows)
+    return out
+
+
+def _table(rows: list[dict[str, Any]]) -> Any:
+    from tracehouse._media import Table
+
+    columns = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("example", "trial"), k))
+    return Table(columns=columns, data=[[_cell(r.get(c)) for c in columns] for r in rows])
+
+
+def _cell(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else repr(value)
