@@ -15,8 +15,9 @@ Each part runs in a fresh interpreter (``_common.run_child``), one after the oth
    ``sweep_status`` must show ``--trials`` finished trials with the metric. Two warm-up calls, then
    ``--calls`` rounds of three timed calls each, the order rotating every round:
 
-   - ``controller``: ``SweepController(get_store()).next_trial(...)``, i.e. read the sweep, record the
-     agent's beat, read the trials (runs, metric history), suggest, record the claim;
+   - ``controller``: ``controller_for(get_store()).next_trial(...)``: the process's one controller, whose
+     sweep state is in memory (loaded once); bayes reads the runs and metric histories of trials not settled
+     yet; suggest; the claim (and at most every 10 s the agent's beat) is recorded through the spool;
    - ``local``: ``tracehouse._sweep.LocalSweeps().next_trial(...)``, the path an in-process agent takes:
      the same plus the spool catch-up (nothing is pending here: its fixed cost);
    - ``phases``: the controller again with its store wrapped by a recorder timing each query and insert,
@@ -98,8 +99,7 @@ GRID: dict[str, dict[str, list[Any]]] = {
 }  # 320 points: the finished trials and every claim of the timed (and profiled) calls must fit
 GRID_POINTS = math.prod(len(p["values"]) for p in GRID.values())
 E2E_GRID = {"x": {"values": [1, 2, 3, 4, 5]}, "y": {"values": [1, 2, 3, 4]}}  # 20 points
-PHASES = ("sweep row", "beat insert", "trials query", "agents query", "history query", "suggest", "claim insert",
-          "other")  # fmt: skip
+PHASES = ("sweep row", "trials query", "agents query", "runs query", "history query", "suggest", "other")
 INSERT_PHASES = {"sweep_agents": "beat insert", "sweep_trials": "claim insert"}
 
 
@@ -148,7 +148,8 @@ class _PhaseStore:
     @staticmethod
     def _query_phase(sql: str) -> str:
         for marker, phase in (("FROM sweeps FINAL", "sweep row"), ("FROM sweep_trials", "trials query"),
-                              ("FROM sweep_agents", "agents query"), ("FROM metrics", "history query")):  # fmt: skip
+                              ("FROM sweep_agents", "agents query"), ("FROM metrics", "history query"),
+                              ("FROM runs FINAL", "runs query")):  # fmt: skip
             if marker in sql:
                 return phase
         return "other query"
@@ -248,7 +249,7 @@ def child_controller(args: argparse.Namespace) -> dict[str, Any]:
     import tracehouse.collector._sweep_controller as controller_module
     from tracehouse._reading import get_store
     from tracehouse._sweep import LocalSweeps
-    from tracehouse.collector._sweep_controller import SweepController
+    from tracehouse.collector._sweep_controller import controller_for
 
     method = args.method
     th.configure(data_dir=Path(args.data_dir), project=PROJECT)
@@ -266,8 +267,14 @@ def child_controller(args: argparse.Namespace) -> dict[str, Any]:
     agent_id = "benchtimed"
     seen: list[int] = []
 
+    controller = controller_for(store)  # the process's one controller: its in-memory state is the steady state
+
     def direct(on: Any = None) -> None:
-        answer = SweepController(on or store).next_trial(PROJECT, sweep_id, agent_id, host, pid)
+        controller.store = on or store  # the phases variant times the store calls through a wrapper
+        try:
+            answer = controller.next_trial(PROJECT, sweep_id, agent_id, host, pid)
+        finally:
+            controller.store = store
         if answer["action"] != "run":
             raise RuntimeError(f"next_trial answered {answer}")
         seen.append(int(answer["trial_index"]))
@@ -571,7 +578,7 @@ def report(results: dict[str, Any]) -> str:
         headers = ["method", "setup s", "agent ms/trial", "trials in store", "ctrl med", "ctrl p90", "ctrl max",
                    "local med", "local p90", "local max", "RSS MB", "note"]  # fmt: skip
         out.append(render_table(headers, rows, left=(0, len(headers) - 1)))
-        out.append("(ctrl = SweepController(store).next_trial; local = LocalSweeps().next_trial, spool catch-up "
+        out.append("(ctrl = controller_for(store).next_trial; local = LocalSweeps().next_trial, spool catch-up "
                    "included; setup = th.agent running the finished trials + sync; agent ms/trial = setup / "
                    "trials)")  # fmt: skip
         out.append("")

@@ -26,6 +26,7 @@ from ._app_sweeps import add_sweep_routes
 from ._keys import ANONYMOUS_ADMIN, KeyStore, Principal
 from ._otlp import OtlpError, decode_traces
 from ._store import Store
+from ._sweep_controller import SweepController
 from ._ui_pages import add_ui_routes
 from ._writer import BadBatch, BatchWriter, Overloaded, WriteResult
 
@@ -332,8 +333,17 @@ def create_app(
         return _read_project(who, project, config.default_project)
 
     add_run_routes(app, store, blobs, principal, bind_project, caught_up, frame_json, config.max_blob_bytes)
-    add_sweep_routes(app, store, principal, bind_project, caught_up)
-    add_ui_routes(app, store, principal, bind_project, caught_up, keys.verify if keys is not None else None)
+
+    # the sweep controller records its claims in the collector's write-ahead log (durable on return)
+    def record(record: dict[str, Any]) -> None:
+        if wal is not None:
+            wal.append([record])
+        else:
+            writer.submit([record]).result()
+
+    sweeps = SweepController(store, submit=record)
+    add_sweep_routes(app, sweeps, principal, bind_project, caught_up)
+    add_ui_routes(app, store, sweeps, principal, bind_project, caught_up, keys.verify if keys is not None else None)
 
     @app.post("/api/v1/keys")
     async def create_key(request: Request) -> Response:

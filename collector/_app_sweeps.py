@@ -21,18 +21,16 @@ from ._sweep_controller import SweepController
 
 if TYPE_CHECKING:
     from ._keys import Principal
-    from ._store import Store
 
 
 def add_sweep_routes(
     app: FastAPI,
-    store: Store,
+    controller: SweepController,
     principal: Callable[[Request], Awaitable[Principal]],
     bind_project: Callable[[Principal, Optional[str]], str],
     caught_up: Callable[[], Awaitable[None]],
 ) -> None:
     """Register the sweep endpoints on `app`."""
-    controller = SweepController(store)
 
     async def body(request: Request) -> tuple[dict[str, Any], str]:
         try:

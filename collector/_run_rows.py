@@ -14,7 +14,10 @@ from typing import Any, Iterable
 import orjson
 
 # records of runs, mapped here and in _artifact_rows (the in-chDB span mapping leaves batches holding them to us)
-RUN_RECORD_TYPES = ("metrics", "run", "values", "file", "artifact", "artifact_use", "dataset", "score")
+RUN_RECORD_TYPES = (
+    "metrics", "run", "values", "file", "artifact", "artifact_use", "dataset", "score", "sweep", "sweep_trial",
+    "sweep_agent",
+)  # fmt: skip
 # DateTime64(6) columns take microseconds
 METRIC_COLUMNS = ("project", "run_id", "step", "key", "value", "timestamp")
 RUN_COLUMNS = (

@@ -178,8 +178,8 @@ def sweeps(store: Store, project: str) -> dict[str, Any]:
     return {"project": project, "sweeps": [dict(zip(keys, r, strict=True)) for r in rows]}
 
 
-def sweep(store: Store, project: str, sweep_id: str) -> dict[str, Any]:
+def sweep(controller: SweepController, project: str, sweep_id: str) -> dict[str, Any]:
     """A sweep's status: trials, best, the parameters to plot."""
-    status = SweepController(store).status(project, sweep_id)
+    status = controller.status(project, sweep_id)
     status["param_names"] = sorted({k for t in status["trials"] for k in t["params"]})
     return status

@@ -28,6 +28,7 @@ from ._ui_svg import Series, line_chart, parallel_coordinates, smooth
 if TYPE_CHECKING:
     from ._keys import Principal
     from ._store import Store
+    from ._sweep_controller import SweepController
 
 logger = logging.getLogger("tracehouse")
 KEY_COOKIE = "tracehouse_key"
@@ -113,6 +114,7 @@ def _dashboard_charts(result: dict[str, Any]) -> list[str]:
 def add_ui_routes(
     app: FastAPI,
     store: Store,
+    sweeps: SweepController,
     principal: Callable[[Request], Awaitable[Principal]],
     bind_project: Callable[[Principal, Optional[str]], str],
     caught_up: Callable[[], Awaitable[None]],
@@ -206,7 +208,7 @@ def add_ui_routes(
         return await run(data.sweeps, store, project)
 
     async def sweep_data(request: Request, project: str) -> dict[str, Any]:
-        return await run(data.sweep, store, project, request.path_params["sweep_id"])
+        return await run(data.sweep, sweeps, project, request.path_params["sweep_id"])
 
     for path, build in (("dashboard", dashboard_data), ("traces", traces_data), ("traces/{trace_id}", trace_data),
                         ("runs", runs_data), ("runs/compare", compare_data), ("runs/{run_id}", run_data),

@@ -91,6 +91,7 @@ def _write_run_records(store: Store, records: list[dict[str, Any]], token: Optio
     from ._artifact_rows import ARTIFACT_TYPES, write_artifact_records
     from ._eval_rows import EVAL_TYPES, write_eval_records
     from ._run_rows import file_columns, metric_columns, run_columns, value_columns
+    from ._sweep_rows import SWEEP_TABLES, sweep_columns
 
     by_type: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -99,15 +100,16 @@ def _write_run_records(store: Store, records: list[dict[str, Any]], token: Optio
     runs, runs_refused = run_columns(by_type.get("run", ()))
     values, tables, values_refused = value_columns(by_type.get("values", ()))
     files, files_refused = file_columns(by_type.get("file", ()))
+    sweeps, sweeps_refused = sweep_columns(r for r in records if r["type"] in SWEEP_TABLES)
     for table, columns in (("metrics", metrics), ("run_values", values), ("run_tables", tables),
-                           ("run_files", files), ("runs", runs)):  # fmt: skip
+                           ("run_files", files), ("runs", runs), *sweeps.items()):  # fmt: skip
         if columns[next(iter(columns))]:
             store.insert(table, columns, dedup_token=token)
     artifacts = [r for r in records if r["type"] in ARTIFACT_TYPES]
     _, artifacts_refused = write_artifact_records(store, artifacts, token) if artifacts else (0, [])
     evals = [r for r in records if r["type"] in EVAL_TYPES]
     _, evals_refused = write_eval_records(store, evals, token) if evals else (0, [])
-    artifacts_refused += evals_refused
+    artifacts_refused += evals_refused + sweeps_refused
     result.rejected.extend(metrics_refused + runs_refused + values_refused + files_refused + artifacts_refused)
     return len(records) - len(runs_refused) - len(files_refused) - len(artifacts_refused)
 

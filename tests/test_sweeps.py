@@ -282,10 +282,10 @@ def test_faults_a_trial_that_raises_an_unknown_sweep_and_a_dead_agent(
     # an agent that claimed a trial and died: the trial shows crashed, the sweep goes on
     from tracehouse._reading import get_store
     from tracehouse.collector import _sweep_controller as controller_module
-    from tracehouse.collector._sweep_controller import SweepController
+    from tracehouse.collector._sweep_controller import controller_for
 
     other = th.sweep({"method": "random", "parameters": {"a": {"min": 0.0, "max": 1.0}}})
-    controller = SweepController(get_store())
+    controller = controller_for(get_store())
     claimed = controller.next_trial(th_env.project, other, "dead-agent")
     monkeypatch.setattr(controller_module, "AGENT_DEAD_AFTER", 0.2)
     time.sleep(0.3)

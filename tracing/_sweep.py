@@ -39,13 +39,13 @@ class LocalSweeps:
     _lock = threading.Lock()
 
     def _call(self, method: str, *args: Any) -> Any:
-        from tracehouse.collector._sweep_controller import SweepController
+        from tracehouse.collector._sweep_controller import controller_for
 
         from ._reading import catch_up, get_store
 
         with self._lock:
             catch_up()
-            return getattr(SweepController(get_store()), method)(*args)
+            return getattr(controller_for(get_store()), method)(*args)
 
     def create(self, project: str, config: dict[str, Any]) -> str:
         return cast(str, self._call("create", project, config))
