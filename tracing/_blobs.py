@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 from ._errors import ConfigError, NotFoundError, StoreError
 
@@ -30,6 +30,21 @@ def file_digest(path: PathLike) -> tuple[str, int]:
             sha.update(chunk)
             size += len(chunk)
     return sha.hexdigest(), size
+
+
+def write_atomically(target: PathLike, write: Callable[[Path], Any]) -> None:
+    """`write(temp)` next to `target`, then rename it over `target`: a reader never sees half a file."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tracehouse-partial")
+    try:
+        write(temp)
+        os.replace(temp, target)
+    except OSError as error:
+        raise StoreError(f"cannot write {target}: {error}") from error
+    finally:
+        if temp.exists():
+            temp.unlink()
 
 
 def blob_key(digest: str) -> str:
@@ -128,25 +143,14 @@ class BlobStore:
 
     def fetch(self, digest: str, target: PathLike) -> None:
         """Copy a blob to `target` (atomically); NotFoundError when the store does not hold it."""
-        target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.tracehouse-partial")
-        try:
-            if self._fs is not None:
-                if not self.exists(digest):
-                    raise NotFoundError(f"blob {digest} is not in the blob store at {self.location}")
-                self._fs.get_file(f"{self._root}/{blob_key(digest)}", os.fspath(temp))
-            else:
-                source = self._local(digest)
-                if not source.is_file():
-                    raise NotFoundError(f"blob {digest} is not in the blob store at {self.location}")
-                shutil.copyfile(source, temp)
-            os.replace(temp, target)
-        except OSError as error:
-            raise StoreError(f"cannot copy blob {digest} to {target}: {error}") from error
-        finally:
-            if temp.exists():
-                temp.unlink()
+        if not self.exists(digest):
+            raise NotFoundError(f"blob {digest} is not in the blob store at {self.location}")
+        if self._fs is not None:
+            write_atomically(
+                target, lambda temp: self._fs.get_file(f"{self._root}/{blob_key(digest)}", os.fspath(temp))
+            )
+        else:
+            write_atomically(target, lambda temp: shutil.copyfile(self._local(digest), temp))
 
     def read_bytes(self, digest: str) -> bytes:
         """A blob's bytes (for small media)."""

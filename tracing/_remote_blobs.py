@@ -3,14 +3,13 @@ artifact and media contents go where the records go, so any machine that reads t
 
 from __future__ import annotations
 
-import os
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO, Any, Optional, Union
 
-from ._blobs import PathLike, file_digest
+from ._blobs import PathLike, file_digest, write_atomically
 from ._errors import NotFoundError, StoreError
 
 
@@ -64,16 +63,11 @@ class CollectorBlobStore:
         return digest, len(data)
 
     def fetch(self, digest: str, target: PathLike) -> None:
-        target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.tracehouse-partial")
-        try:
+        def download(temp: Path) -> None:
             with self._open("GET", digest) as response, open(temp, "wb") as out:
                 shutil.copyfileobj(response, out, 1024 * 1024)
-            os.replace(temp, target)
-        finally:
-            if temp.exists():
-                temp.unlink()
+
+        write_atomically(target, download)
 
     def read_bytes(self, digest: str) -> bytes:
         with self._open("GET", digest) as response:
