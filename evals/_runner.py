@@ -127,7 +127,9 @@ def evaluate(
     with `scorers`; returns the result and stores it as a run (`job_type="eval"`).
 
     The target gets the fields its parameters name, else the example's `input_field`; scorers get
-    `output`, `expected` (the example's `expected_field`) and the other fields by name.
+    `output`, `expected` (the example's `expected_field`) and the other fields by name. The
+    evaluation starts its run with `th.init` (so inside a sweep agent it is the trial, and a run
+    still active is finished first, as `th.init` does).
     """
     if _loop_running():
         raise ConfigError("evaluate", "an event loop is running here: use `await th.evals.evaluate_async(...)`")
