@@ -189,6 +189,8 @@ class TraceFilters:
             raise ConfigError("max_ms", f"the maximum ({self.max_ms}) is below the minimum ({self.min_ms})")
 
 
+# The page of trace ids is chosen with numeric aggregates only (the window holds every trace); the
+# text columns (root name, previews) are then built for those few traces alone.
 _TRACE_LIST_SQL = """
 SELECT trace_id, min(start_time) AS started,
        argMin(name, (parent_span_id != '', start_time)) AS root_name,
@@ -198,11 +200,21 @@ SELECT trace_id, min(start_time) AS started,
        argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
        argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
 FROM spans
-WHERE {window} AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {window} {filters})
+WHERE {window} AND trace_id IN (
+    SELECT trace_id FROM (
+        SELECT trace_id, min(start_time) AS started,
+               (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
+               if(countIf(status = 'error') > 0, 'error', 'ok') AS status
+        FROM spans
+        WHERE {window} AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {window} {filters})
+        GROUP BY trace_id
+        HAVING 1 {having}
+        ORDER BY started DESC
+        LIMIT {limit:UInt32}
+    )
+)
 GROUP BY trace_id
-HAVING 1 {having}
 ORDER BY started DESC
-LIMIT {limit:UInt32}
 """
 
 

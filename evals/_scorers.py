@@ -36,18 +36,18 @@ class Scorer:
         self.is_async = inspect.iscoroutinefunction(function)
         parameters = inspect.signature(function).parameters.values()
         self._wants_all = any(p.kind is p.VAR_KEYWORD for p in parameters)
-        self._names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        self._names = {p.name for p in named}
+        self._required = {p.name for p in named if p.default is p.empty}
 
     def arguments(self, output: Any, expected: Any, fields: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments this scorer takes (a missing field raises KeyError naming it)."""
         available = {**fields, "output": output, "expected": expected}
         if self._wants_all:
             return available
-        missing = [n for n in self._names if n not in available]
-        required = {p.name for p in inspect.signature(self.function).parameters.values() if p.default is p.empty
-                    and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}  # fmt: skip
-        if set(missing) & required:
-            raise KeyError(f"the example has no field {sorted(set(missing) & required)[0]!r} that {self.name} needs")
+        missing = self._required - available.keys()
+        if missing:
+            raise KeyError(f"the example has no field {sorted(missing)[0]!r} that {self.name} needs")
         return {n: available[n] for n in self._names if n in available}
 
     async def score(self, output: Any, expected: Any, fields: dict[str, Any]) -> Any:

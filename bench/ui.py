@@ -1,0 +1,652 @@
+"""Web UI page load times over a 1,000,000-span store: server side (HTTP GET) and in headless Chromium.
+
+Run from the repository root::
+
+    python bench/ui.py                          # defaults: 1,000,000 spans, 5 timed GETs per page (~1.5 min on 2 cores)
+    python bench/ui.py --spans 200000 --repeats 3
+    python bench/ui.py --profile                # time the SQL behind the pages even when every page passes
+
+Parts, each in a fresh interpreter, one after the other:
+
+1. ``seed``: a fresh data dir, ``tracehouse.configure(data_dir=)``, the embedded store opened with
+   ``tracehouse._reading.get_store()`` and ``--spans`` spans inserted with one ``INSERT ... SELECT FROM
+   numbers()`` (timed: "seed s"): traces of 3-5 spans spread over the 23.5 h before the last minute (root
+   ``chain``/``agent`` span with four names, ``retrieve``, one or two ``llm`` calls, a reranker or a tool), four
+   models, ~2% failing spans, input/output text (chat messages of ~900 characters on the LLM spans) with
+   200-character previews, token counts and cost. Then ``--runs`` runs (``th.init`` + 300 steps of 4 metrics
+   each) and a grid sweep of 4 trials run by ``th.agent`` in the process, ``th.sync()``; the process exits,
+   which releases the store (chDB lets one process open a data dir).
+2. ``serve``: ``python -m tracehouse serve --port <free> --data-dir <dir>``; every page and its JSON twin
+   under ``/api/v1/ui/`` is fetched with urllib (a new connection per GET, body read to the end): 1 warm-up,
+   then ``--repeats`` timed GETs; median and p90 (nearest rank) in ms. The trace opened is the newest one of
+   the list, the second page uses the list's ``next`` cursor. Peak RSS (``VmHWM``) of the collector.
+3. ``browser``: Playwright driving ``/usr/bin/chromium``: for ``/`` and ``/traces``, 1 warm-up navigation,
+   then 3 timed ones; navigation start to the end of the load event (``PerformanceNavigationTiming``), median.
+4. ``profile`` (when a list page misses the target, or with ``--profile``): the collector is stopped and a
+   child opens the store and calls the functions of ``collector/_ui_queries.py`` with the pages' parameters
+   through a store that times each statement: median and p90 of ``--repeats`` after a warm-up, the rows the
+   index leaves to read (``EXPLAIN ESTIMATE``; chDB has no ``system.query_log``), and the plan
+   (``EXPLAIN indexes = 1``) of the slowest statement in the JSON.
+
+Target (PASS/FAIL): each list page (the dashboard at 1 h and 24 h, every ``/traces`` variant) answers in
+under 1 s (median), both the HTML page and its JSON twin. Results also go to ``bench/results/ui.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import quote, urlencode
+
+from _common import (
+    emit,
+    fmt_number,
+    machine_info,
+    median,
+    own_peak_rss_mb,
+    progress,
+    render_table,
+    run_child,
+    write_results,
+)
+
+HERE = Path(__file__).resolve()
+RESULTS = HERE.parent / "results" / "ui.json"
+PROJECT = "bench"
+TARGET_MS = 1000.0
+BROWSER_RUNS = 3
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]  # fmt: skip
+COMPETITORS = "pytest|tracehouse serve|bench/"
+SEARCH_WORD, ABSENT_WORD = "refund", "zeppelin"
+MIN_MS = 5000  # ~12% of the seeded traces last longer
+
+# ---------------------------------------------------------------------------------------------
+# the synthetic store
+# ---------------------------------------------------------------------------------------------
+TOPICS = ["refund", "password reset", "invoice", "shipping delay", "API rate limits", "SSO setup", "data export",
+          "billing address", "account deletion", "webhook retries", "two-factor login", "plan upgrade",
+          "team invitations", "usage quotas", "audit logs", "CSV import", "mobile app sync", "email notifications",
+          "custom domains", "GDPR request"]  # fmt: skip
+DOCS = [f"Doc {k}: to change {TOPICS[k % len(TOPICS)]} open Settings > Account and follow the steps; it takes effect "
+        "within minutes for every member of the workspace." for k in range(30)]  # fmt: skip
+SYSTEM_PROMPT = ("You are a helpful support assistant for Acme Cloud. Answer briefly, cite the documents you use, "
+                 "never invent policy. ") * 3  # fmt: skip
+ANSWER_BODY = ("Open Settings, choose the relevant section and follow the steps shown there; if it still fails, "
+               "reply to this message with a screenshot and we will look into it.")  # fmt: skip
+
+# Innermost: one row per trace (ids, size, start, child durations, model, topic); middle: one row per span
+# (arrayJoin); outer: the span's columns. Child spans run one after the other inside the root.
+SEED_SQL = """
+INSERT INTO spans (project, trace_id, span_id, parent_span_id, name, kind, span_kind, service_name, scope_name,
+                   start_time, end_time, duration_ms, status, status_message, input, input_size, input_preview,
+                   output, output_size, output_preview, context, model, provider, input_tokens, output_tokens,
+                   total_tokens, cost_usd, attributes, resource_attributes)
+SELECT
+    {project:String}, trace_id, span_id, if(i = 0, '', root_id), name, kind, if(i = 0, 'SERVER', 'INTERNAL'),
+    'support-bot', 'bench', start_time, addMicroseconds(start_time, toInt64(duration_ms * 1000)), duration_ms,
+    status, if(status = 'error', error_message, ''), input, length(input), substringUTF8(input, 1, 200),
+    output, length(output), substringUTF8(output, 1, 200), context, model, provider, in_tokens, out_tokens,
+    in_tokens + out_tokens, cost, attributes, map('service.name', 'support-bot')
+FROM (
+    SELECT
+        t, trace_id, root_id, question, topic, docs, n, i, trace_start,
+        lower(hex(cityHash64(t, i, 11))) AS span_id,
+        multiIf(i = 0, root_name, i = 1, 'retrieve', i = 3, if(t % 2 = 0, 'rerank', 'lookup_order'),
+                i = 2, 'generate', 'refine') AS name,
+        multiIf(i = 0, if(root_name = 'draft_reply', 'agent', 'chain'), i = 1, 'retriever',
+                i = 3, if(t % 2 = 0, 'reranker', 'tool'), 'llm') AS kind,
+        kind = 'llm' AS is_llm,
+        if(i = 0, arraySum(child_ms) + 2 + (cityHash64(t, 12) % 5), child_ms[i]) AS duration_ms,
+        addMicroseconds(trace_start, toInt64(if(i = 0, 0, 1000 + arraySum(arraySlice(child_ms, 1, i - 1)) * 1000)))
+            AS start_time,
+        if(cityHash64(t, i, 13) % 50 = 0, 'error', 'ok') AS status,
+        multiIf(kind = 'llm', 'RateLimitError: 429 Too Many Requests', kind = 'tool', 'TimeoutError: order service',
+                kind = 'retriever', 'ConnectionError: vector store', 'upstream step failed') AS error_message,
+        if(is_llm, trace_model, '') AS model,
+        multiIf(model = '', '', model LIKE 'gpt%', 'openai', model LIKE 'claude%', 'anthropic', 'groq') AS provider,
+        if(is_llm, toUInt64(300 + cityHash64(t, i, 14) % 3500), NULL) AS in_tokens,
+        if(is_llm, toUInt64(20 + cityHash64(t, i, 15) % 700), NULL) AS out_tokens,
+        if(is_llm, (in_tokens * price_in + out_tokens * price_out) / 1e6, NULL) AS cost,
+        multiIf(
+            i <= 1, question,
+            kind = 'llm', concat('[{"role": "system", "content": "', system_prompt, '"}, {"role": "user", "content": "',
+                                 question, ' Context: ', arrayStringConcat(docs, ' '), '"}]'),
+            kind = 'reranker', concat('{"query": "', question, '", "documents": 12}'),
+            concat('{"order_id": "A-', toString(10000 + t % 90000), '"}')) AS input,
+        multiIf(
+            i = 1, concat('["', arrayStringConcat(docs, '", "'), '"]'),
+            kind = 'tool', concat('{"status": "shipped", "carrier": "DHL", "eta_days": ', toString(t % 7), '}'),
+            kind = 'reranker', '[3, 0, 7]',
+            status = 'error', '',
+            concat(answer_start, ' ', topic, '. ', answer_body, ' (ticket ', toString(t), ')')) AS output,
+        if(i = 1, output, '') AS context,
+        if(is_llm, map('gen_ai.request.model', model, 'gen_ai.system', provider), map()) AS attributes
+    FROM (
+        SELECT
+            t, trace_id, root_id, n, trace_start, child_ms, trace_model, price_in, price_out, topic, docs,
+            root_name, system_prompt, answer_start, answer_body,
+            concat(['How do I', 'Can you help with', 'Why does my account show', 'What is the policy on',
+                    'I have a problem with'][1 + cityHash64(t, 16) % 5], ' ', topic, '? Customer ',
+                   toString(1000 + t % 9000), ' on plan ', ['free', 'pro', 'team', 'enterprise'][1 + t % 4], '.')
+                AS question,
+            arrayJoin(range(n)) AS i
+        FROM (
+            SELECT
+                number AS t,
+                lower(concat(hex(cityHash64(number, 1)), hex(cityHash64(number, 2)))) AS trace_id,
+                lower(hex(cityHash64(number, 3))) AS root_id,
+                3 + cityHash64(number, 4) % 3 AS n,
+                subtractMicroseconds(now64(9, 'UTC'),
+                    toInt64(60e6 + (number + (cityHash64(number, 5) % 1000) / 1000) * {step_us:Float64}))
+                    AS trace_start,
+                arrayMap(j -> round(if(j IN (2, 4), 150 + pow((cityHash64(number, j, 6) % 10000) / 10000, 3) * 6000,
+                                       3 + (cityHash64(number, j, 7) % 10000) / 50), 3), range(1, n)) AS child_ms,
+                multiIf(cityHash64(number, 8) % 100 < 45, 'gpt-4o-mini', cityHash64(number, 8) % 100 < 70, 'gpt-4o',
+                        cityHash64(number, 8) % 100 < 90, 'claude-sonnet-4', 'llama-3.1-70b') AS trace_model,
+                multiIf(trace_model = 'gpt-4o-mini', 0.15, trace_model = 'gpt-4o', 2.5,
+                        trace_model = 'claude-sonnet-4', 3.0, 0.6) AS price_in,
+                multiIf(trace_model = 'gpt-4o-mini', 0.6, trace_model = 'gpt-4o', 10.0,
+                        trace_model = 'claude-sonnet-4', 15.0, 0.8) AS price_out,
+                {topics:Array(String)}[1 + cityHash64(number, 9) % length({topics:Array(String)})] AS topic,
+                arrayMap(k -> {docs:Array(String)}[1 + cityHash64(number, k, 10) % length({docs:Array(String)})],
+                         range(3)) AS docs,
+                ['support_answer', 'summarize_ticket', 'classify_intent', 'draft_reply'][1 + number % 4] AS root_name,
+                {system_prompt:String} AS system_prompt,
+                ['Sure, here is how to handle', 'Thanks for reaching out about', 'Good question about',
+                 'I am sorry for the trouble with'][1 + cityHash64(number, 17) % 4] AS answer_start,
+                {answer_body:String} AS answer_body
+            FROM numbers({traces:UInt64})
+        )
+    )
+)
+LIMIT {spans:UInt64}
+"""
+
+_STATS_SQL = """
+SELECT count(), uniqExact(trace_id), countIf(status = 'error') / count(), uniqExact(name), uniqExact(model),
+       toUnixTimestamp64Milli(now64(3)) - toUnixTimestamp64Milli(min(start_time)), avg(input_size), avg(output_size)
+FROM spans WHERE project = {p:String}
+"""
+
+
+def _train() -> None:
+    import tracehouse as th
+
+    with th.init() as run:
+        for step in range(20):
+            run.log({"loss": run.config.lr * run.config.layers / (step + 1)})
+
+
+def child_seed(args: argparse.Namespace) -> dict[str, Any]:
+    """Insert the synthetic spans, then a few runs and a small sweep; the store is released on exit."""
+    import tracehouse as th
+    from tracehouse._reading import get_store
+
+    th.configure(data_dir=Path(args.data_dir), project=PROJECT)
+    t0 = time.perf_counter()
+    store = get_store()
+    t1 = time.perf_counter()
+    traces = args.spans // 4 + 16  # 3-5 spans, 4 on average; LIMIT cuts the excess
+    store.command(SEED_SQL, {
+        "project": PROJECT, "step_us": 23.5 * 3600e6 / traces, "traces": traces, "spans": args.spans,
+        "topics": TOPICS, "docs": DOCS, "system_prompt": SYSTEM_PROMPT, "answer_body": ANSWER_BODY,
+    })  # fmt: skip
+    t2 = time.perf_counter()
+    _, rows = store.query_rows(_STATS_SQL, {"p": PROJECT})
+    spans, traces_n, error_rate, names, models, oldest_ms, input_avg, output_avg = rows[0]
+    _, sizes = store.query_rows(
+        "SELECT sum(data_compressed_bytes), sum(data_uncompressed_bytes) FROM system.columns "
+        "WHERE database = currentDatabase() AND table = 'spans'"
+    )
+    run_ids = []
+    for index in range(args.runs):
+        config = {"lr": 10 ** -(index + 2), "optimizer": ["adam", "sgd"][index % 2], "model": {"layers": 2 + index}}
+        with th.init(name=f"train-{index}", config=config, tags=["bench"]) as run:
+            for step in range(300):
+                loss = 2.0 * math.exp(-step / (60 + 20 * index))
+                run.log({"loss": loss, "accuracy": 1 - loss / 2.2, "lr": config["lr"], "grad_norm": 1 + loss})
+            run_ids.append(run.id)
+    t3 = time.perf_counter()
+    sweep_id = th.sweep({"method": "grid", "metric": {"name": "loss", "goal": "minimize"},
+                         "parameters": {"lr": {"values": [0.1, 0.01]}, "layers": {"values": [2, 4]}}})  # fmt: skip
+    trials = th.agent(sweep_id, function=_train)
+    report = th.sync()
+    t4 = time.perf_counter()
+    _, counted = store.query_rows("SELECT count() FROM runs FINAL WHERE project = {p:String}", {"p": PROJECT})
+    return {
+        "spans": int(spans), "traces": int(traces_n), "error_rate": float(error_rate), "span_names": int(names),
+        "models": int(models) - 1, "oldest_hours": oldest_ms / 3.6e6, "input_avg_chars": float(input_avg),
+        "output_avg_chars": float(output_avg), "spans_mb_compressed": int(sizes[0][0]) / 1e6,
+        "spans_mb_uncompressed": int(sizes[0][1]) / 1e6, "open_seconds": t1 - t0, "seed_seconds": t2 - t1,
+        "runs_seconds": t3 - t2, "sweep_seconds": t4 - t3, "run_ids": run_ids, "sweep_id": sweep_id,
+        "sweep_trials": trials, "runs_in_store": int(counted[0][0]), "sync_problems": report.problems[:3],
+        "peak_rss_mb": own_peak_rss_mb(),
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# pages over HTTP
+# ---------------------------------------------------------------------------------------------
+def _url(path: str, **params: Any) -> str:
+    return f"{path}?{urlencode({'project': PROJECT, **params})}"
+
+
+def page_list(cursor: Optional[str], trace_id: Optional[str], run_id: Optional[str]) -> list[dict[str, Any]]:
+    """Every page timed: its label, page path, JSON twin's path and whether it is a list page."""
+    traces: list[tuple[str, dict[str, Any]]] = [("/traces", {}), ("/traces status=error", {"status": "error"}),
+              (f"/traces text={SEARCH_WORD}", {"text": SEARCH_WORD}),
+              (f"/traces text={ABSENT_WORD} (no match)", {"text": ABSENT_WORD}),
+              (f"/traces min_ms={MIN_MS}", {"min_ms": MIN_MS})]  # fmt: skip
+    if cursor:
+        traces.append(("/traces page 2 (before=)", {"before": cursor}))
+    pages = [
+        {"label": f"/ {label}", "page": _url("/", **params), "json": _url("/api/v1/ui/dashboard", **params),
+         "list": True}
+        for label, params in (("range=1h by=name", {"range": "1h", "by": "name"}),
+                              ("range=24h by=name", {"range": "24h", "by": "name"}),
+                              ("range=24h by=model", {"range": "24h", "by": "model"}))
+    ]  # fmt: skip
+    for label, params in traces:
+        page, api = _url("/traces", range="24h", **params), _url("/api/v1/ui/traces", range="24h", **params)
+        pages.append({"label": label, "page": page, "json": api, "list": True})
+    if trace_id:
+        pages.append({"label": "/traces/{id}", "page": _url(f"/traces/{trace_id}"),
+                      "json": _url(f"/api/v1/ui/traces/{trace_id}"), "list": False})  # fmt: skip
+    pages.append({"label": "/runs", "page": _url("/runs"), "json": _url("/api/v1/ui/runs"), "list": False})
+    if run_id:
+        pages.append({"label": "/runs/{id}", "page": _url(f"/runs/{quote(run_id)}"),
+                      "json": _url(f"/api/v1/ui/runs/{quote(run_id)}"), "list": False})  # fmt: skip
+    return pages
+
+
+def fetch(url: str, timeout: float = 120.0) -> tuple[int, bytes, float]:
+    """GET `url` on a new connection: (status, body, seconds until the body is read)."""
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            status, body = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    return status, body, time.perf_counter() - started
+
+
+def nearest_rank(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def time_get(base: str, path: str, repeats: int) -> dict[str, Any]:
+    """1 warm-up GET, then `repeats` timed ones: median, p90, min, max (ms), status, size."""
+    status, body, first = fetch(base + path)
+    times = []
+    for _ in range(repeats):
+        status, body, seconds = fetch(base + path)
+        times.append(seconds * 1e3)
+    result: dict[str, Any] = {
+        "status": status, "kb": len(body) / 1024, "warmup_ms": first * 1e3, "runs_ms": times,
+        "median_ms": median(times), "p90_ms": nearest_rank(times, 0.9), "max_ms": max(times),
+    }  # fmt: skip
+    if status != 200:
+        result["error"] = body[:300].decode("utf-8", "replace")
+    return result
+
+
+def measure_pages(url: str, seeded: dict[str, Any], repeats: int) -> dict[str, Any]:
+    _, body, _ = fetch(url + _url("/api/v1/ui/traces", range="24h"))
+    first_page = json.loads(body)
+    cursor = first_page.get("next")
+    trace_id = first_page["traces"][0]["trace_id"] if first_page.get("traces") else None
+    run_ids = seeded.get("run_ids") or [None]
+    pages = page_list(cursor, trace_id, run_ids[0])
+    for page in pages:
+        progress(f"  {page['label']} ...")
+        page["html"] = time_get(url, page["page"], repeats)
+        page["api"] = time_get(url, page["json"], repeats)
+    return {"pages": pages, "first_page_traces": len(first_page.get("traces", [])), "cursor": cursor,
+            "trace_id": trace_id}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# the browser
+# ---------------------------------------------------------------------------------------------
+_TIMING_JS = "JSON.stringify(performance.getEntriesByType('navigation')[0].toJSON())"
+
+
+def child_browser(args: argparse.Namespace) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"no {CHROMIUM}")
+    result: dict[str, Any] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        for label, path in (("/ range=1h", _url("/", range="1h")), ("/traces range=24h", _url("/traces", range="24h"))):
+            page.goto(args.url + path, wait_until="load", timeout=120_000)  # warm-up
+            loads, first_bytes, walls = [], [], []
+            for _ in range(BROWSER_RUNS):
+                started = time.perf_counter()
+                page.goto(args.url + path, wait_until="load", timeout=120_000)
+                walls.append((time.perf_counter() - started) * 1e3)
+                timing = json.loads(page.evaluate(_TIMING_JS))
+                loads.append(timing["loadEventEnd"] - timing["startTime"])
+                first_bytes.append(timing["responseStart"] - timing["startTime"])
+            result[label] = {"load_ms": median(loads), "ttfb_ms": median(first_bytes), "goto_ms": median(walls),
+                             "loads_ms": loads}  # fmt: skip
+        browser.close()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# profile: the SQL behind the pages, straight against the store
+# ---------------------------------------------------------------------------------------------
+class TimingStore:
+    """Stands in for `Store` in `_ui_queries`: times each SELECT and keeps its SQL and parameters."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.log: list[dict[str, Any]] = []
+
+    def query_rows(self, sql: str, parameters: Any = None, settings: Any = None) -> tuple[list[str], list[Any]]:
+        started = time.perf_counter()
+        columns, rows = self.store.query_rows(sql, parameters, settings)
+        self.log.append({"sql": sql, "parameters": parameters or {}, "ms": (time.perf_counter() - started) * 1e3,
+                         "rows": len(rows)})  # fmt: skip
+        return columns, rows
+
+
+def _profile_cases(cursor: Optional[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(page, function of _ui_queries, its arguments) for every list page."""
+    cases: list[tuple[str, str, dict[str, Any]]] = [("every page", "projects", {})]
+    for label in ("1h", "24h"):
+        for by in ("name", "model") if label == "24h" else ("name",):
+            page = f"/ range={label} by={by}"
+            cases += [(page, "overview", {"range": label}), (page, "series", {"range": label, "by": None}),
+                      (page, "series", {"range": label, "by": by}), (page, "groups", {"range": label, "by": by}),
+                      (page, "slowest", {"range": label})]  # fmt: skip
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("/traces", {}), ("/traces status=error", {"status": "error"}), (f"/traces text={SEARCH_WORD}",
+        {"text": SEARCH_WORD}), (f"/traces text={ABSENT_WORD} (no match)", {"text": ABSENT_WORD}),
+        (f"/traces min_ms={MIN_MS}", {"min_ms": float(MIN_MS)})]  # fmt: skip
+    if cursor:
+        variants.append(("/traces page 2 (before=)", {"before": cursor}))
+    cases += [(page, "trace_list", {"range": "24h", **filters}) for page, filters in variants]
+    return cases
+
+
+def _call(store: Any, function: str, options: dict[str, Any]) -> None:
+    from tracehouse.collector import _ui_queries as uq
+
+    if function == "projects":
+        uq.projects(store)
+        return
+    window = uq.time_range(options.pop("range"))
+    if function == "trace_list":
+        before = options.pop("before", None)
+        uq.trace_list(store, PROJECT, window, uq.TraceFilters(**options), before)
+    elif function in ("series", "groups"):
+        getattr(uq, function)(store, PROJECT, window, options["by"])
+    else:
+        getattr(uq, function)(store, PROJECT, window)
+
+
+def child_profile(args: argparse.Namespace) -> dict[str, Any]:
+    import tracehouse as th
+    from tracehouse._reading import get_store
+
+    th.configure(data_dir=Path(args.data_dir), project=PROJECT)
+    store = get_store()
+    statements = []
+    for page, function, options in _profile_cases(args.cursor):
+        timing = TimingStore(store)
+        for _ in range(1 + args.repeats):
+            _call(timing, function, dict(options))
+        per_call = len(timing.log) // (1 + args.repeats)
+        for index in range(per_call):
+            runs = timing.log[index + per_call :: per_call]  # the timed calls, without the warm-up
+            last = runs[-1]
+            label = function if per_call == 1 else f"{function} #{index + 1}"
+            by = f" by={options['by']}" if options.get("by") else (" (all)" if "by" in options else "")
+            _, estimate = store.query_rows("EXPLAIN ESTIMATE " + last["sql"], last["parameters"])
+            statements.append({
+                "page": page, "query": label + by, "median_ms": median([r["ms"] for r in runs]),
+                "p90_ms": nearest_rank([r["ms"] for r in runs], 0.9), "rows": last["rows"],
+                "index_rows": sum(int(e[3]) for e in estimate), "index_granules": sum(int(e[4]) for e in estimate),
+                "sql": last["sql"], "raw": last["parameters"],
+            })  # fmt: skip
+    slowest = max(statements, key=lambda s: s["median_ms"])
+    _, plan = store.query_rows("EXPLAIN indexes = 1 " + slowest["sql"], slowest["raw"])
+    for statement in statements:
+        statement["parameters"] = {k: str(v) for k, v in statement.pop("raw").items()}
+    return {"statements": statements, "slowest_plan": [str(r[0]) for r in plan], "peak_rss_mb": own_peak_rss_mb()}
+
+
+# ---------------------------------------------------------------------------------------------
+# parent: quiet machine, parts in order, report
+# ---------------------------------------------------------------------------------------------
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+                pid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def competitors() -> list[str]:
+    """Processes that would compete for the CPU and the disk (pytest, a collector, another bench)."""
+    try:
+        found = subprocess.run(["pgrep", "-af", COMPETITORS], capture_output=True, text=True, check=False)
+    except OSError:
+        return []
+    mine = _ancestors()
+    return [line for line in found.stdout.splitlines() if line.strip() and int(line.split()[0]) not in mine]
+
+
+def wait_for_quiet(limit: float, every: float = 20.0) -> dict[str, Any]:
+    started = time.monotonic()
+    seen = competitors()
+    first = list(seen)
+    while seen and time.monotonic() - started < limit:
+        progress(f"waiting for {len(seen)} competing process(es): {seen[0][:100]}")
+        time.sleep(every)
+        seen = competitors()
+    return {"found_at_start": first, "waited_seconds": time.monotonic() - started, "still_running": seen}
+
+
+def _verdict(page: dict[str, Any]) -> str:
+    if not page["list"]:
+        return ""
+    times = [page[k]["median_ms"] for k in ("html", "api")]
+    ok = all(page[k]["status"] == 200 for k in ("html", "api")) and max(times) < TARGET_MS
+    return "PASS" if ok else "FAIL"
+
+
+def report(results: dict[str, Any]) -> str:
+    seed = results["seed"]
+    out = []
+    quiet = results["quiet"]
+    if quiet["found_at_start"]:
+        out.append(f"waited {quiet['waited_seconds']:.0f} s for {len(quiet['found_at_start'])} competing process(es)"
+                   + (f"; STILL RUNNING: {quiet['still_running']}" if quiet["still_running"] else ""))  # fmt: skip
+    if quiet.get("after_pages"):
+        out.append(f"WARNING: started while the pages were timed: {quiet['after_pages']}")
+    if "skipped" in seed:
+        out.append(f"seed: skipped: {seed['skipped']}")
+        return "\n".join(out)
+    out.append(
+        f"store: {seed['spans']:,} spans in {seed['traces']:,} traces over the last {seed['oldest_hours']:.1f} h, "
+        f"{seed['span_names']} span names, {seed['models']} models, {seed['error_rate']:.1%} failing spans, "
+        f"input/output {seed['input_avg_chars']:.0f}/{seed['output_avg_chars']:.0f} chars on average "
+        f"({seed['spans_mb_uncompressed']:,.0f} MB raw, {seed['spans_mb_compressed']:,.0f} MB on disk); "
+        f"{seed['runs_in_store']} runs ({len(seed['run_ids'])} x 300 steps x 4 metrics, {seed['sweep_trials']} "
+        "sweep trials)"
+    )
+    out.append(
+        f"seed: INSERT ... SELECT FROM numbers() {seed['seed_seconds']:.1f} s "
+        f"(store open {seed['open_seconds']:.1f} s; runs {seed['runs_seconds']:.1f} s, "
+        f"sweep + sync {seed['sweep_seconds']:.1f} s; seed process peak RSS {seed['peak_rss_mb']:.0f} MB)"
+    )
+    served = results.get("serve", {})
+    if "skipped" in served:
+        out.append(f"serve: skipped: {served['skipped']}")
+        return "\n".join(out)
+    out.append(f"collector: ready after {served['start_seconds']:.1f} s, peak RSS {served['peak_rss_mb']:.0f} MB "
+               f"(RSS at the end {served['rss_mb']:.0f} MB), exit code {served['exit_code']}")  # fmt: skip
+    out.append("")
+    rows = []
+    for page in served["pages"]:
+        html, api = page["html"], page["api"]
+        status = "" if html["status"] == api["status"] == 200 else f"HTTP {html['status']}/{api['status']}"
+        rows.append([page["label"], fmt_number(html["median_ms"], 0), fmt_number(html["p90_ms"], 0),
+                     fmt_number(api["median_ms"], 0), fmt_number(api["p90_ms"], 0), fmt_number(html["kb"], 0),
+                     fmt_number(html["warmup_ms"], 0), f"< {TARGET_MS:.0f}" if page["list"] else "",
+                     _verdict(page) or status])  # fmt: skip
+    headers = ["page (project=bench)", "html ms", "p90", "json ms", "p90", "html KB", "1st GET ms", "target", "result"]
+    out.append(f"server side: GET over a new connection, body read; median and p90 of {results['repeats']} after "
+               "1 warm-up (the 1st GET column)")  # fmt: skip
+    out.append(render_table(headers, rows, left=(0, len(headers) - 1)))
+    browser = results.get("browser", {})
+    out.append("")
+    if "skipped" in browser:
+        out.append(f"browser: skipped: {browser['skipped']}")
+    else:
+        for label, figures in browser.items():
+            if isinstance(figures, dict):
+                out.append(
+                    f"browser {label}: navigation -> load event {figures['load_ms']:.0f} ms median of {BROWSER_RUNS} "
+                    f"(first byte {figures['ttfb_ms']:.0f} ms; page.goto {figures['goto_ms']:.0f} ms)"
+                )
+    profile = results.get("profile")
+    if profile is not None:
+        out.append("")
+        if "skipped" in profile:
+            out.append(f"profile: skipped: {profile['skipped']}")
+        else:
+            out.append(f"profile: the SQL of collector/_ui_queries.py against the store (collector stopped), median "
+                       f"of {results['repeats']} after a warm-up")  # fmt: skip
+            prows = [[s["page"], s["query"], fmt_number(s["median_ms"], 0), fmt_number(s["p90_ms"], 0),
+                      f"{s['index_rows']:,}", s["rows"]] for s in profile["statements"]]  # fmt: skip
+            out.append(render_table(["page", "statement", "ms", "p90", "rows in range", "rows out"], prows,
+                                    left=(0, 1)))  # fmt: skip
+    verdicts = [(p["label"], _verdict(p)) for p in served["pages"] if p["list"]]
+    failed = [label for label, verdict in verdicts if verdict != "PASS"]
+    out.append("")
+    summary = f"list pages under {TARGET_MS / 1e3:.0f} s over {seed['spans']:,} spans: "
+    summary += f"{len(verdicts) - len(failed)}/{len(verdicts)} PASS"
+    out.append(summary + (f"; FAIL: {', '.join(failed)}" if failed else ""))
+    return "\n".join(out)
+
+
+def part_serve(args: argparse.Namespace, data_dir: Path, seeded: dict[str, Any]) -> dict[str, Any]:
+    from _ingest_collector import CollectorProcess
+
+    collector = CollectorProcess(data_dir)
+    try:
+        collector.start()
+        collector.wait_ready()
+        result: dict[str, Any] = {"start_seconds": collector.start_seconds, "url": collector.url}
+        result.update(measure_pages(collector.url, seeded, args.repeats))
+        if not args.no_browser:
+            progress("browser ...")
+            result["browser"] = run_child([str(HERE), "--role", "browser", "--url", collector.url], timeout=600)
+        result["peak_rss_mb"] = collector.peak_rss_mb()
+        from _common import proc_status_mb
+
+        result["rss_mb"] = proc_status_mb(collector.process.pid, "VmRSS") if collector.process else None
+        result.update(collector.stop())
+        return result
+    except Exception as error:
+        traceback.print_exc()
+        return {"skipped": f"{type(error).__name__}: {error}".splitlines()[0][:300], "log": collector.log_tail()}
+    finally:
+        collector.kill()
+
+
+def parent_main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "spans": args.spans,
+        "repeats": args.repeats, **machine_info(("tracehouse", "chdb", "clickhouse-connect", "fastapi", "playwright")),
+    }  # fmt: skip
+    results["quiet"] = wait_for_quiet(args.wait)
+    results["load_average_start"] = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="th-bench-ui-") as tmp:
+        data_dir = Path(tmp) / "data"
+        progress(f"seed {args.spans:,} spans ...")
+        seed_args = ["--role", "seed", "--data-dir", str(data_dir), "--spans", str(args.spans), "--runs",
+                     str(args.runs)]  # fmt: skip
+        results["seed"] = seed = run_child([str(HERE), *seed_args], timeout=1800)
+        if "skipped" not in seed:
+            progress("serve and time the pages ...")
+            served = part_serve(args, data_dir, seed)
+            results["quiet"]["after_pages"] = competitors()
+            results["browser"] = served.pop("browser", {"skipped": "--no-browser"})
+            results["serve"] = served
+            failed = "skipped" not in served and any(_verdict(p) == "FAIL" for p in served["pages"])
+            if args.profile or failed:
+                progress("profile the queries ...")
+                profile_args = ["--role", "profile", "--data-dir", str(data_dir), "--repeats", str(args.repeats)]
+                if served.get("cursor"):
+                    profile_args += ["--cursor", served["cursor"]]
+                results["profile"] = run_child([str(HERE), *profile_args], timeout=1800)
+        if args.keep:
+            keep = Path(args.keep)
+            subprocess.run(["cp", "-a", str(data_dir), str(keep)], check=False)
+            progress(f"data dir kept in {keep}")
+    results["load_average_end"] = os.getloadavg()
+    results["total_seconds"] = time.perf_counter() - started
+    print(report(results))
+    write_results(results, args.out)
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--spans", type=int, default=1_000_000, help="spans in the store (default 1,000,000)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of 300 logged steps (default 5)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed GETs per page after 1 warm-up (default 5)")
+    parser.add_argument("--profile", action="store_true", help="time the pages' SQL even when every page passes")
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium part")
+    parser.add_argument("--wait", type=float, default=600, help="seconds to wait for competing processes (600)")
+    parser.add_argument("--keep", help="copy the seeded data dir here at the end (for a closer look)")
+    parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
+    parser.add_argument("--role", choices=("seed", "browser", "profile"), help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--cursor", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.spans < 100 or args.repeats < 1 or args.runs < 1:
+        parser.error("--spans must be at least 100, --repeats and --runs at least 1")
+    if args.role is None:
+        return parent_main(args)
+    try:
+        role = {"seed": child_seed, "browser": child_browser, "profile": child_profile}[args.role]
+        result = role(args)
+    except Exception as error:
+        traceback.print_exc()
+        emit({"skipped": f"{type(error).__name__}: {error}".splitlines()[0][:300]})
+        return 1
+    emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
