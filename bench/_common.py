@@ -15,11 +15,12 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 RESULT_MARKER = "BENCH_RESULT "
 
@@ -233,6 +234,14 @@ def proc_cpu_seconds(pid: int) -> Optional[float]:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime in clock ticks
     except (OSError, ValueError, IndexError):
         return None
+
+
+def finish(results: dict[str, Any], started: float, report: Callable[[dict[str, Any]], str], out: str) -> int:
+    """The end of every benchmark: stamp the total time, print the report, write the JSON; exit code 0."""
+    results["total_seconds"] = time.perf_counter() - started
+    print(report(results))
+    write_results(results, out)
+    return 0
 
 
 def write_results(results: dict[str, Any], out: str) -> None:

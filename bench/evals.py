@@ -57,6 +57,7 @@ from typing import Any, Callable, Optional
 
 from _common import (
     emit,
+    finish,
     fmt_number,
     machine_info,
     median,
@@ -65,7 +66,6 @@ from _common import (
     progress,
     render_table,
     run_child,
-    write_results,
 )
 
 HERE = Path(__file__).resolve()
@@ -466,10 +466,7 @@ def parent_main(args: argparse.Namespace) -> int:
             argv = [*_child_argv(args, variant, Path(tmp) / f"{variant}-profile"), "--profile"]
             results["profiles"][variant] = run_child(argv, timeout=600)
     results["load_average_end"] = os.getloadavg()
-    results["total_seconds"] = time.perf_counter() - started
-    print(report(results))
-    write_results(results, args.out)
-    return 0
+    return finish(results, started, report, args.out)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

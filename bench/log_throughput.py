@@ -53,6 +53,7 @@ from typing import Any, Callable, Optional
 
 from _common import (
     emit,
+    finish,
     fmt_number,
     machine_info,
     median,
@@ -63,7 +64,6 @@ from _common import (
     progress,
     render_table,
     run_child,
-    write_results,
 )
 
 HERE = Path(__file__).resolve()
@@ -478,10 +478,7 @@ def parent_main(args: argparse.Namespace) -> int:
                 rounds[peer].append(run_child(argv))
     results["peers"] = {peer: summarise(rounds[peer]) for peer in selected}
     results["checks"] = evaluate(results)
-    results["total_seconds"] = time.perf_counter() - started
-    print(report(results))
-    write_results(results, args.out)
-    return 0
+    return finish(results, started, report, args.out)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

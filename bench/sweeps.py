@@ -65,6 +65,7 @@ from typing import Any, Callable, Optional, Sequence
 from _common import (
     RESULT_MARKER,
     emit,
+    finish,
     fmt_number,
     machine_info,
     median,
@@ -73,7 +74,6 @@ from _common import (
     progress,
     render_table,
     run_child,
-    write_results,
 )
 
 HERE = Path(__file__).resolve()
@@ -670,10 +670,7 @@ def parent_main(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     results["load_average_end"] = os.getloadavg()
     results["checks"] = evaluate(results)
-    results["total_seconds"] = time.perf_counter() - started
-    print(report(results))
-    write_results(results, args.out)
-    return 0
+    return finish(results, started, report, args.out)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

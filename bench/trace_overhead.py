@@ -60,6 +60,7 @@ from typing import Any, Callable, Optional
 from _common import (
     DiscardServer,
     emit,
+    finish,
     fmt_number,
     machine_info,
     median,
@@ -68,7 +69,6 @@ from _common import (
     progress,
     render_table,
     run_child,
-    write_results,
 )
 
 HERE = Path(__file__).resolve()
@@ -576,10 +576,7 @@ def parent_main(args: argparse.Namespace) -> int:
             )
             results["query"] = run_child(query_args)
     results["checks"] = evaluate(results)
-    results["total_seconds"] = time.perf_counter() - started
-    print(report(results))
-    write_results(results, args.out)
-    return 0
+    return finish(results, started, report, args.out)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

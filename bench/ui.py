@@ -52,6 +52,7 @@ from urllib.parse import quote, urlencode
 
 from _common import (
     emit,
+    finish,
     fmt_number,
     machine_info,
     median,
@@ -59,7 +60,6 @@ from _common import (
     progress,
     render_table,
     run_child,
-    write_results,
 )
 
 HERE = Path(__file__).resolve()
@@ -612,10 +612,7 @@ def parent_main(args: argparse.Namespace) -> int:
             subprocess.run(["cp", "-a", str(data_dir), str(keep)], check=False)
             progress(f"data dir kept in {keep}")
     results["load_average_end"] = os.getloadavg()
-    results["total_seconds"] = time.perf_counter() - started
-    print(report(results))
-    write_results(results, args.out)
-    return 0
+    return finish(results, started, report, args.out)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
