@@ -26,16 +26,18 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 VERSION_ALIAS_RE = re.compile(r"^v\d+$")
 ARTIFACT_TYPES = ("artifact", "artifact_use")
-_numbering = threading.Lock()  # the writer's threads: read the versions and insert the new one as one step
+# the writer's threads: read the versions and insert the new one as one step (artifacts and datasets)
+numbering = threading.Lock()
 
 
 def _token(token: Optional[str], suffix: str) -> Optional[str]:
     return f"{token}/{suffix}" if token else None
 
 
-def _versions(store: Store, project: str, name: str) -> dict[str, int]:
+def versions_by_digest(store: Store, table: str, project: str, name: str) -> dict[str, int]:
+    """{content digest: version} of a name in a versioned table (`artifacts`, `datasets`)."""
     _, rows = store.query_rows(
-        "SELECT digest, version FROM artifacts FINAL WHERE project = {p:String} AND name = {n:String}",
+        f"SELECT digest, version FROM {table} FINAL WHERE project = {{p:String}} AND name = {{n:String}}",
         {"p": project, "n": name},
     )
     return {str(digest): int(version) for digest, version in rows}
@@ -53,8 +55,8 @@ def _write_artifact(store: Store, record: dict[str, Any], token: Optional[str]) 
     if not isinstance(files, list):
         raise ValueError("files: expected a list")
     micros, run_id = int(record["time_ns"]) // 1000, str(record.get("run_id") or "")
-    with _numbering:
-        known = _versions(store, project, name)
+    with numbering:
+        known = versions_by_digest(store, "artifacts", project, name)
         new = digest not in known
         version = max(known.values(), default=-1) + 1 if new else known[digest]
         if new:

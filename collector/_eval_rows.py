@@ -9,11 +9,12 @@ one example of an evaluation.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
+
+from ._artifact_rows import numbering, versions_by_digest
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 EVAL_TYPES = ("dataset", "score")
 SCORE_COLUMNS = ("project", "score_id", "target_type", "trace_id", "span_id", "run_id", "name", "value",
                  "string_value", "comment", "source", "created_at", "example", "error")  # fmt: skip
-_numbering = threading.Lock()
 
 
 def _write_dataset(store: Store, record: dict[str, Any], token: Optional[str]) -> None:
@@ -29,12 +29,8 @@ def _write_dataset(store: Store, record: dict[str, Any], token: Optional[str]) -
     rows = record["rows"]
     if not isinstance(rows, list):
         raise ValueError("rows: expected a list")
-    with _numbering:
-        _, found = store.query_rows(
-            "SELECT digest, version FROM datasets FINAL WHERE project = {p:String} AND name = {n:String}",
-            {"p": project, "n": name},
-        )
-        known = {str(d): int(v) for d, v in found}
+    with numbering:
+        known = versions_by_digest(store, "datasets", project, name)
         if digest in known:
             return
         store.insert(

@@ -106,6 +106,18 @@ READS: dict[str, str] = {
 }
 
 
+def flat_values(data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Nested config and summary values as dotted columns; a logged object (a dict with `_type`:
+    a table, histogram or image) stays one cell."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and "_type" not in value and value:
+            out.update(flat_values(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def read_sql(name: str) -> str:
     """The SQL of a named read; ConfigError naming the known ones otherwise."""
     try:

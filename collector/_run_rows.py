@@ -62,9 +62,7 @@ def metric_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[An
             except ValueError as error:
                 rejected.append(f"metric {key!r} of run {run_id!r} at step {step}: {error}")
                 continue
-            row = (project, run_id, step, str(key), value, time_ns // 1000)
-            for name, item in zip(METRIC_COLUMNS, row, strict=True):
-                columns[name].append(item)
+            _append(columns, METRIC_COLUMNS, (project, run_id, step, str(key), value, time_ns // 1000))
     return columns, rejected
 
 
@@ -93,6 +91,11 @@ def run_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]]
 def _append(columns: dict[str, list[Any]], names: tuple[str, ...], row: tuple[Any, ...]) -> None:
     for name, item in zip(names, row, strict=True):
         columns[name].append(item)
+
+
+def table_summary(value: dict[str, Any]) -> dict[str, Any]:
+    """A logged table without its rows, and how many it has (what `run_values` and the summary keep)."""
+    return {k: v for k, v in value.items() if k != "data"} | {"rows": len(value["data"])}
 
 
 def value_columns(
@@ -130,7 +133,7 @@ def value_columns(
                 for index, row in enumerate(data):
                     cells = dict(zip(names, row, strict=False)) if isinstance(row, list) else {"value": row}
                     _append(tables, TABLE_COLUMNS, (project, run_id, str(key), step, index, _text(cells)))
-                value = {k: v for k, v in value.items() if k != "data"} | {"rows": len(data)}
+                value = table_summary(value)
             _append(values, VALUE_COLUMNS, (project, run_id, step, str(key), value["_type"], _text(value), micros))
     return values, tables, rejected
 

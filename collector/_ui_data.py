@@ -15,7 +15,7 @@ from tracehouse._errors import ConfigError, NotFoundError
 
 from . import _queries as q
 from . import _ui_queries as uq
-from ._reads import run_read
+from ._reads import flat_values, run_read
 from ._sweep_controller import SweepController
 
 if TYPE_CHECKING:
@@ -123,15 +123,9 @@ def runs(store: Store, project: str, filters: Optional[dict[str, Any]], sort: Op
 
 
 def _flatten(data: Any, prefix: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if not isinstance(data, dict):
-        return out
-    for key, value in data.items():
-        if isinstance(value, dict) and "_type" not in value and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        elif not isinstance(value, dict):
-            out[f"{prefix}{key}"] = value
-    return out
+    """Dotted scalar columns of a config or summary (logged objects, a table or an image, left out)."""
+    values = flat_values(data, prefix) if isinstance(data, dict) else {}
+    return {key: value for key, value in values.items() if not isinstance(value, dict)}
 
 
 def run(store: Store, project: str, run_id: str) -> dict[str, Any]:

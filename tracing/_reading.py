@@ -182,6 +182,8 @@ def runs(
 
     import pandas as pd
 
+    from tracehouse.collector._reads import flat_values
+
     from ._run_filters import apply_filters, check_filters
 
     if filters is not None:
@@ -192,22 +194,10 @@ def runs(
         return cast("pd.DataFrame", frame.drop(columns=[c for c in ("config", "summary") if c in frame.columns]))
     parts = [frame.drop(columns=["config", "summary"])]
     for column in ("config", "summary"):
-        flat = [_flat_values(json.loads(text or "{}"), f"{column}.") for text in frame[column]]
+        flat = [flat_values(json.loads(text or "{}"), f"{column}.") for text in frame[column]]
         parts.append(pd.DataFrame(flat, index=frame.index))
     table = cast("pd.DataFrame", pd.concat(parts, axis=1))
     return apply_filters(table, filters) if filters else table
-
-
-def _flat_values(data: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """Nested config and summary values as dotted columns; a logged object (a dict with `_type`:
-    a table, histogram or image) stays one cell."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and "_type" not in value and value:
-            out.update(_flat_values(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def history(run_id: str, keys: Optional[list[str]] = None, project: Optional[str] = None) -> pd.DataFrame:

@@ -21,6 +21,8 @@ from collections import abc
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from tracehouse.collector._run_rows import table_summary
+
 from ._artifact import Artifact
 from ._blobs import blob_store
 from ._config import _parse_project
@@ -170,8 +172,7 @@ class Run:
             stored[key] = converted
             kind = converted["_type"]
             summary[key] = converted["value"] if kind in ("text", "json") else (
-                {k: v for k, v in converted.items() if k != "data"} | {"rows": len(converted["data"])}
-                if kind == "table" else converted
+                table_summary(converted) if kind == "table" else converted
             )  # fmt: skip
         if stored:
             self._submit({"type": "values", "project": self.project, "run_id": self.id, "step": self.step,
