@@ -21,10 +21,14 @@ from fastapi.responses import PlainTextResponse, Response
 from tracehouse._errors import ConfigError, NotFoundError, StoreError
 
 from . import _queries as q
+from ._access import MAX_OWNER_BODY, encode_frame
+from ._app_owner import OWNER, add_owner_routes, is_owner_secret
 from ._app_runs import add_run_routes
 from ._app_sweeps import add_sweep_routes
+from ._http_guard import LOOPBACK_HOSTS, BodyError, EdgeGuard, EdgePolicy, read_json
 from ._keys import ANONYMOUS_ADMIN, KeyStore, Principal
 from ._otlp import OtlpError, decode_traces
+from ._readonly import QueryLimits
 from ._store import Store
 from ._sweep_controller import SweepController
 from ._ui_pages import add_ui_routes
@@ -56,6 +60,20 @@ class CollectorConfig:
     query_max_rows: int = 10_000
     query_timeout: float = 30.0
     max_blob_bytes: int = 64 * 1024**3  # one artifact file or media blob
+    allowed_hosts: frozenset[str] = LOOPBACK_HOSTS  # Host header names answered (see _http_guard)
+    body_timeout: float = 30.0  # a request body that stops arriving this long is answered 408
+    owner_secret: str = ""  # the per-start secret of the store's advertisement: local processes' admin key
+
+    def edge_policy(self) -> EdgePolicy:
+        """Hosts and body limits for the edge guard."""
+        limits = (
+            ("/v1/traces", self.max_body_bytes),
+            ("/api/v1/records", self.max_body_bytes),
+            ("/api/v1/blobs/", self.max_blob_bytes),
+            ("/api/v1/owner", MAX_OWNER_BODY),
+            ("/login", 16 * 1024),
+        )
+        return EdgePolicy(self.allowed_hosts, limits, 1024 * 1024, self.body_timeout)  # fmt: skip
 
 
 def _json(value: Any, status: int = 200, headers: Optional[dict[str, str]] = None) -> Response:
@@ -81,9 +99,8 @@ def _error(status: int, message: str, retry_after: Optional[float] = None) -> Re
 
 
 def frame_json(frame: Any) -> dict[str, Any]:
-    """A DataFrame as {"columns": [...], "rows": [[...]]} with NULLs as null."""
-    records = frame.astype(object).where(frame.notna(), None)
-    return {"columns": [str(c) for c in frame.columns], "rows": records.values.tolist()}
+    """A DataFrame as {"columns": [...], "dtypes": [...], "rows": [[...]]} with NULLs as null."""
+    return encode_frame(frame)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -128,6 +145,8 @@ def _check_projects(principal: Principal, records: list[dict[str, Any]]) -> None
 
 
 def _read_project(principal: Principal, project: Optional[str], default: str) -> str:
+    if project is not None:
+        q.check_project(project)  # a list or a number is a bad argument, never a query
     if principal.admin:
         return project or default
     if project not in (None, principal.project):
@@ -150,8 +169,11 @@ def create_app(
     spool and inserted in large batches; reads first catch up with the follower. `blobs` serves
     artifact and media contents (`/api/v1/blobs`).
     """
-    app = FastAPI(title="tracehouse collector", docs_url="/api/docs", openapi_url="/api/openapi.json", **_NO_TELEMETRY)
+    app = FastAPI(title="tracehouse collector", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+                  **_NO_TELEMETRY)  # fmt: skip
+    app.add_middleware(EdgeGuard, policy=config.edge_policy())
     counters = {"requests_rejected": 0, "spans_rejected_at_decode": 0}
+    key_store = keys if keys is not None else KeyStore(store)  # keys exist even when none is required
 
     def backlog() -> int:
         return wal.appended - follower.ingested if wal is not None and follower is not None else 0
@@ -171,9 +193,11 @@ def create_app(
         return WriteResult(rows=len(records))
 
     async def principal(request: Request) -> Principal:
+        presented = _presented_key(request)
+        if config.owner_secret and presented and is_owner_secret(config.owner_secret, presented):
+            return OWNER
         if keys is None:
             return ANONYMOUS_ADMIN
-        presented = _presented_key(request)
         if not presented:
             raise AuthError(401, "an API key is required: send 'Authorization: Bearer <key>'")
         found = await asyncio.to_thread(keys.verify, presented)
@@ -184,6 +208,10 @@ def create_app(
     def admin_only(who: Principal) -> None:
         if not who.admin:
             raise AuthError(403, "this endpoint needs an admin key")
+
+    @app.exception_handler(BodyError)
+    async def _body(request: Request, error: BodyError) -> Response:
+        return _error(error.status, str(error))
 
     @app.exception_handler(AuthError)
     async def _auth(request: Request, error: AuthError) -> Response:
@@ -285,23 +313,16 @@ def create_app(
     @app.post("/api/v1/query")
     async def query(request: Request) -> Response:
         admin_only(await principal(request))
+        payload = await read_json(request)
         await caught_up()
-        try:
-            payload = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return _error(400, 'expected JSON: {"sql": "...", "parameters": {...}}')
         sql, parameters = (
             (payload.get("sql"), payload.get("parameters") or {}) if isinstance(payload, dict) else (None, None)
         )
         if not isinstance(sql, str) or not sql.strip() or not isinstance(parameters, dict):
             return _error(400, 'expected {"sql": "...", "parameters": {...}}')
-        try:
-            columns, rows = await asyncio.to_thread(
-                store.query_readonly, sql, parameters, config.query_max_rows, config.query_timeout
-            )
-        except StoreError as error:
-            return _error(400, str(error))
-        return _json({"columns": columns, "rows": rows})
+        limits = _query_limits(payload, config)
+        frame = await asyncio.to_thread(store.query_readonly_df, sql, parameters, limits)
+        return _json(frame_json(frame))
 
     @app.get("/api/v1/traces")
     async def traces(
@@ -348,31 +369,36 @@ def create_app(
     @app.post("/api/v1/keys")
     async def create_key(request: Request) -> Response:
         admin_only(await principal(request))
-        if keys is None:
-            return _error(400, "this collector runs without keys; start it with --require-keys")
-        try:
-            payload = orjson.loads(await request.body() or b"{}")
-        except orjson.JSONDecodeError:
-            payload = None
-        if not isinstance(payload, dict) or (not payload.get("admin") and not payload.get("project")):
+        payload = await read_json(request, default={})
+        if not isinstance(payload, dict) or (not payload.get("admin") and not isinstance(payload.get("project"), str)):
             return _error(400, 'expected {"project": "...", "name": "..."} or {"admin": true}')
-        project = None if payload.get("admin") else str(payload["project"])
-        key_id, key = await asyncio.to_thread(keys.create, project, str(payload.get("name", "")))
+        project = None if payload.get("admin") else q.check_project(payload["project"])
+        key_id, key = await asyncio.to_thread(key_store.create, project, str(payload.get("name", "")))
         return _json({"key_id": key_id, "key": key, "project": project, "admin": project is None})
 
     @app.get("/api/v1/keys")
     async def list_keys(request: Request) -> Response:
         admin_only(await principal(request))
-        return _json({"keys": await asyncio.to_thread(keys.list) if keys is not None else []})
+        return _json({"keys": await asyncio.to_thread(key_store.list)})
 
     @app.delete("/api/v1/keys/{key_id}")
     async def revoke_key(request: Request, key_id: str) -> Response:
         admin_only(await principal(request))
-        if keys is None or not await asyncio.to_thread(keys.revoke, key_id):
-            return _error(404, f"no key {key_id}")
+        if not await asyncio.to_thread(key_store.revoke, key_id):
+            return _error(404, f"no key {key_id!r}")
         return _json({"revoked": key_id})
 
+    add_owner_routes(app, store, principal, follower, lambda: sweeps, lambda: key_store)
     return app
+
+
+def _query_limits(payload: dict[str, Any], config: CollectorConfig) -> QueryLimits:
+    """The collector's limits, lowered (never raised) by `max_rows` / `timeout` in the request."""
+    rows, timeout = payload.get("max_rows"), payload.get("timeout")
+    limits = QueryLimits(max_rows=config.query_max_rows, timeout=config.query_timeout)
+    asked = QueryLimits(max_rows=rows if rows is not None else limits.max_rows,
+                        timeout=timeout if timeout is not None else limits.timeout).checked()  # fmt: skip
+    return QueryLimits(max_rows=int(min(asked.max_rows, limits.max_rows)), timeout=min(asked.timeout, limits.timeout))
 
 
 def _otlp_response(protobuf: bool, rejected: int, message: str) -> Response:

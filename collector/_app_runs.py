@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, Response
 
 from tracehouse._errors import ConfigError, NotFoundError
 
+from ._http_guard import read_json
 from ._reads import run_read
 
 if TYPE_CHECKING:
@@ -47,10 +48,7 @@ def add_run_routes(
     @app.post("/api/v1/read")
     async def read(request: Request) -> Response:
         who = await principal(request)
-        try:
-            payload = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            payload = None
+        payload = await read_json(request)
         if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
             raise ConfigError("body", 'expected {"name": "...", "project": "...", "parameters": {...}}')
         project = read_project(who, payload.get("project"))

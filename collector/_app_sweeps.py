@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from tracehouse._errors import ConfigError
 
+from ._http_guard import read_json
 from ._sweep_controller import SweepController
 
 if TYPE_CHECKING:
@@ -33,10 +34,7 @@ def add_sweep_routes(
     """Register the sweep endpoints on `app`."""
 
     async def body(request: Request) -> tuple[dict[str, Any], str]:
-        try:
-            payload = orjson.loads(await request.body() or b"{}")
-        except orjson.JSONDecodeError:
-            payload = None
+        payload = await read_json(request, default={})
         if not isinstance(payload, dict):
             raise ConfigError("body", "expected a JSON object")
         project = bind_project(await principal(request), payload.get("project"))
@@ -61,7 +59,7 @@ def add_sweep_routes(
     async def next_trial(request: Request, sweep_id: str) -> Response:
         payload, project = await body(request)
         return answer(await asyncio.to_thread(controller.next_trial, project, sweep_id, str(payload.get("agent_id")),
-                                              str(payload.get("host", "")), int(payload.get("pid") or 0)))  # fmt: skip
+                                              str(payload.get("host", "")), _pid(payload)))  # fmt: skip
 
     @app.post("/api/v1/sweeps/{sweep_id}/heartbeat")
     async def heartbeat(request: Request, sweep_id: str) -> Response:
@@ -71,10 +69,18 @@ def add_sweep_routes(
             raise ConfigError("running", "expected a list of run ids")
         return answer(await asyncio.to_thread(controller.heartbeat, project, sweep_id, str(payload.get("agent_id")),
                                               [str(r) for r in running], str(payload.get("host", "")),
-                                              int(payload.get("pid") or 0)))  # fmt: skip
+                                              _pid(payload)))  # fmt: skip
 
     @app.post("/api/v1/sweeps/{sweep_id}/control")
     async def control(request: Request, sweep_id: str) -> Response:
         payload, project = await body(request)
         return answer({"state": await asyncio.to_thread(controller.control, project, sweep_id,
                                                         str(payload.get("action")))})  # fmt: skip
+
+
+def _pid(payload: dict[str, Any]) -> int:
+    """The agent's pid: a non-negative integer (ConfigError otherwise)."""
+    pid = payload.get("pid") or 0
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < 2**31:
+        raise ConfigError("pid", f"expected the agent's process id (an integer), got {pid!r}")
+    return pid

@@ -23,6 +23,7 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+MAX_TRACES = 10_000
 
 
 def since_start(since: Since) -> datetime:
@@ -79,6 +80,14 @@ LIMIT {limit:UInt32}
 """
 
 
+def check_traces_args(limit: Any, status: Any) -> None:
+    """ConfigError for a limit that is not a positive integer or a status other than ok / error."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_TRACES:
+        raise ConfigError("limit", f"expected an integer from 1 to {MAX_TRACES:,}, got {limit!r}")
+    if status not in (None, "ok", "error"):
+        raise ConfigError("status", f"expected 'ok' or 'error', got {status!r}")
+
+
 def traces(
     store: Store,
     project: str,
@@ -88,10 +97,9 @@ def traces(
     status: Optional[str] = None,
 ) -> pd.DataFrame:
     """Recent traces, newest first: root name, duration, span count, status, tokens, cost, previews."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigError("limit", f"expected a positive integer, got {limit!r}")
-    if status not in (None, "ok", "error"):
-        raise ConfigError("status", f"expected 'ok' or 'error', got {status!r}")
+    check_traces_args(limit, status)
+    if name is not None and not isinstance(name, str):
+        raise ConfigError("name", f"expected a span name, got {name!r}")
     params: dict[str, Any] = {"project": check_project(project), "since": since_start(since), "limit": limit}
     filters = ""
     if name is not None:

@@ -18,6 +18,8 @@ from typing import Any, Optional
 
 from tracehouse._errors import ConfigError
 
+from ._http_guard import allowed_hosts
+from ._ownership import new_secret
 from ._store import Store
 from ._wal import CollectorWal
 from ._writer import BatchWriter, WriteResult
@@ -39,6 +41,8 @@ class ServeOptions:
     require_keys: bool = False
     max_backlog: int = 2_000_000  # OTLP spans answered but not yet inserted before the collector answers 503
     blob_location: str = ""  # the blob store it serves (artifact and media contents); "" = none
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback and `host` ("*": any)
+    body_timeout: float = 30.0
 
 
 def is_loopback(host: str) -> bool:
@@ -119,6 +123,7 @@ class CollectorParts:
     writer: BatchWriter
     follower: SpoolFollower
     wal: CollectorWal
+    owner_secret: str = ""
 
     def close(self) -> None:
         """Stop taking work, insert everything accepted, release the store."""
@@ -145,14 +150,18 @@ def build(options: ServeOptions) -> CollectorParts:
     wal = CollectorWal(spool_dir)
     follower = SpoolFollower(writer, spool_dir, options.spool_interval)
     follower.start()
-    config = CollectorConfig(default_project=options.default_project, max_backlog=options.max_backlog)
+    secret = new_secret()
+    config = CollectorConfig(
+        default_project=options.default_project, max_backlog=options.max_backlog, owner_secret=secret,
+        allowed_hosts=allowed_hosts(options.host, options.allowed_hosts), body_timeout=options.body_timeout,
+    )  # fmt: skip
     blobs = None
     if options.blob_location:
         from tracehouse._blobs import BlobStore
 
         blobs = BlobStore(options.blob_location)
     app = create_app(store, writer, config, keys, wal=wal, follower=follower, blobs=blobs)
-    return CollectorParts(app, store, writer, follower, wal)
+    return CollectorParts(app, store, writer, follower, wal, secret)
 
 
 def _server_class() -> Any:
@@ -175,15 +184,21 @@ def serve(options: ServeOptions) -> None:
         import uvicorn
     except ImportError as error:
         raise ConfigError("serve", "the collector needs its extra: pip install 'tracehouse[server]'") from error
+    from ._serve_owner import Advertiser, take_over
+
     _Server = _server_class()
+    take_over(options.store_url)
     parts = build(options)
     gc.freeze()  # the long-lived start-up objects leave the collector's GC passes (cheaper per request)
     gc.set_threshold(50_000, 20, 20)  # decoding makes many short-lived dicts: collect young objects less often
     config = uvicorn.Config(parts.app, host=options.host, port=options.port, log_level="warning", lifespan="off")
     server = _Server(config)
+    advertiser = Advertiser(options.store_url, options.host, parts.owner_secret, options.spool_dir)
+    advertiser.start(server)
     logger.warning("tracehouse collector listening on http://%s:%d (store %s)", options.host, options.port,
                    options.store_url)  # fmt: skip
     try:
         server.run()
     finally:
+        advertiser.withdraw()
         parts.close()

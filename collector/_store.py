@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from tracehouse._errors import StoreError
 
+from ._engine import connect as _connect
 from ._migrations import MIGRATIONS
+from ._readonly import DEFAULT_LIMITS, QueryLimits, ReaderPool, readonly_error
+from ._sql_guard import check_readonly_sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,59 +21,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tracehouse")
 
 _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_embedded_path: Optional[str] = None  # chDB serves one data directory per process, for its whole life
-_embedded_lock = threading.Lock()
-
-
-def _get_client(url: str, database: Optional[str], settings: Optional[dict[str, Any]] = None) -> Client:
-    import clickhouse_connect
-
-    options: dict[str, Any] = {"dsn": url}
-    if database:
-        options["database"] = database
-    if settings:
-        options["settings"] = settings
-    return clickhouse_connect.get_client(**options)
-
-
-def _connect(url: str, database: Optional[str] = None, settings: Optional[dict[str, Any]] = None) -> Client:
-    """A client for `url`; chDB's one-directory-per-process and lock errors become clear StoreErrors."""
-    global _embedded_path
-    if not url.startswith("chdb://"):
-        try:
-            return _get_client(url, database, settings)
-        except Exception as error:
-            raise StoreError(f"cannot connect to ClickHouse at {_redact_url(url)}: {error}") from error
-    path = url[len("chdb://") :]
-    with _embedded_lock:
-        if _embedded_path is not None and _embedded_path != path:
-            raise StoreError(
-                f"this process already opened the embedded store at {_embedded_path!r}; chDB serves one data "
-                f"directory per process, so {path!r} cannot be opened too"
-            )
-        Path(path).mkdir(parents=True, exist_ok=True)
-        try:
-            client = _get_client(url, database, settings)
-        except Exception as error:
-            if "lock" in str(error).lower():
-                raise StoreError(
-                    f"the embedded store at {path!r} is open in another process (chDB allows one). Read through "
-                    "that process, or run `tracehouse serve` there and point TRACEHOUSE_ENDPOINT at it"
-                ) from error
-            raise StoreError(f"cannot open the embedded store at {path!r}: {error}") from error
-        _embedded_path = path
-        return client
 
 
 class BadRowsError(StoreError):
     """An insert was refused because of the values in it (not because the store is unavailable)."""
-
-
-def _redact_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return url
 
 
 class Store:
@@ -98,8 +50,9 @@ class Store:
         finally:
             admin.close()  # after the database client is open: closing chDB's last client stops the engine
         self._lock = threading.Lock()
-        self._reader: Optional[Client] = None
+        self._readers = ReaderPool(lambda settings: _connect(url, database, settings=settings))
         self._types: dict[str, dict[str, str]] = {}
+        self._reaching_functions: Optional[frozenset[str]] = None
         self.migrate()
 
     def another_client(self) -> Store:
@@ -108,8 +61,9 @@ class Store:
         other.url, other.database = self.url, self.database
         other.client = _connect(self.url, self.database)
         other._lock = threading.Lock()
-        other._reader = None
+        other._readers = ReaderPool(lambda settings: _connect(self.url, self.database, settings=settings))
         other._types = {}
+        other._reaching_functions = None
         return other
 
     @property
@@ -207,21 +161,40 @@ class Store:
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
     def query_readonly(
-        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, max_rows: int = 10_000, timeout: float = 30.0
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, limits: QueryLimits = DEFAULT_LIMITS
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run untrusted SQL on a read-only session, bounded in time and result rows.
+        """Run untrusted SQL (see `_sql_guard` and `_readonly`); (column names, rows)."""
+        reader = self._checked_reader(sql, limits)
+        try:
+            result = reader.query(sql, parameters=dict(parameters or {}))
+        except Exception as error:
+            raise readonly_error(error, limits) from error
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
 
-        A separate client: ClickHouse sessions keep `readonly` once set, so the writing client must
-        never see it.
-        """
-        if self._reader is None:
-            self._reader = _connect(
-                self.url,
-                self.database,
-                settings={"readonly": 2, "max_execution_time": timeout, "max_result_rows": max_rows,
-                          "result_overflow_mode": "throw"},
-            )  # fmt: skip
-        return self._rows(self._reader, sql, parameters)
+    def query_readonly_df(
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, limits: QueryLimits = DEFAULT_LIMITS
+    ) -> pd.DataFrame:
+        """Run untrusted SQL; the result as a DataFrame (types as ClickHouse gives them)."""
+        reader = self._checked_reader(sql, limits)
+        try:
+            return reader.query_df(sql, parameters=dict(parameters or {}))
+        except Exception as error:
+            raise readonly_error(error, limits) from error
+
+    def _checked_reader(self, sql: str, limits: QueryLimits) -> Client:
+        """The read-only session for `limits`, once `sql` passed the guard (ConfigError otherwise)."""
+        check_readonly_sql(sql, self._engine_table_functions())
+        return self._readers.get(limits.checked())
+
+    def _engine_table_functions(self) -> frozenset[str]:
+        """The table functions this engine has (the guard refuses all but the generators), read once."""
+        if self._reaching_functions is None:
+            try:
+                _, rows = self.query_rows("SELECT name FROM system.table_functions")
+                self._reaching_functions = frozenset(str(r[0]).lower() for r in rows)
+            except StoreError:
+                return frozenset()
+        return self._reaching_functions
 
     def ping(self) -> bool:
         """True when the store answers."""
@@ -234,8 +207,7 @@ class Store:
 
     def close(self) -> None:
         """Close the clients (for chDB, the data directory's lock is released with the last client)."""
-        if self._reader is not None:
-            self._reader.close()
+        self._readers.close()
         self.client.close()
 
 
@@ -245,12 +217,3 @@ def _first_line(error: BaseException) -> str:
         if line.strip():
             return line.strip()[:2000]
     return type(error).__name__
-
-
-def _reset_lock_after_fork() -> None:
-    global _embedded_lock
-    _embedded_lock = threading.Lock()  # a lock held by another thread at fork time would never be released
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_lock_after_fork)

@@ -38,6 +38,7 @@ class SendError(TracehouseError):
         self.retry_after = retry_after
         self.status = status  # the HTTP status, 0 when the collector was not reached
         self.reason = message
+        self.answer: Optional[dict[str, Any]] = None  # the decoded error answer, when there was one
 
 
 class CollectorClient:
@@ -94,6 +95,7 @@ class CollectorClient:
             status=response.status,
         )
         error.reason = str(reason)
+        error.answer = decoded if isinstance(decoded, dict) else None
         raise error
 
     def _checkout(self, fresh: bool) -> http.client.HTTPConnection:
@@ -131,12 +133,16 @@ class CollectorClient:
 class CollectorDestination:
     """An ingest destination that is a collector: exactly once per spool range, via its token."""
 
-    def __init__(self, client: CollectorClient) -> None:
+    def __init__(self, client: CollectorClient, extra_headers: Optional[dict[str, str]] = None) -> None:
         self.client = client
+        self.extra_headers = dict(extra_headers or {})
+
+    def _headers(self, token: str) -> dict[str, str]:
+        return {**self.extra_headers, "X-Tracehouse-Batch": token}
 
     def write(self, records: list[dict[str, Any]], token: str) -> Any:
         """POST the records; return the collector's WriteResult-like answer, or raise SendError."""
-        answer = self.client.request("POST", "/api/v1/records", orjson.dumps(records), {"X-Tracehouse-Batch": token})
+        answer = self.client.request("POST", "/api/v1/records", orjson.dumps(records), self._headers(token))
         return self._result(answer)
 
     def write_raw(self, payloads: list[bytes], token: str) -> Any:
@@ -151,7 +157,7 @@ class CollectorDestination:
         if body is None:
             return None
         try:
-            answer = self.client.request("POST", "/api/v1/records", body, {"X-Tracehouse-Batch": token})
+            answer = self.client.request("POST", "/api/v1/records", body, self._headers(token))
         except SendError as error:
             if error.status == 400:
                 logger.warning("tracehouse: the collector refused a spool batch (%s); resending it frame by frame",

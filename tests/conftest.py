@@ -81,6 +81,13 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 12
     )
 
 
+def collector_client(app: Any, **options: Any) -> Any:
+    """A TestClient for a collector app, addressed as a browser on this machine would (Host 127.0.0.1)."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1:4318", **options)
+
+
 def assert_no_current_span() -> None:
     """The context holds no span: th.current_span() is the no-op span."""
     current = th.current_span()

@@ -220,7 +220,7 @@ def test_cli_artifact_get_and_list(th_env: th.Settings, tmp_path: Path, capsys: 
     assert main(["artifact", "list"]) == 0
     listed = capsys.readouterr().out
     assert "prompt" in listed and "v0" in listed and "latest,prod" in listed
-    assert main(["artifact", "get", "prompt:v4"]) == 2
+    assert main(["artifact", "get", "prompt:v4"]) == 1
     assert "prompt:v4 is not in project" in capsys.readouterr().err
     assert main(["run", run.id]) == 0
     assert "output  prompt:v0" in capsys.readouterr().out

@@ -74,14 +74,14 @@ def test_query_with_parameters(traced: str, capsys: pytest.CaptureFixture[str]) 
     assert json.loads(out) == [{"name": "generate", "n": 3}]
 
 
-def test_errors_are_one_line_and_exit_2(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_are_one_line_and_exit_1(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "trace", "not-an-id")
-    assert code == 2 and out == ""
+    assert code == 1 and out == ""
     assert err.strip() == "tracehouse: trace_id: expected 32 lowercase hex digits, got 'not-an-id'"
     code, _, err = run_cli(capsys, "query", "SELECT nope FROM spans")
-    assert code == 2 and err.startswith("tracehouse: query failed:") and "nope" in err
+    assert code == 1 and err.startswith("tracehouse: sql: ") and "nope" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "latency", "--since", "yesterday")
-    assert code == 2 and "since:" in err
+    assert code == 1 and "since:" in err
 
 
 def test_empty_results_say_so(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import SESSION_STORE_URL, run_python
+from conftest import SESSION_STORE_URL, collector_client, run_python
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
@@ -50,7 +50,7 @@ def collector(tmp_path: Path) -> Iterator[TestClient]:
     parts = build(
         ServeOptions(store_url=SESSION_STORE_URL, database=database, default_project="p", spool_dir=tmp_path / "wal")
     )
-    with TestClient(parts.app) as client:
+    with collector_client(parts.app) as client:
         yield client
     parts.close()
 
@@ -193,7 +193,7 @@ def test_otlp_backlog_over_the_limit_answers_503_and_keeps_what_it_answered(tmp_
     )  # fmt: skip
     parts.follower.stop()  # nothing drains: the backlog only grows
     body, headers = _otlp_body(2), {"Content-Type": "application/x-protobuf"}
-    with TestClient(parts.app) as client:
+    with collector_client(parts.app) as client:
         assert client.post("/v1/traces", content=body, headers=headers).status_code == 200
         assert client.post("/v1/traces", content=body, headers=headers).status_code == 200
         busy = client.post("/v1/traces", content=body, headers=headers)

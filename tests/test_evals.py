@@ -129,10 +129,8 @@ def test_async_targets_run_concurrently_up_to_the_limit(th_env: th.Settings) -> 
         return {"same": output == input, "length": len(output)}
 
     rows = [{"input": f"q{i}", "expected": f"q{i}"} for i in range(48)]
-    started = time.monotonic()
     result = evals.evaluate(target, rows, scorers=[evals.exact_match(), echoed], max_concurrency=8, trials=2)
-    took = time.monotonic() - started
-    assert peak == 8 and len(result.rows) == 96 and took < 96 * 0.05 / 2  # 12 waves of 50 ms, not 96
+    assert peak == 8 and len(result.rows) == 96  # eight at once, never more (no wall-clock bound: CI is busy)
     assert result.aggregates["echoed.same.pass_rate"] == 1.0 and result.aggregates["echoed.length.mean"] > 1
 
 
@@ -190,7 +188,7 @@ def test_compare_and_the_cli(th_env: th.Settings, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "exact_match" in out and "+0.0000" in out and "2 example verdict(s) changed" in out
     assert "es       exact_match  fail  pass" in out and "it       exact_match  pass  fail" in out
-    assert main(["eval", "compare", before.run_id, "nope"]) == 2
+    assert main(["eval", "compare", before.run_id, "nope"]) == 1
     assert "has no evaluation scores" in capsys.readouterr().err
 
 

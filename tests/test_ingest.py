@@ -655,16 +655,18 @@ def test_sql_parameters_are_bound(th_env: th.Settings) -> None:
     assert th.query("SELECT count() AS n FROM spans")["n"][0] == 3
 
 
-def test_sql_error_raises_store_error_and_keeps_data(th_env: th.Settings) -> None:
+def test_a_bad_query_is_a_config_error_and_keeps_data(th_env: th.Settings) -> None:
     for i in range(3):
         with th.span(f"keep{i}"):
             pass
     assert th.query("SELECT count() AS n FROM spans")["n"][0] == 3
-    with pytest.raises(th.StoreError, match=r"(?i)unknown table|no_such_table"):
+    with pytest.raises(th.ConfigError, match=r"(?i)unknown table|no_such_table"):
         th.query("SELECT * FROM no_such_table")
-    with pytest.raises(th.StoreError, match=r"(?i)syntax"):
+    with pytest.raises(th.ConfigError, match=r"(?i)only SELECT"):
         th.query("SELEKT 1")
-    with pytest.raises(th.StoreError):
+    with pytest.raises(th.ConfigError, match=r"(?i)syntax"):
+        th.query("SELECT (1, 2")
+    with pytest.raises(th.ConfigError):
         th.query("SELECT count() FROM spans WHERE name = {n:String}")  # parameter not given
     with th.span("keep3"):
         pass

@@ -188,7 +188,7 @@ def test_cli_lists_runs_and_shows_one(th_env: th.Settings, capsys: pytest.Captur
     assert main(["run", run.id]) == 0
     out = capsys.readouterr().out
     assert "config:\n  lr: 0.5" in out and "summary:\n  loss: 0.25" in out and "steps: 1" in out
-    assert main(["run", "nope"]) == 2 and "no run 'nope'" in capsys.readouterr().err
+    assert main(["run", "nope"]) == 1 and "no run 'nope'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("ending, state", [("pass", "finished"), ("raise SystemExit(0)", "finished"),

@@ -327,8 +327,8 @@ def test_cli_sweep_and_agent_run_the_command_with_macros(
     assert main(["sweep", "status", sweep_id]) == 0
     out = capsys.readouterr().out
     assert "(grid): finished" in out and "trials: 1 failed, 2 finished" in out and "metric: loss (minimize)" in out
-    assert main(["sweep", "--pause", sweep_id]) == 2 and "is finished; it cannot be paused" in capsys.readouterr().err
-    assert main(["sweep", "status", "nope"]) == 2 and "no sweep 'nope'" in capsys.readouterr().err
+    assert main(["sweep", "--pause", sweep_id]) == 1 and "is finished; it cannot be paused" in capsys.readouterr().err
+    assert main(["sweep", "status", "nope"]) == 1 and "no sweep 'nope'" in capsys.readouterr().err
 
     command = build_command(
         {"program": "t.py", "command": ["${env}", "${interpreter}", "${program}", "${args}", "${args_no_hyphens}",

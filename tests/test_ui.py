@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import SESSION_STORE_URL
+from conftest import SESSION_STORE_URL, collector_client
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
@@ -23,7 +23,7 @@ def ui(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, Any]]]:
     database = f"ui_{os.getpid()}_{time.monotonic_ns()}"
     parts = build(ServeOptions(store_url=SESSION_STORE_URL, database=database, default_project="default",
                                spool_dir=tmp_path / "wal"))  # fmt: skip
-    with TestClient(parts.app) as client:
+    with collector_client(parts.app) as client:
 
         def post(path: str, payload: Any) -> Any:
             answer = client.post(path, json=payload)

@@ -7,6 +7,7 @@ import logging
 import math
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import orjson
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", parents=[common], help="run SQL against the store")
     q.add_argument("sql", help="SQL; bind values as {name:Type} with --param name=value")
     q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a query parameter")
+    q.add_argument("--max-rows", type=int, default=1_000_000, help="refuse results over this many rows (1,000,000)")
+    q.add_argument("--timeout", type=float, default=60.0, help="stop the query after this many seconds (60)")
 
     t = sub.add_parser("traces", parents=[common], help="list recent traces")
     t.add_argument("--limit", type=int, default=20, help="how many (default 20)")
@@ -170,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--project", help="project for spans that do not name one (default TRACEHOUSE_PROJECT)")
     srv.add_argument("--require-keys", action="store_true", help="every data request needs an API key")
     srv.add_argument("--insecure", action="store_true", help="allow binding a non-loopback address without keys")
+    srv.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                     help="a Host name to answer besides loopback and --host (repeatable; '*' for any)")  # fmt: skip
 
     ui = sub.add_parser("ui", help="open the web UI on the local store (a collector on loopback)")
     ui.add_argument("--port", type=int, default=4318, help="port (default 4318)")
@@ -200,16 +205,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "serve":
             return _serve(th, args)
-        if args.command == "keys":
-            return _keys(th, args)
         if args.command == "ui":
             return _ui(th, args)
-        if args.data_dir or args.project:
-            th.configure(data_dir=args.data_dir, project=args.project)
+        _check_data_dir(th, args)
+        if args.command == "keys":
+            return _keys(th, args)
+        if args.data_dir or getattr(args, "project", None):
+            th.configure(data_dir=args.data_dir, project=getattr(args, "project", None))
         return _run(th, args)
     except TracehouseError as error:
-        print(f"tracehouse: {error}", file=sys.stderr)
-        return 2
+        print(f"tracehouse: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def _check_data_dir(th: Any, args: argparse.Namespace) -> None:
+    """A command that reads must not create a data dir by a typo: a --data-dir that is not there is an error
+    (`sync` and the writing commands may start one)."""
+    data_dir = getattr(args, "data_dir", None)
+    writes = args.command in ("sync", "agent") or getattr(args, "keys_command", None) == "create"
+    if data_dir and not writes and not Path(data_dir).expanduser().is_dir():
+        raise th.ConfigError("--data-dir", f"{data_dir!r} is not a directory (no tracehouse data there)")
 
 
 def _serve(th: Any, args: argparse.Namespace) -> int:
@@ -225,7 +244,7 @@ def _serve(th: Any, args: argparse.Namespace) -> int:
         ServeOptions(
             host=args.host, port=args.port, store_url=settings.store_url, database=settings.database,
             spool_dir=settings.spool_dir, default_project=settings.project, require_keys=require_keys,
-            blob_location=settings.blob_location,
+            blob_location=settings.blob_location, allowed_hosts=tuple(args.allowed_host),
         )
     )  # fmt: skip
     return 0
@@ -236,6 +255,16 @@ def _ui(th: Any, args: argparse.Namespace) -> int:
     import threading
     import webbrowser
 
+    from tracehouse.collector._ownership import chdb_path, read_advertisement
+
+    settings = th.configure(data_dir=args.data_dir) if args.data_dir else th.get_settings()
+    path = chdb_path(settings.store_url)
+    running = read_advertisement(path) if path is not None else None
+    if running is not None and running.kind == "collector":
+        print(f"tracehouse UI already running at {running.url}/ (pid {running.pid})", flush=True)
+        if not args.no_browser:
+            webbrowser.open(f"{running.url}/")
+        return 0
     url = f"http://127.0.0.1:{args.port}/"
     print(f"tracehouse UI at {url} (Ctrl-C stops it)", flush=True)
     if not args.no_browser:
@@ -251,43 +280,24 @@ def _ui(th: Any, args: argparse.Namespace) -> int:
             project=None,
             require_keys=False,
             insecure=False,
+            allowed_host=[],
         ),
     )
 
 
 def _keys(th: Any, args: argparse.Namespace) -> int:
     """Keys live in the store: through the collector's API when an endpoint (and admin key) is set,
-    else straight in the store (the embedded one only while no collector holds it)."""
-    settings = th.configure(data_dir=args.data_dir) if args.data_dir else th.get_settings()
-    if settings.endpoint:
-        from tracehouse import _remote
+    else in the store, through its owner when another process (`tracehouse ui`, say) holds it."""
+    from tracehouse._reading import api_keys
 
-        if args.keys_command == "create":
-            body = {"admin": True} if args.admin else {"project": args.project}
-            answer = _remote.call_json("POST", "/api/v1/keys", {**body, "name": args.name})
-        elif args.keys_command == "list":
-            answer = _remote.call_json("GET", "/api/v1/keys")
-        else:
-            answer = _remote.call_json("DELETE", f"/api/v1/keys/{args.key_id}")
+    if args.data_dir:
+        th.configure(data_dir=args.data_dir)
+    if args.keys_command == "create":
+        answer = api_keys("create", project=None if args.admin else args.project, name=args.name)
+    elif args.keys_command == "list":
+        answer = api_keys("list")
     else:
-        from tracehouse._reading import get_store
-        from tracehouse.collector._keys import KeyStore
-
-        store_keys = KeyStore(get_store())
-        if args.keys_command == "create":
-            key_id, key = store_keys.create(None if args.admin else args.project, args.name)
-            answer = {
-                "key_id": key_id,
-                "key": key,
-                "project": None if args.admin else args.project,
-                "admin": args.admin,
-            }
-        elif args.keys_command == "list":
-            answer = {"keys": store_keys.list()}
-        elif store_keys.revoke(args.key_id):
-            answer = {"revoked": args.key_id}
-        else:
-            raise th.NotFoundError(f"no key {args.key_id}")
+        answer = api_keys("revoke", key_id=args.key_id)
     if args.json:
         print(_dumps(answer))
     elif args.keys_command == "create":
@@ -304,7 +314,8 @@ def _keys(th: Any, args: argparse.Namespace) -> int:
 
 def _run(th: Any, args: argparse.Namespace) -> int:
     if args.command == "query":
-        _print_frame(th.query(args.sql, _parse_params(args.param)), args.json)
+        frame = th.query(args.sql, _parse_params(args.param), max_rows=args.max_rows, timeout=args.timeout)
+        _print_frame(frame, args.json)
     elif args.command == "traces":
         _print_frame(th.traces(limit=args.limit, since=args.since, name=args.name, status=args.status), args.json)
     elif args.command == "trace":

@@ -1,14 +1,14 @@
 """Reading: SQL and the common questions (recent traces, one trace's tree, latency by group).
 
 Every read first writes this process's finished spans to the spool and ingests pending spool
-segments (from every process) into the store, so what was traced is what is read.
+segments (from every process) into the store, so what was traced is what is read. The reads run
+where the store is: here when this process owns it, at its owner when another process does (see
+`_owner`), at the collector when an endpoint is set.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from typing import TYPE_CHECKING, Any, Mapping, Optional, cast
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar, cast
 
 from tracehouse.collector import _queries as q
 from tracehouse.collector._queries import Since, build_tree
@@ -23,47 +23,44 @@ if TYPE_CHECKING:
     from tracehouse.exporters._ingest import IngestReport
 
 __all__ = ["build_tree", "get_store", "latency", "query", "sync", "trace_tree", "traces"]
-
-_store: Optional[Store] = None
-_store_key: Optional[tuple[str, str]] = None
-_store_lock = threading.Lock()
+T = TypeVar("T")
+DEFAULT_MAX_ROWS = 1_000_000
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_MEMORY = 4 * 1024**3
 
 
 def get_store() -> Store:
-    """The store for the current settings (opened, and migrated, on first use)."""
-    global _store, _store_key
-    settings = runtime.settings
+    """This process's store for the current settings (opened, and migrated, on first use).
+
+    StoreError when another process holds the embedded store: reads go through that process then.
+    """
+    from ._owner import local_store
+
     if runtime.config_error is not None:  # tracing went quiet on a bad variable; reads say why
         raise runtime.config_error
-    key = (settings.store_url, settings.database)
-    with _store_lock:
-        if _store is None or _store_key != key:
-            from tracehouse.collector._store import Store
-
-            if _store is not None:
-                _store.close()
-                _store = None
-            _store, _store_key = Store(settings.store_url, settings.database), key
-        return _store
+    return local_store(runtime.settings)
 
 
-def _destination_ingester() -> Any:
-    from tracehouse.exporters._ingest import SpoolIngester
-
+def _run(operation: Callable[[Any], T]) -> T:
+    """`operation(access)` against the collector when an endpoint is set, else the store or its owner."""
+    if runtime.config_error is not None:
+        raise runtime.config_error
     if runtime.settings.endpoint:
-        from tracehouse.exporters._sender import CollectorDestination
+        from ._remote import RemoteAccess
 
-        from . import _remote
+        return operation(RemoteAccess())
+    from ._owner import with_access
 
-        return SpoolIngester(CollectorDestination(_remote.client()), max_bytes_per_insert=8 * 1024 * 1024)
-    return SpoolIngester(get_store())
+    return with_access(operation)
 
 
 def catch_up() -> IngestReport:
     """Flush this process's records and deliver every pending spool segment (not offline runs'): to
-    the collector when an endpoint is set, else into the store. Every read does this first."""
-    runtime.flush()
-    return cast("IngestReport", _destination_ingester().ingest(runtime.settings.spool_dir))
+    the collector when an endpoint is set, else into the store (here or at its owner)."""
+    from tracehouse.exporters._ingest import IngestReport
+
+    done = _run(lambda access: access.catch_up())
+    return IngestReport(done.rows, done.segments_done, done.rejected, list(done.problems or []))
 
 
 def sync() -> IngestReport:
@@ -76,47 +73,57 @@ def sync() -> IngestReport:
             from ._blobs import blob_store, push_local_blobs
 
             push_local_blobs(blob_store())
-        report.merge(_destination_ingester().ingest(offline))
+        report.merge(_run(lambda access: _ingest_dir(access, offline)))
     return report
 
 
-def _remote_reads() -> bool:
-    return bool(runtime.settings.endpoint)
+def _ingest_dir(access: Any, spool_dir: Any) -> IngestReport:
+    if hasattr(access, "ingest_dir"):
+        return cast("IngestReport", access.ingest_dir(spool_dir))
+    from tracehouse.exporters._ingest import SpoolIngester
+
+    return SpoolIngester(access.store).ingest(spool_dir)
 
 
 def _project(project: Optional[str]) -> str:
     return runtime.settings.project if project is None else q.check_project(project)
 
 
-def query(sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
-    """Run SQL against the store and return a DataFrame.
+def query(
+    sql: str,
+    parameters: Optional[Mapping[str, Any]] = None,
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY,
+) -> pd.DataFrame:
+    """Run one read-only SQL statement against the store and return a DataFrame.
 
     Bind values with ClickHouse parameters: ``th.query("SELECT * FROM spans WHERE name = {n:String}",
-    {"n": "generate"})``. Tables: spans, runs, metrics, scores, otel_traces.
+    {"n": "generate"})``. Tables: spans, runs, metrics, scores, otel_traces, ... One SELECT, WITH,
+    SHOW, DESCRIBE or EXPLAIN; nothing that writes, changes settings or reaches files, the network
+    or processes. A result over `max_rows` rows, a query past `timeout` seconds or over
+    `max_memory_bytes` raises ConfigError saying which limit it hit.
     """
-    if not isinstance(sql, str) or not sql.strip():
-        raise ConfigError("sql", "expected a SQL statement")
-    catch_up()
-    if _remote_reads():
-        from . import _remote
+    from tracehouse.collector._readonly import QueryLimits
+    from tracehouse.collector._sql_guard import check_readonly_sql
 
-        return _remote.query(sql, parameters)
-    return get_store().query_df(sql, parameters)
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise ConfigError("parameters", f"expected a dict of parameter values, got {type(parameters).__name__}")
+    check_readonly_sql(sql)  # refused before any I/O
+    limits = QueryLimits(max_rows=max_rows, timeout=timeout, max_memory_bytes=max_memory_bytes).checked()
+    bounds = {"max_rows": limits.max_rows, "timeout": limits.timeout, "max_memory_bytes": limits.max_memory_bytes}
+    return cast("pd.DataFrame", _run(lambda access: access.query(sql, dict(parameters or {}), **bounds)))
 
 
 def read(name: str, parameters: Mapping[str, Any], project: Optional[str] = None) -> pd.DataFrame:
     """A named read (see collector/_reads.py) bound to `project`: the SQL behind runs, history,
     artifacts and files. Through the collector it needs only a key of that project."""
-    from tracehouse.collector._reads import read_sql, run_read
+    from tracehouse.collector._reads import read_sql
 
     read_sql(name)  # an unknown name fails before any I/O
     bound = _project(project)
-    catch_up()
-    if _remote_reads():
-        from . import _remote
-
-        return _remote.read(name, bound, parameters)
-    return run_read(get_store(), name, bound, parameters)
+    return cast("pd.DataFrame", _run(lambda access: access.read(name, bound, dict(parameters))))
 
 
 def traces(
@@ -129,12 +136,8 @@ def traces(
     """Recent traces, newest first: root name, duration, span count, status, tokens, cost, previews."""
     project = _project(project)
     q.since_start(since)  # bad arguments fail before any I/O
-    catch_up()
-    if _remote_reads():
-        from . import _remote
-
-        return _remote.traces(project, limit, since, name, status)
-    return q.traces(get_store(), project, limit=limit, since=since, name=name, status=status)
+    q.check_traces_args(limit, status)
+    return cast("pd.DataFrame", _run(lambda access: access.traces(project, limit, since, name, status)))
 
 
 def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
@@ -146,12 +149,7 @@ def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
     project = _project(project)
     if not isinstance(trace_id, str) or not q.TRACE_ID_RE.match(trace_id):
         raise ConfigError("trace_id", f"expected 32 lowercase hex digits, got {trace_id!r}")
-    catch_up()
-    if _remote_reads():
-        from . import _remote
-
-        return _remote.trace_tree(project, trace_id)
-    return q.trace_tree(get_store(), project, trace_id)
+    return _run(lambda access: access.trace_tree(project, trace_id))
 
 
 def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None) -> pd.DataFrame:
@@ -160,12 +158,19 @@ def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None
     if by not in q.LATENCY_GROUPS:
         raise ConfigError("by", f"expected one of {', '.join(q.LATENCY_GROUPS)}, got {by!r}")
     q.since_start(since)
-    catch_up()
-    if _remote_reads():
-        from . import _remote
+    return cast("pd.DataFrame", _run(lambda access: access.latency(project, by, since)))
 
-        return _remote.latency(project, by, since)
-    return q.latency(get_store(), project, by=by, since=since)
+
+def api_keys(action: str, **args: Any) -> Any:
+    """API keys where the store is (`tracehouse keys`): create, list, revoke."""
+    return _run(lambda access: access.keys(action, args))
+
+
+def sweep_call(method: str, args: list[Any]) -> Any:
+    """A call on the sweep controller of the store (here or at its owner)."""
+    from ._owner import with_access
+
+    return with_access(lambda access: access.sweep(method, args))
 
 
 def runs(
@@ -221,12 +226,3 @@ def history(run_id: str, keys: Optional[list[str]] = None, project: Optional[str
     wide = wide.reset_index().rename(columns={"step": "_step"})
     wide.columns.name = None
     return cast("pd.DataFrame", wide)
-
-
-def _reset_after_fork() -> None:
-    global _store, _store_key, _store_lock
-    _store, _store_key, _store_lock = None, None, threading.Lock()  # the parent's engine is not the child's
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 from urllib.parse import quote, urlencode
 
 import orjson
 
-from ._errors import ConfigError, NotFoundError, StoreError
+from ._errors import StoreError
 from ._runtime import runtime
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from tracehouse.collector._access import CatchUpReport
+    from tracehouse.exporters._ingest import IngestReport
     from tracehouse.exporters._sender import CollectorClient
 
 _clients: dict[tuple[str, Optional[str]], CollectorClient] = {}
 _lock = threading.Lock()
-_TIME_COLUMNS = ("start_time", "end_time", "timestamp", "created_at", "updated_at")
 
 
 def client() -> CollectorClient:
@@ -38,16 +39,13 @@ def client() -> CollectorClient:
 def _call(method: str, path: str, body: Optional[bytes] = None) -> Any:
     from tracehouse.exporters._sender import SendError
 
+    from ._owner_client import error_from
+
     try:
         return client().request(method, path, body)
     except SendError as error:
-        if error.status == 400:
-            option, _, problem = error.reason.partition(": ")
-            raise (
-                ConfigError(option, problem) if problem and " " not in option else StoreError(error.reason)
-            ) from None
-        if error.status == 404:
-            raise NotFoundError(error.reason) from None
+        if error.status in (400, 404):
+            raise error_from(error.status, error.reason, error.answer) from None
         raise StoreError(str(error)) from None
 
 
@@ -57,32 +55,23 @@ def call_json(method: str, path: str, payload: Optional[Mapping[str, Any]] = Non
 
 
 def _frame(answer: Mapping[str, Any]) -> pd.DataFrame:
-    import pandas as pd
+    from tracehouse.collector._access import decode_frame
 
-    frame: pd.DataFrame = pd.DataFrame(answer["rows"], columns=answer["columns"])
-    for column in _TIME_COLUMNS:
-        if column in frame.columns:
-            frame[column] = pd.to_datetime(frame[column])
-    return frame
-
-
-def _since(since: Any) -> Any:
-    if isinstance(since, timedelta):
-        return f"{since.total_seconds()}s"
-    if isinstance(since, datetime):
-        return since.isoformat()
-    return since
+    return decode_frame(answer)
 
 
 def _get(path: str, **params: Any) -> Any:
-    params["since"] = _since(params.get("since"))
+    from ._owner_client import wire_since
+
+    params["since"] = wire_since(params.get("since"))
     query = urlencode({k: v for k, v in params.items() if v is not None})
     return _call("GET", f"{path}?{query}" if query else path)
 
 
-def query(sql: str, parameters: Optional[Mapping[str, Any]]) -> pd.DataFrame:
-    """SQL through the collector (read-only there)."""
-    body = orjson.dumps({"sql": sql, "parameters": dict(parameters or {})}, default=str)
+def query(sql: str, parameters: Optional[Mapping[str, Any]], **limits: Any) -> pd.DataFrame:
+    """SQL through the collector (read-only there, within the collector's limits)."""
+    wanted = {k: v for k, v in limits.items() if v is not None}
+    body = orjson.dumps({"sql": sql, "parameters": dict(parameters or {}), **wanted}, default=str)
     return _frame(_call("POST", "/api/v1/query", body))
 
 
@@ -99,10 +88,60 @@ def traces(project: str, limit: int, since: Any, name: Optional[str], status: Op
 
 def trace_tree(project: str, trace_id: str) -> dict[str, Any]:
     """One trace's tree through the collector."""
+    from ._owner_client import restore_times
+
     tree: dict[str, Any] = _get(f"/api/v1/traces/{quote(trace_id)}", project=project)
-    return tree
+    return restore_times(tree)
 
 
 def latency(project: str, by: str, since: Any) -> pd.DataFrame:
     """Latency per group through the collector."""
     return _frame(_get("/api/v1/latency", project=project, by=by, since=since))
+
+
+class RemoteAccess:
+    """The store's operations through the collector at the configured endpoint (its REST API)."""
+
+    def ingest_dir(self, spool_dir: Path) -> IngestReport:
+        """Send a spool directory's records to the collector (exactly once per range)."""
+        from tracehouse.exporters._ingest import SpoolIngester
+        from tracehouse.exporters._sender import CollectorDestination
+
+        return SpoolIngester(CollectorDestination(client()), max_bytes_per_insert=8 * 1024 * 1024).ingest(spool_dir)
+
+    def catch_up(self) -> CatchUpReport:
+        """Flush and send this process's spool; what was sent."""
+        from tracehouse.collector._access import CatchUpReport
+
+        runtime.flush()
+        report = self.ingest_dir(runtime.settings.spool_dir)
+        return CatchUpReport(report.rows, report.segments_done, report.rejected, report.problems)
+
+    def query(self, sql: str, parameters: Optional[Mapping[str, Any]] = None, **limits: Any) -> pd.DataFrame:
+        self.catch_up()
+        return query(sql, parameters, **limits)
+
+    def read(self, name: str, project: str, parameters: Mapping[str, Any]) -> pd.DataFrame:
+        self.catch_up()
+        return read(name, project, parameters)
+
+    def traces(self, project: str, limit: int = 20, since: Any = "24h", name: Optional[str] = None,
+               status: Optional[str] = None) -> pd.DataFrame:  # fmt: skip
+        self.catch_up()
+        return traces(project, limit, since, name, status)
+
+    def trace_tree(self, project: str, trace_id: str) -> dict[str, Any]:
+        self.catch_up()
+        return trace_tree(project, trace_id)
+
+    def latency(self, project: str, by: str = "name", since: Any = "1h") -> pd.DataFrame:
+        self.catch_up()
+        return latency(project, by, since)
+
+    def keys(self, action: str, args: Mapping[str, Any]) -> Any:
+        if action == "create":
+            body = {"admin": True} if not args.get("project") else {"project": args["project"]}
+            return call_json("POST", "/api/v1/keys", {**body, "name": args.get("name") or ""})
+        if action == "list":
+            return call_json("GET", "/api/v1/keys")
+        return call_json("DELETE", f"/api/v1/keys/{quote(str(args.get('key_id') or ''))}")

@@ -8,7 +8,6 @@ set (then agents on many machines share a sweep). See `_sweep_agent` for `th.age
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Protocol, cast
 from urllib.parse import quote
@@ -33,19 +32,15 @@ class SweepBackend(Protocol):
 
 
 class LocalSweeps:
-    """The controller on the embedded store (or a ClickHouse server) this process writes; the
-    spool is ingested first (one caller at a time: an agent's heartbeat thread and its loop)."""
+    """The controller of the store's owner: this process for the embedded store it holds (or a
+    ClickHouse server), else the process that holds it. The spool is ingested first, one caller at
+    a time (an agent's heartbeat thread and its loop take turns)."""
 
-    _lock = threading.Lock()
+    @staticmethod
+    def _call(method: str, *args: Any) -> Any:
+        from ._reading import sweep_call
 
-    def _call(self, method: str, *args: Any) -> Any:
-        from tracehouse.collector._sweep_controller import controller_for
-
-        from ._reading import catch_up, get_store
-
-        with self._lock:
-            catch_up()
-            return getattr(controller_for(get_store()), method)(*args)
+        return sweep_call(method, list(args))
 
     def create(self, project: str, config: dict[str, Any]) -> str:
         return cast(str, self._call("create", project, config))
