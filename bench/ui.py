@@ -389,10 +389,11 @@ def _profile_cases(cursor: Optional[str]) -> list[tuple[str, str, dict[str, Any]
 
 
 def _call(store: Any, function: str, options: dict[str, Any]) -> None:
+    from tracehouse.collector import _queries as q
     from tracehouse.collector import _ui_queries as uq
 
     if function == "projects":
-        uq.projects(store)
+        q.known_projects(store)
         return
     window = uq.time_range(options.pop("range"))
     if function == "trace_list":

@@ -25,7 +25,7 @@ from ._access import MAX_OWNER_BODY, encode_frame
 from ._app_owner import OWNER, add_owner_routes, is_owner_secret
 from ._app_runs import add_run_routes
 from ._app_sweeps import add_sweep_routes
-from ._http_guard import LOOPBACK_HOSTS, BodyError, EdgeGuard, EdgePolicy, read_json
+from ._http_guard import LOOPBACK_HOSTS, BodyError, EdgeGuard, EdgePolicy, is_disk_full, read_json
 from ._keys import ANONYMOUS_ADMIN, KeyStore, Principal
 from ._otlp import OtlpError, decode_traces
 from ._readonly import QueryLimits
@@ -228,7 +228,16 @@ def create_app(
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, error: StoreError) -> Response:
+        if is_disk_full(error):
+            return _error(507, f"the collector's disk is full: {error}")
         return _error(503, str(error), retry_after=5)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, error: OSError) -> Response:
+        if is_disk_full(error):
+            return _error(507, f"the collector's disk is full ({error.strerror or error}); nothing of this request "
+                               "was kept, free some space and send it again")  # fmt: skip
+        return _error(503, f"the collector could not write: {error}", retry_after=5)
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, error: Overloaded) -> Response:

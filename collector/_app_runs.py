@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, Response
 from tracehouse._errors import ConfigError, NotFoundError
 
 from ._http_guard import read_json
-from ._reads import run_read
+from ._reads import is_admin_read, run_read
 
 if TYPE_CHECKING:
     from tracehouse._blobs import BlobStore
@@ -31,6 +31,18 @@ if TYPE_CHECKING:
     from ._store import Store
 
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+_REFERENCES = (
+    "(SELECT 1 FROM artifact_files WHERE project = {p:String} AND digest = {d:String} LIMIT 1)",
+    "(SELECT 1 FROM run_files WHERE project = {p:String} AND blob = {d:String} LIMIT 1)",
+    "(SELECT 1 FROM run_values WHERE project = {p:String} AND position(value, {d:String}) > 0 LIMIT 1)",
+    "(SELECT 1 FROM run_tables WHERE project = {p:String} AND position(row, {d:String}) > 0 LIMIT 1)",
+)
+
+
+def blob_referenced(store: Store, project: str, digest: str) -> bool:
+    """Whether a row of `project` (an artifact file, a saved file, a logged image) references `digest`."""
+    _, rows = store.query_rows(f"SELECT count() FROM ({' UNION ALL '.join(_REFERENCES)})", {"p": project, "d": digest})
+    return bool(rows and rows[0][0])
 
 
 def add_run_routes(
@@ -52,6 +64,9 @@ def add_run_routes(
         if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
             raise ConfigError("body", 'expected {"name": "...", "project": "...", "parameters": {...}}')
         project = read_project(who, payload.get("project"))
+        if is_admin_read(payload["name"]) and not who.admin:
+            message = f"the read {payload['name']!r} looks across projects: it needs an admin key"
+            return Response(orjson.dumps({"error": message}), 403, media_type="application/json")
         await caught_up()
         frame = await asyncio.to_thread(run_read, store, payload["name"], project, payload.get("parameters") or {})
         return Response(orjson.dumps(frame_json(frame), default=str), media_type="application/json")
@@ -66,15 +81,27 @@ def add_run_routes(
             raise ConfigError("digest", f"expected 64 lowercase hex digits (SHA-256), got {digest!r}")
         return digest
 
+    async def readable(request: Request, digest: str) -> bool:
+        """Whether the caller may know of this blob: admin always, a project key only when a row of
+        its project references the digest (so nobody learns what other projects hold)."""
+        who = await principal(request)
+        check(digest)
+        if who.admin:
+            return True
+        await caught_up()
+        return await asyncio.to_thread(blob_referenced, store, str(who.project), digest)
+
     @app.head("/api/v1/blobs/{digest}")
     async def has_blob(request: Request, digest: str) -> Response:
-        await principal(request)
-        found = await asyncio.to_thread(blob_store().exists, check(digest))
+        if not await readable(request, digest):
+            return Response(status_code=404)
+        found = await asyncio.to_thread(blob_store().exists, digest)
         return Response(status_code=200 if found else 404)
 
     @app.get("/api/v1/blobs/{digest}")
     async def get_blob(request: Request, digest: str) -> Response:
-        await principal(request)
+        if not await readable(request, digest):
+            raise NotFoundError(f"blob {digest} is not in this project's blob store")
         store_ = blob_store()
         local = store_.local_path(check(digest))
         if local is not None:

@@ -30,6 +30,23 @@ ARTIFACT_TYPES = ("artifact", "artifact_use")
 numbering = threading.Lock()
 
 
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+def entry_path_problem(path: Any) -> Optional[str]:
+    """What is wrong with a file path inside an artifact (None when nothing is): it must be relative
+    and stay inside the artifact wherever it is downloaded, on any system."""
+    if not isinstance(path, str) or not path:
+        return "is empty"
+    if "\0" in path or len(path) > 4096:
+        return "holds a NUL character or is over 4096 characters"
+    if path.startswith(("/", "\\")) or _DRIVE_RE.match(path):
+        return "is absolute"
+    if any(part in ("", ".", "..") for part in re.split(r"[\\/]", path)):
+        return "leaves the artifact ('..', '.' or an empty part)"
+    return None
+
+
 def _token(token: Optional[str], suffix: str) -> Optional[str]:
     return f"{token}/{suffix}" if token else None
 
@@ -52,8 +69,12 @@ def _write_artifact(store: Store, record: dict[str, Any], token: Optional[str]) 
     if bad:
         raise ValueError(f"aliases {bad}: letters, digits, '_', '.', '-', and not of the form v<number>")
     files = record["files"]
-    if not isinstance(files, list):
-        raise ValueError("files: expected a list")
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        raise ValueError("files: expected a list of {path, digest, size, ref}")
+    for entry in files:
+        problem = entry_path_problem(entry.get("path"))
+        if problem is not None:
+            raise ValueError(f"artifact {name!r}: the file path {entry.get('path')!r} {problem}")
     micros, run_id = int(record["time_ns"]) // 1000, str(record.get("run_id") or "")
     with numbering:
         known = versions_by_digest(store, "artifacts", project, name)

@@ -21,6 +21,7 @@ collector never grants.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
@@ -172,6 +173,18 @@ async def _respond(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an error (an OSError, or a store error about its disk) means there is no space left."""
+    for cause in (error, error.__cause__, error.__context__):
+        if isinstance(cause, OSError) and cause.errno in DISK_FULL_ERRNOS:
+            return True
+    text = str(error)
+    return "No space left on device" in text or "NOT_ENOUGH_SPACE" in text or "Disk quota exceeded" in text
+
+
 async def read_json(request: Any, default: Any = None) -> Any:
     """The JSON body of a request (the edge bounds its size and time): 415 unless it is sent as
     application/json, ConfigError("body") when it does not parse. An empty body is `default`."""
@@ -187,4 +200,4 @@ async def read_json(request: Any, default: Any = None) -> Any:
         raise ConfigError("body", "expected a JSON body") from None
 
 
-__all__ = ["BodyError", "EdgeGuard", "EdgePolicy", "allowed_hosts", "host_name", "read_json"]
+__all__ = ["BodyError", "EdgeGuard", "EdgePolicy", "allowed_hosts", "host_name", "is_disk_full", "read_json"]

@@ -22,8 +22,18 @@ Since = Union[str, timedelta, datetime, None]
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+TIME_MIN = datetime(1900, 1, 1, tzinfo=timezone.utc)
+TIME_MAX = datetime(2299, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_TRACES = 10_000
+
+
+def check_time(option: str, value: datetime) -> datetime:
+    """`value` (UTC when naive) if the store can hold it (DateTime64: 1900 to 2299), else ConfigError."""
+    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not TIME_MIN <= value <= TIME_MAX:
+        raise ConfigError(option, f"{value.isoformat()} is outside the times the store holds (1900 to 2299)")
+    return value
 
 
 def since_start(since: Since) -> datetime:
@@ -31,18 +41,21 @@ def since_start(since: Since) -> datetime:
     if since is None:
         return _EPOCH
     now = datetime.now(timezone.utc)
-    if isinstance(since, datetime):
-        return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-    if isinstance(since, timedelta):
-        return now - since
-    if isinstance(since, str):
-        match = _DURATION_RE.match(since)
-        if match:
-            return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-        try:
-            return since_start(datetime.fromisoformat(since))
-        except ValueError:
-            pass
+    try:
+        if isinstance(since, datetime):
+            return check_time("since", since)
+        if isinstance(since, timedelta):
+            return check_time("since", now - since)
+        if isinstance(since, str):
+            match = _DURATION_RE.match(since)
+            if match:
+                return check_time("since", now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)]))
+            return check_time("since", datetime.fromisoformat(since.strip()))
+    except (ValueError, OverflowError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        if isinstance(error, OverflowError) or "out of range" in str(error):
+            raise ConfigError("since", f"{since!r} reaches before the times the store holds (1900 to 2299)") from None
     raise ConfigError(
         "since", f"expected a duration such as '15m', '1h', '7d', an ISO time, a timedelta or a datetime, got {since!r}"
     )
@@ -50,9 +63,33 @@ def since_start(since: Since) -> datetime:
 
 def check_project(project: Any) -> str:
     """A project name, or ConfigError."""
-    if not isinstance(project, str) or not project:
+    if not isinstance(project, str) or not project or len(project) > 256:
         raise ConfigError("project", f"expected a project name, got {project!r}")
     return project
+
+
+_PROJECT_TABLES = ("spans", "runs", "artifacts", "sweeps", "scores", "datasets")
+
+
+def known_projects(store: Store) -> list[str]:
+    """Every project the store holds something of, by name."""
+    union = " UNION DISTINCT ".join(f"SELECT DISTINCT project FROM {t}" for t in _PROJECT_TABLES)
+    _, rows = store.query_rows(f"SELECT project FROM ({union}) ORDER BY project")
+    return [str(r[0]) for r in rows]
+
+
+def ensure_project(store: Store, project: str) -> None:
+    """NotFoundError naming `project` (and the ones there are) unless the store holds something of it.
+
+    Called when an answer came back empty, so a known project with nothing in the window stays an
+    empty answer while a misspelt one says so."""
+    union = " UNION ALL ".join(f"(SELECT 1 FROM {t} WHERE project = {{p:String}} LIMIT 1)" for t in _PROJECT_TABLES)
+    _, rows = store.query_rows(f"SELECT count() FROM ({union})", {"p": project})
+    if rows and rows[0][0]:
+        return
+    known = known_projects(store)
+    listed = f"the projects are {', '.join(known[:20])}" if known else "the store holds no projects yet"
+    raise NotFoundError(f"no project {project!r} in the store; {listed}")
 
 
 _TRACES_SQL = """
@@ -112,7 +149,10 @@ def traces(
     if status is not None:
         having = "WHERE status = {status:String}"
         params["status"] = status
-    return store.query_df(_TRACES_SQL.replace("{filters}", filters).replace("{having}", having), params)
+    frame = store.query_df(_TRACES_SQL.replace("{filters}", filters).replace("{having}", having), params)
+    if frame.empty:
+        ensure_project(store, project)
+    return frame
 
 
 SPAN_FIELDS = (
@@ -188,4 +228,7 @@ def latency(store: Store, project: str, by: str = "name", since: Since = "1h") -
         GROUP BY {column}
         ORDER BY p95_ms DESC
     """
-    return store.query_df(sql, {"project": check_project(project), "since": since_start(since)})
+    frame = store.query_df(sql, {"project": check_project(project), "since": since_start(since)})
+    if frame.empty:
+        ensure_project(store, project)
+    return frame

@@ -7,9 +7,10 @@ while free SQL (`/api/v1/query`) stays admin-only. Same SQL in both places.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Mapping
 
-from tracehouse._errors import ConfigError
+from tracehouse._errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,6 +24,7 @@ READS: dict[str, str] = {
         " config,"
         " summary FROM runs FINAL WHERE project = {p:String} ORDER BY created_at DESC"
     ),
+    "run_projects": "SELECT DISTINCT project FROM runs FINAL WHERE run_id = {r:String} ORDER BY project",
     "run": (
         "SELECT name, state, config, summary, toUnixTimestamp64Nano(created_at) AS created_ns FROM runs FINAL "
         "WHERE project = {p:String} AND run_id = {r:String}"
@@ -126,8 +128,57 @@ def read_sql(name: str) -> str:
         raise ConfigError("read", f"unknown read {name!r}; known: {', '.join(sorted(READS))}") from None
 
 
+_PLACEHOLDER_RE = re.compile(r"\{(\w+):([^}]+)\}")
+_ADMIN_READS = frozenset({"run_projects"})  # reads across projects: admin keys (and local processes) only
+
+
+def check_parameters(name: str, sql: str, parameters: Mapping[str, Any]) -> None:
+    """ConfigError naming a parameter the read needs and did not get, or got as the wrong kind."""
+    for key, type_name in dict(_PLACEHOLDER_RE.findall(sql)).items():
+        if key == "p":
+            continue
+        if key not in parameters:
+            raise ConfigError("parameters", f"read {name!r} needs {key!r} ({type_name})")
+        value = parameters[key]
+        if type_name.startswith("Array"):
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        elif type_name.startswith(("UInt", "Int")):
+            ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 or type_name[0] == "I")
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ConfigError("parameters", f"read {name!r}: {key!r} must be a {type_name}, got {value!r}")
+
+
+def is_admin_read(name: str) -> bool:
+    """Whether a read looks across projects (only admin keys may run it through a collector)."""
+    return name in _ADMIN_READS
+
+
 def run_read(store: Store, name: str, project: str, parameters: Mapping[str, Any]) -> pd.DataFrame:
-    """Run a named read for `project` (a `p` in `parameters` is overridden)."""
+    """Run a named read for `project` (a `p` in `parameters` is overridden).
+
+    An empty list of runs or artifacts for a project the store knows nothing of is a NotFoundError
+    naming it, not an empty answer."""
     if not isinstance(parameters, Mapping):
         raise ConfigError("parameters", f"expected an object, got {parameters!r}")
-    return store.query_df(read_sql(name), {**parameters, "p": project})
+    sql = read_sql(name)
+    check_parameters(name, sql, parameters)
+    bound = {k: v for k, v in parameters.items() if k != "filters"}
+    filters = parameters.get("filters")
+    if name == "runs" and filters:
+        from ._run_filters import compile_filters
+
+        condition, values = compile_filters(filters)
+        sql, bound = f"SELECT * FROM ({sql}) WHERE {condition} ORDER BY created_at DESC", {**bound, **values}
+    try:
+        frame = store.query_df(sql, {**bound, "p": project})
+    except StoreError as error:
+        if filters and ("CANNOT_COMPILE_REGEXP" in str(error) or "Code: 427" in str(error)):
+            raise ConfigError("filters", f"$regex is not an RE2 pattern: {error}") from None
+        raise
+    if frame.empty and name in ("runs", "artifacts"):
+        from ._queries import ensure_project
+
+        ensure_project(store, project)
+    return frame

@@ -142,12 +142,17 @@ def file_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]
     """`run_files` columns for file records (a file saved with run.save), and refusals."""
     columns: dict[str, list[Any]] = {name: [] for name in FILE_COLUMNS}
     rejected: list[str] = []
+    from ._artifact_rows import entry_path_problem
+
     for record in records:
         try:
             row = (
                 str(record["project"]), str(record["run_id"]), str(record["path"]), str(record["blob"]),
                 int(record["size"]), int(record["time_ns"]) // 1000,
             )  # fmt: skip
+            problem = entry_path_problem(record["path"])
+            if problem is not None:
+                raise ValueError(f"the path {problem}")
         except (KeyError, TypeError, ValueError) as error:
             rejected.append(f"file record {record.get('path')!r}: {type(error).__name__}: {error}")
             continue

@@ -98,18 +98,13 @@ def _documents(text: Any) -> list[str]:
 def runs(store: Store, project: str, filters: Optional[dict[str, Any]], sort: Optional[str], desc: bool,
          columns: Optional[list[str]]) -> dict[str, Any]:  # fmt: skip
     """The runs table: fixed columns plus the chosen config./summary. columns, filtered and sorted."""
-    frame = run_read(store, "runs", project, {"c": 120_000})
+    frame = run_read(store, "runs", project, {"c": 120_000, **({"filters": filters} if filters else {})})
     rows = []
     for record in frame.to_dict("records"):
         flat = {k: record[k] for k in (*RUN_COLUMNS, "tags", "group", "job_type", "sweep_id") if k in record}
         for part in ("config", "summary"):
             flat.update(_flatten(orjson.loads(record[part] or "{}"), f"{part}."))
         rows.append(flat)
-    if filters:
-        from tracehouse._run_filters import _matches, check_filters
-
-        check_filters(filters)
-        rows = [r for r in rows if _matches(r, filters)]
     available = sorted({k for r in rows for k in r if k.startswith(("config.", "summary."))})
     chosen = [c for c in columns if c in available] if columns is not None else available[:8]
     if sort:

@@ -10,7 +10,9 @@ for one at `/login` and keeps it in an HttpOnly cookie.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 from urllib.parse import parse_qs, urlencode
@@ -21,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tracehouse._errors import ConfigError, NotFoundError, StoreError
 
+from . import _queries as q
 from . import _ui_data as data
 from . import _ui_queries as uq
 from ._ui_svg import Series, line_chart, parallel_coordinates, smooth
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tracehouse")
 KEY_COOKIE = "tracehouse_key"
+CSRF_COOKIE = "tracehouse_csrf"
+UI_SCRIPT = (Path(__file__).with_name("static") / "ui.js").read_bytes()
 
 
 def _float(params: Any, name: str) -> Optional[float]:
@@ -131,12 +136,21 @@ def add_ui_routes(
     async def context(request: Request) -> tuple[str, dict[str, Any]]:
         who = await principal(request)
         await caught_up()
-        known = await asyncio.to_thread(uq.projects, store)
+        known = await visible_projects(who)
         asked = request.query_params.get("project") or None
         project = bind_project(who, asked)
         if asked is None and who.admin and project not in known and known:
             project = known[0]  # no project named: the first one with data rather than an empty page
+        elif asked is not None and who.admin and project not in known:
+            listed = f"the projects are {', '.join(known[:20])}" if known else "the store holds no projects yet"
+            raise NotFoundError(f"no project {project!r} in the store; {listed}")
         return project, {"project": project, "projects": known, "request_path": request.url.path}
+
+    async def visible_projects(who: Principal) -> list[str]:
+        """The projects a caller may see: all for admin, only its own for a project key."""
+        if not who.admin:
+            return [str(who.project)]
+        return await asyncio.to_thread(q.known_projects, store)
 
     def html(template: str, http_status: int = 200, **values: Any) -> HTMLResponse:
         return HTMLResponse(env.get_template(template).render(**values), status_code=http_status)
@@ -217,8 +231,8 @@ def add_ui_routes(
 
     @app.get("/api/v1/projects")
     async def project_list(request: Request) -> Response:
-        await principal(request)
-        return Response(orjson.dumps({"projects": await run(uq.projects, store)}), media_type="application/json")
+        projects = await visible_projects(await principal(request))
+        return Response(orjson.dumps({"projects": projects}), media_type="application/json")
 
     # --- pages ------------------------------------------------------------------------------------
     @page("dashboard.html", "dashboard")
@@ -310,23 +324,41 @@ def add_ui_routes(
                           ("/sweeps", sweeps_page), ("/sweeps/{sweep_id}", sweep_page)):  # fmt: skip
         app.add_api_route(path, handler, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
 
+    @app.get("/static/ui.js", include_in_schema=False)
+    async def script() -> Response:
+        return Response(UI_SCRIPT, media_type="text/javascript", headers={"Cache-Control": "max-age=3600"})
+
     # --- keys for browsers ---------------------------------------------------------------------------
+    def login_page(status: int, target: str, error: Optional[str] = None) -> HTMLResponse:
+        token = secrets.token_urlsafe(24)  # double-submit: the form's copy must match the cookie's
+        page = html("login.html", status, page="login", project="", projects=[], request_path="/login",
+                    next=target, csrf=token, error=error)  # fmt: skip
+        page.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+        return page
+
     @app.get("/login", include_in_schema=False)
     async def login_form(request: Request) -> HTMLResponse:
-        return html("login.html", page="login", project="", projects=[], request_path="/login",
-                    next=request.query_params.get("next") or "/")  # fmt: skip
+        return login_page(200, request.query_params.get("next") or "/")
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return html("error.html", 415, page="login", project="", projects=[], request_path="/login",
+                        error="expected a form", heading="Unsupported", status=415)  # fmt: skip
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         key, target = (form.get("key") or [""])[0].strip(), (form.get("next") or ["/"])[0]
         if not target.startswith("/") or target.startswith("//"):
             target = "/"
+        sent, expected = (form.get("csrf") or [""])[0], request.cookies.get(CSRF_COOKIE, "")
+        if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return html("error.html", 403, page="login", project="", projects=[], request_path="/login",
+                        error="this form expired or came from another site; open the sign-in page again",
+                        heading="Forbidden", status=403)  # fmt: skip
         if verify_key is not None and (not key or await run(verify_key, key) is None):
-            return html("login.html", 401, page="login", project="", projects=[], request_path="/login",
-                        next=target, error="unknown or revoked key")  # fmt: skip
+            return login_page(401, target, error="unknown or revoked key")
         response = RedirectResponse(target, 303)
         response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict")
+        response.delete_cookie(CSRF_COOKIE, path="/login")
         return response
 
 

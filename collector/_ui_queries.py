@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from tracehouse._errors import ConfigError
 
-from ._queries import LATENCY_GROUPS, check_project
+from ._queries import LATENCY_GROUPS, check_project, check_time
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -43,7 +43,7 @@ def _parse_time(option: str, value: str) -> datetime:
         parsed = datetime.fromisoformat(value.strip())
     except (ValueError, AttributeError):
         raise ConfigError(option, f"expected an ISO time such as 2026-11-28T10:00, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return check_time(option, parsed)
 
 
 def time_range(label: Optional[str], start: Optional[str] = None, end: Optional[str] = None) -> TimeRange:
@@ -60,15 +60,6 @@ def time_range(label: Optional[str], start: Optional[str] = None, end: Optional[
     if finish <= begin:
         raise ConfigError("end", f"the end ({finish:%Y-%m-%d %H:%M}) is not after the start ({begin:%Y-%m-%d %H:%M})")
     return TimeRange(begin, finish, "custom")
-
-
-def projects(store: Store) -> list[str]:
-    """Projects with spans or runs, by name."""
-    _, rows = store.query_rows(
-        "SELECT project FROM (SELECT DISTINCT project FROM spans UNION DISTINCT SELECT DISTINCT project FROM runs) "
-        "ORDER BY project"
-    )
-    return [str(r[0]) for r in rows]
 
 
 def _bounds(project: str, window: TimeRange) -> dict[str, Any]:

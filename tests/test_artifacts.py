@@ -95,7 +95,10 @@ def test_references_are_tracked_not_copied(th_env: th.Settings, tmp_path: Path) 
     assert _blob_count(th_env) == 0
     stored = th.use_artifact("shards:latest")
     assert stored.get_entry("shards/shard-1.jsonl").ref == (source / "shard-1.jsonl").as_uri()
-    root = stored.download(tmp_path / "copy")
+    with pytest.raises(th.ConfigError, match="allow_local_references"):  # local files only when asked for
+        stored.download(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    root = stored.download(tmp_path / "copy", allow_local_references=True)
     stored.verify(root)
     assert (Path(root) / "first.jsonl").read_text() == "{}\n"
     (source / "shard-1.jsonl").write_text("changed\n")  # the source changed: a new version

@@ -85,8 +85,14 @@ def test_errors_are_one_line_and_exit_1(th_env: th.Settings, capsys: pytest.Capt
 
 
 def test_empty_results_say_so(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "traces")
-    assert code == 0 and out.strip() == "(no rows)"
+    code, out, err = run_cli(capsys, "traces")
+    assert code == 1 and err.strip() == "tracehouse: no project 'test' in the store; the store holds no projects yet"
+    with th.span("long ago", kind="tool"):
+        pass
+    code, out, _ = run_cli(capsys, "traces", "--since", "2000-01-01", "--name", "not this")
+    assert code == 0 and out.strip() == "(no rows)"  # a known project, nothing matching: an empty answer
+    code, _, err = run_cli(capsys, "traces", "--data-dir", str(th_env.data_dir / "typo"))
+    assert code == 1 and "is not a directory" in err and not (th_env.data_dir / "typo").exists()
 
 
 def test_sync_reports_what_it_ingested(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,5 +121,9 @@ def test_console_script_runs_in_its_own_process(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("tracehouse")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "tracehouse"]
     result = subprocess.run([*command, "latency", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == "tracehouse: no project 'default' in the store; the store holds no projects yet\n"
+    result = subprocess.run([*command, "query", "SELECT 41 + 1 AS n", "--json"], env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == []
+    assert json.loads(result.stdout) == [{"n": 42}]

@@ -553,7 +553,8 @@ def test_traces_filters(known_spans: dict[str, Any]) -> None:
     assert len(th.traces(name="no such span")) == 0
     assert list(th.traces(name="answer", status="ok")["trace_id"]) == [known_spans["a"]]
     assert len(th.traces(since="1s")) == 0  # everything started a minute ago
-    assert len(th.traces(limit=500, project="elsewhere")) == 0
+    with pytest.raises(th.NotFoundError, match="no project 'elsewhere' in the store; the projects are test"):
+        th.traces(limit=500, project="elsewhere")
 
 
 def test_trace_tree_nests_children_in_start_order(known_spans: dict[str, Any]) -> None:
@@ -620,7 +621,8 @@ def test_latency_by_model_and_kind(known_spans: dict[str, Any]) -> None:
     services = th.latency(by="service")
     assert list(services["service"]) == ["tests"] and services["count"][0] == 106
     assert len(th.latency(by="name", since="1s")) == 0
-    assert len(th.latency(by="name", project="elsewhere")) == 0
+    with pytest.raises(th.NotFoundError, match="no project 'elsewhere'"):
+        th.latency(by="name", project="elsewhere")
 
 
 def test_bad_reading_arguments_raise_config_error(th_env: th.Settings) -> None:

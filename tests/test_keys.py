@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -99,7 +100,8 @@ def test_reads_are_bound_to_the_key_project(secured: tuple[TestClient, dict[str,
     mine = client.get("/api/v1/latency", headers=_auth(keys["alpha"]))
     assert mine.status_code == 200 and mine.json()["rows"][0][:2] == ["step", 1]
     assert client.get("/api/v1/latency", params={"project": "alpha"}, headers=_auth(keys["beta"])).status_code == 403
-    assert client.get("/api/v1/traces", headers=_auth(keys["beta"])).json()["rows"] == []
+    unknown = client.get("/api/v1/traces", headers=_auth(keys["beta"]))  # beta has nothing yet: say so
+    assert unknown.status_code == 404 and "no project 'beta'" in unknown.json()["error"]
     sql = client.post("/api/v1/query", json={"sql": "SELECT 1"}, headers=_auth(keys["alpha"]))
     assert sql.status_code == 403 and "admin" in sql.json()["error"]
     assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
@@ -112,7 +114,8 @@ def test_admin_manages_keys_over_the_api(secured: tuple[TestClient, dict[str, st
     assert created["project"] == "gamma" and created["key"].startswith("thk_")
     listed = client.get("/api/v1/keys", headers=_auth(keys["admin"])).json()["keys"]
     assert "gamma" in [k["project"] for k in listed] and all("secret" not in "".join(map(str, k)) for k in listed)
-    assert client.get("/api/v1/latency", headers=_auth(created["key"])).status_code == 200
+    gamma = client.get("/api/v1/latency", headers=_auth(created["key"]))  # the key is good; gamma holds nothing yet
+    assert gamma.status_code == 404 and "no project 'gamma'" in gamma.json()["error"]
     assert client.delete(f"/api/v1/keys/{created['key_id']}", headers=_auth(keys["admin"])).status_code == 200
     assert client.delete("/api/v1/keys/000000000000", headers=_auth(keys["admin"])).status_code == 404
 
@@ -147,10 +150,13 @@ def test_the_web_ui_asks_for_a_key_and_binds_its_project(secured: tuple[TestClie
     client.post("/api/v1/records", json=[_record("alpha", "5" * 16)], headers=_auth(keys["alpha"]))
     first = client.get("/traces?project=alpha", follow_redirects=False)
     assert first.status_code == 303 and first.headers["location"] == "/login?next=%2Ftraces%3Fproject%3Dalpha"
-    assert "needs an API key" in client.get(first.headers["location"]).text
-    refused = client.post("/login", data={"key": "thk_000000000000_" + "x" * 40, "next": "/traces"})
+    form = client.get(first.headers["location"])
+    assert "needs an API key" in form.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    refused = client.post("/login", data={"key": "thk_000000000000_" + "x" * 40, "next": "/traces", "csrf": csrf})
     assert refused.status_code == 401 and "unknown or revoked key" in refused.text
-    signed_in = client.post("/login", data={"key": keys["alpha"], "next": "/traces?project=alpha"},
+    csrf = re.search(r'name="csrf" value="([^"]+)"', refused.text).group(1)  # type: ignore[union-attr]
+    signed_in = client.post("/login", data={"key": keys["alpha"], "next": "/traces?project=alpha", "csrf": csrf},
                             follow_redirects=False)  # fmt: skip
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/traces?project=alpha"
     assert "httponly" in signed_in.headers["set-cookie"].lower()
@@ -158,5 +164,53 @@ def test_the_web_ui_asks_for_a_key_and_binds_its_project(secured: tuple[TestClie
     assert page.status_code == 200 and "step" in page.text
     other = client.get("/traces?project=beta")
     assert other.status_code == 403 and "reads only project" in other.text
-    assert client.post("/login", data={"key": keys["alpha"], "next": "https://evil.example/"},
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+    assert client.post("/login", data={"key": keys["alpha"], "next": "https://evil.example/", "csrf": csrf},
                        follow_redirects=False).headers["location"] == "/"  # fmt: skip
+
+
+@pytest.fixture
+def secured_blobs(store: Store, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    keys = KeyStore(store)
+    found = {name: keys.create(name)[1] for name in ("alpha", "beta")}
+    found["admin"] = keys.create(None)[1]
+    store.close()
+    parts = build(ServeOptions(store_url=SESSION_STORE_URL, database=store.database, require_keys=True,
+                               blob_location=str(tmp_path / "blobs")))  # fmt: skip
+    with collector_client(parts.app) as client:
+        yield client, found
+    parts.close()
+
+
+def test_a_blob_is_readable_only_by_the_projects_that_reference_it(
+    secured_blobs: tuple[TestClient, dict[str, str]],
+) -> None:
+    import hashlib
+
+    client, keys = secured_blobs
+    data = b"alpha's model weights"
+    digest = hashlib.sha256(data).hexdigest()
+    assert client.put(f"/api/v1/blobs/{digest}", content=data, headers=_auth(keys["alpha"])).status_code == 200
+    record = {"type": "artifact", "project": "alpha", "name": "model", "artifact_type": "model", "digest": "f" * 64,
+              "description": "", "metadata": {}, "files": [{"path": "w.bin", "digest": digest, "size": len(data),
+                                                             "ref": ""}], "aliases": [], "run_id": "",
+              "time_ns": time.time_ns()}  # fmt: skip
+    assert client.post("/api/v1/records", json=[record], headers=_auth(keys["alpha"])).json()["accepted"] == 1
+    for who, status in (("alpha", 200), ("admin", 200), ("beta", 404)):
+        assert client.head(f"/api/v1/blobs/{digest}", headers=_auth(keys[who])).status_code == status, who
+        answer = client.get(f"/api/v1/blobs/{digest}", headers=_auth(keys[who]))
+        assert answer.status_code == status and (status != 200 or answer.content == data), who
+    other = hashlib.sha256(b"nobody references this").hexdigest()
+    client.put(f"/api/v1/blobs/{other}", content=b"nobody references this", headers=_auth(keys["alpha"]))
+    assert client.head(f"/api/v1/blobs/{other}", headers=_auth(keys["beta"])).status_code == 404
+
+
+def test_a_project_key_sees_only_its_own_project_name(secured: tuple[TestClient, dict[str, str]]) -> None:
+    client, keys = secured
+    for project in ("alpha", "beta"):
+        client.post("/api/v1/records", json=[_record(project, "6" * 16)], headers=_auth(keys[project]))
+    assert client.get("/api/v1/projects", headers=_auth(keys["admin"])).json()["projects"] == ["alpha", "beta"]
+    assert client.get("/api/v1/projects", headers=_auth(keys["alpha"])).json()["projects"] == ["alpha"]
+    client.cookies.set("tracehouse_key", keys["alpha"])
+    page = client.get("/traces")
+    assert page.status_code == 200 and "alpha" in page.text and "beta" not in page.text

@@ -134,7 +134,10 @@ with th.init(id="offline-run", mode="offline", config={{"lr": 0.1}}) as run:
 """
     result = run_python(code)
     assert result.returncode == 0, result.stderr
-    assert th.runs().empty and th.history("offline-run").empty  # reads do not pick offline runs up
+    with pytest.raises(th.NotFoundError, match="no project 'test'"):  # reads do not pick offline runs up
+        th.runs()
+    with pytest.raises(th.NotFoundError, match="no run 'offline-run'"):
+        th.history("offline-run")
     from tracehouse._cli import main
 
     assert main(["sync"]) == 0
@@ -155,7 +158,8 @@ def test_runs_filters(th_env: th.Settings) -> None:
     failed.finish(exit_code=1)
 
     def lrs(filters: dict[str, object]) -> list[float]:
-        return sorted(th.runs(filters=filters)["config.lr"].tolist())
+        found = th.runs(filters=filters)
+        return sorted(found["config.lr"].tolist()) if "config.lr" in found else []
 
     assert lrs({"state": "finished"}) == [0.001, 0.01, 0.1]
     assert lrs({"config.lr": {"$lt": 0.05}}) == [0.001, 0.01]
@@ -171,6 +175,34 @@ def test_runs_filters(th_env: th.Settings) -> None:
         th.runs(filters={"tags": {"$in": "tuned"}})
     with pytest.raises(th.ConfigError, match="expected a dict"):
         th.runs(filters=["state"])  # type: ignore[arg-type]
+    assert lrs({"config.lr": {"$nin": [0.1, 1.0]}, "tags": {"$ne": "slow"}}) == [0.01]
+    assert lrs({"$nor": [{"state": "failed"}, {"tags": "baseline"}]}) == [0.001, 0.01]
+    assert lrs({"created_at": {"$gt": "2000-01-01T00:00:00"}}) == [0.001, 0.01, 0.1, 1.0]
+
+
+def test_filters_run_in_the_store_on_nested_and_flat_keys(th_env: th.Settings) -> None:
+    slow = "a" * 40 + "!"
+    with th.init(project=th_env.project, name=slow, config={"optimizer": {"name": "adam", "lr": 0.1}}) as run:
+        run.log({"eval": {"acc": 0.9}, "note": "kept"})  # summary key "eval.acc", flat
+    with th.init(project=th_env.project, config={"optimizer": {"name": "sgd", "lr": 0.5}, "layers": [64, 32]}) as run:
+        run.log({"eval": {"acc": 0.5}})
+
+    def names(filters: dict[str, object]) -> list[str]:
+        found = th.runs(filters=filters)
+        return sorted(found["config.optimizer.name"].tolist()) if len(found) else []
+
+    assert names({"config.optimizer.lr": {"$lt": 0.2}}) == ["adam"]
+    assert names({"summary.eval.acc": {"$gte": 0.8}}) == ["adam"]
+    assert names({"config.optimizer.name": {"$regex": "^s"}}) == ["sgd"]
+    assert names({"config.layers": 32}) == ["sgd"]  # an element of a list matches, as in W&B
+    assert names({"summary.note": {"$exists": True}}) == ["adam"]
+    assert names({"name": {"$regex": "(a+)+$"}}) == []  # RE2: no catastrophic backtracking, answers at once
+    with pytest.raises(th.ConfigError, match="RE2"):
+        th.runs(filters={"name": {"$regex": "(?=lookahead)"}})
+    with pytest.raises(th.ConfigError, match="unknown key 'colour'"):
+        th.runs(filters={"colour": "red"})
+    with pytest.raises(th.ConfigError, match="ISO time"):
+        th.runs(filters={"created_at": {"$gt": "last tuesday"}})
 
 
 def test_finish_returns_in_bounded_time_with_the_collector_down(th_env: th.Settings) -> None:

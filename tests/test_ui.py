@@ -151,7 +151,9 @@ def test_pages_render_the_seeded_data_and_escape_user_content(ui: tuple[TestClie
     assert XSS not in trace_page
     dashboard = client.get("/", params={"project": PROJECT, "range": "1h"}).text
     assert '<b id="calls">30</b>' in dashboard and 'data-series="p95"' in dashboard
-    assert client.get("/", params={"project": "nope-project"}).status_code == 200  # an empty project: empty page
+    unknown = client.get("/", params={"project": "nope-project"})  # a misspelt project says so, on the page
+    assert unknown.status_code == 404 and "no project &#39;nope-project&#39; in the store" in unknown.text
+    assert f"the projects are {PROJECT}" in unknown.text
 
 
 def test_tracehouse_ui_serves_the_local_store(tmp_path: Path) -> None:

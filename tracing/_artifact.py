@@ -49,11 +49,22 @@ def check_aliases(aliases: Any) -> list[str]:
     return list(dict.fromkeys(aliases))
 
 
-def _entry_path(name: str) -> str:
-    path = name.replace(os.sep, "/").strip("/")
-    if not path or any(part in ("", ".", "..") for part in path.split("/")):
-        raise ConfigError("name", f"an entry path must be relative and stay inside the artifact, got {name!r}")
-    return path
+def _entry_path(name: Any) -> str:
+    from tracehouse.collector._artifact_rows import entry_path_problem
+
+    path = name.replace(os.sep, "/").rstrip("/") if isinstance(name, str) else name
+    problem = entry_path_problem(path)
+    if problem is not None:
+        raise ConfigError("name", f"an entry path must be relative and stay inside the artifact: {name!r} {problem}")
+    return str(path)
+
+
+def _contained(root: Path, path: str) -> Path:
+    """`root / path`, refused (ConfigError) when the path or a symlink under `root` leads outside it."""
+    target = root / _entry_path(path)
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise ConfigError("root", f"{path!r} would land outside {str(root)!r} (through {str(target.resolve())!r})")
+    return target
 
 
 @dataclass
@@ -67,11 +78,12 @@ class ArtifactEntry:
     local_path: Optional[str] = field(default=None, repr=False)  # where the file is before logging
     _artifact: Optional[Artifact] = field(default=None, repr=False, compare=False)
 
-    def download(self, root: Optional[PathLike] = None) -> str:
+    def download(self, root: Optional[PathLike] = None, allow_local_references: bool = False) -> str:
         """Copy this file to `root/path` (default: the artifact's download root); returns the path."""
         if self._artifact is None:
             raise ConfigError("entry", "this entry does not belong to an artifact")
-        return str(self._artifact._download_entry(self, Path(root or self._artifact._default_root())))
+        root_path = Path(root or self._artifact._default_root())
+        return str(self._artifact._download_entry(self, root_path, allow_local_references))
 
 
 class Artifact:
@@ -133,11 +145,14 @@ class Artifact:
         if not root.is_dir():
             raise ConfigError("local_path", f"{str(root)!r} is not a directory")
         prefix = _entry_path(name) + "/" if name else ""
-        return [
-            self.add_file(file, prefix + file.relative_to(root).as_posix())
-            for file in sorted(root.rglob("*"))
-            if file.is_file()
-        ]
+        files = [file for file in sorted(root.rglob("*")) if file.is_file()]
+        inside = root.resolve()
+        for file in files:  # every file is checked before any is added
+            if not file.resolve().is_relative_to(inside):
+                raise ConfigError("local_path", f"{str(file)!r} links outside {str(root)!r} (to "
+                                                f"{str(file.resolve())!r}); add it with add_file or add_reference "
+                                                "if you mean it")  # fmt: skip
+        return [self.add_file(file, prefix + file.relative_to(root).as_posix()) for file in files]
 
     def add_reference(self, uri: str, name: Optional[str] = None, checksum: bool = True) -> list[ArtifactEntry]:
         """Track a file or directory by URI without copying it: `file://`, a local path, or any fsspec URL.
@@ -252,8 +267,12 @@ class Artifact:
     def _default_root(self) -> Path:
         return Path("artifacts") / f"{self.name}:{self.version or 'staged'}"
 
-    def _download_entry(self, entry: ArtifactEntry, root: Path) -> Path:
-        target = root / entry.path
+    def _download_entry(self, entry: ArtifactEntry, root: Path, allow_local_references: bool = False) -> Path:
+        target = _contained(root, entry.path)
+        local_reference = entry.ref is not None and entry.ref.startswith("file://")
+        if local_reference and not allow_local_references:
+            raise ConfigError("allow_local_references", f"{self.qualified_name} references {entry.ref}, a file on "
+                              "this machine; pass allow_local_references=True to copy it")  # fmt: skip
         if target.is_file() and target.stat().st_size == entry.size and file_digest(target)[0] == entry.digest:
             return target  # already there (a cache hit)
         if entry.local_path is not None and entry.ref is None:
@@ -265,11 +284,23 @@ class Artifact:
             blob_store().fetch(entry.digest, target)
         return target
 
-    def download(self, root: Optional[PathLike] = None) -> str:
-        """Copy every file to `root` (default `./artifacts/<name>:<version>`); returns the root."""
+    def download(self, root: Optional[PathLike] = None, allow_local_references: bool = False) -> str:
+        """Copy every file to `root` (default `./artifacts/<name>:<version>`); returns the root.
+
+        Every path stays inside `root` (a manifest path or a symlink that leads out is a ConfigError).
+        `file://` references are copied from this machine only with `allow_local_references=True`:
+        an artifact logged elsewhere must not make this process read local files on its own."""
         target = Path(root) if root is not None else self._default_root()
+        if not allow_local_references:
+            local = [e.ref for e in self.manifest if e.ref is not None and e.ref.startswith("file://")]
+            if local:
+                raise ConfigError(
+                    "allow_local_references",
+                    f"{self.qualified_name} references {len(local)} file(s) "
+                    f"on this machine ({local[0]}, ...); pass allow_local_references=True to copy them",
+                )
         for entry in self.manifest:
-            self._download_entry(entry, target)
+            self._download_entry(entry, target, allow_local_references)
         return str(target)
 
     def verify(self, root: Optional[PathLike] = None) -> None:
@@ -277,7 +308,7 @@ class Artifact:
         target = Path(root) if root is not None else self._default_root()
         problems = []
         for entry in self.manifest:
-            path = target / entry.path
+            path = _contained(target, entry.path)
             if not path.is_file():
                 problems.append(f"missing {entry.path}")
             elif (entry.ref is None or entry.ref.startswith("file://")) and file_digest(path)[0] != entry.digest:

@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     get = art_sub.add_parser("get", parents=[common], help="download a version and verify it")
     get.add_argument("spec", metavar="NAME:ALIAS", help="name:latest, name:v3, name:best or project/name:alias")
     get.add_argument("--root", help="directory to download into (default ./artifacts/NAME:VERSION)")
+    get.add_argument("--allow-local-references", action="store_true",
+                     help="copy file:// references from this machine too")  # fmt: skip
     art_sub.add_parser("list", parents=[common], help="list artifacts: versions, aliases, sizes")
     add_sweep_parsers(sub, common)
     add_eval_parsers(sub, common)
@@ -360,7 +362,7 @@ def _artifact(th: Any, args: argparse.Namespace) -> None:
         _print_frame(read("artifacts", {}), args.json)
         return
     artifact = th.use_artifact(args.spec, project=th.get_settings().project)
-    root = artifact.download(args.root)
+    root = artifact.download(args.root, allow_local_references=args.allow_local_references)
     artifact.verify(root)
     if args.json:
         print(_dumps({"artifact": artifact.qualified_name, "root": root, "files": artifact.files()}))
@@ -369,14 +371,12 @@ def _artifact(th: Any, args: argparse.Namespace) -> None:
 
 
 def _show_run(th: Any, run_id: str, as_json: bool) -> None:
-    from tracehouse._reading import read
+    from tracehouse._reading import read, run_project
 
-    frame = th.runs()
-    found = frame[frame["run_id"] == run_id]
-    if found.empty:
-        raise th.NotFoundError(f"no run {run_id!r} in project {th.get_settings().project!r}")
-    row = _frame_records(found)[0]
-    history = th.history(run_id)
+    project = run_project(run_id)  # the run's project, found by its id when it is not this one
+    frame = th.runs(project=project)
+    row = _frame_records(frame[frame["run_id"] == run_id])[0]
+    history = th.history(run_id, project=project)
     last = _frame_records(history.tail(1))[0] if not history.empty else {}
     info: dict[str, Any] = {
         "run": {k: v for k, v in row.items() if not k.startswith(("config.", "summary."))},
@@ -384,8 +384,8 @@ def _show_run(th: Any, run_id: str, as_json: bool) -> None:
         "summary": {k[len("summary.") :]: v for k, v in row.items() if k.startswith("summary.") and v is not None},
         "last_step": last,
         "steps": len(history),
-        "files": _frame_records(read("run_files", {"r": run_id}).drop(columns=["blob"], errors="ignore")),
-        "artifacts": _frame_records(read("run_artifacts", {"r": run_id})),
+        "files": _frame_records(read("run_files", {"r": run_id}, project).drop(columns=["blob"], errors="ignore")),
+        "artifacts": _frame_records(read("run_artifacts", {"r": run_id}, project)),
     }
     if as_json:
         print(_dumps(info))

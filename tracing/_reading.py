@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar, cas
 from tracehouse.collector import _queries as q
 from tracehouse.collector._queries import Since, build_tree
 
-from ._errors import ConfigError
+from ._errors import ConfigError, NotFoundError
 from ._runtime import runtime
 
 if TYPE_CHECKING:
@@ -181,41 +181,73 @@ def runs(
     is older than `crashed_after` seconds shows as `crashed`: its process died without finishing.
 
     `filters` takes W&B's MongoDB-style filters: `{"state": "finished", "config.lr": {"$lt": 0.01},
-    "summary.loss": {"$lte": 0.2}, "tags": {"$in": ["baseline"]}, "$or": [...]}`.
+    "summary.loss": {"$lte": 0.2}, "tags": {"$in": ["baseline"]}, "$or": [...]}`, run by the store
+    (`$regex` is RE2; see collector/_run_filters.py).
     """
     import json
 
     import pandas as pd
 
     from tracehouse.collector._reads import flat_values
+    from tracehouse.collector._run_filters import check_filters
 
-    from ._run_filters import apply_filters, check_filters
-
+    parameters: dict[str, Any] = {"c": int(max(0.0, crashed_after) * 1000)}
     if filters is not None:
-        check_filters(filters)
-
-    frame = read("runs", {"c": int(max(0.0, crashed_after) * 1000)}, project)
+        check_filters(filters)  # before any I/O
+        parameters["filters"] = dict(filters)
+    frame = read("runs", parameters, project)
     if frame.empty:
         return cast("pd.DataFrame", frame.drop(columns=[c for c in ("config", "summary") if c in frame.columns]))
     parts = [frame.drop(columns=["config", "summary"])]
     for column in ("config", "summary"):
         flat = [flat_values(json.loads(text or "{}"), f"{column}.") for text in frame[column]]
         parts.append(pd.DataFrame(flat, index=frame.index))
-    table = cast("pd.DataFrame", pd.concat(parts, axis=1))
-    return apply_filters(table, filters) if filters else table
+    return cast("pd.DataFrame", pd.concat(parts, axis=1).reset_index(drop=True))
+
+
+def run_project(run_id: str, project: Optional[str] = None) -> str:
+    """The project of run `run_id`: `project` (or this process's) when the run is there, else the one
+    project that has a run of that id. NotFoundError naming the id when no project has it; ConfigError
+    when several do (then pass `project=`)."""
+    bound = _project(project)
+    if not read("run", {"r": run_id}, bound).empty:
+        return bound
+    if project is not None:
+        raise NotFoundError(f"no run {run_id!r} in project {bound!r}")
+    from ._errors import StoreError
+
+    try:
+        projects = read("run_projects", {"r": run_id}, bound)
+        found = [str(p) for p in projects["project"]] if "project" in projects.columns else []
+    except StoreError:  # a collector key of one project may not look across projects
+        found = []
+    if len(found) > 1:
+        raise ConfigError("project", f"run {run_id!r} is in projects {', '.join(found)}: pass project=")
+    if not found:
+        raise NotFoundError(f"no run {run_id!r} in project {bound!r} or any other")
+    return found[0]
 
 
 def history(run_id: str, keys: Optional[list[str]] = None, project: Optional[str] = None) -> pd.DataFrame:
-    """A run's logged metrics, one row per step (`_step`, `_timestamp`, then one column per key)."""
+    """A run's logged metrics, one row per step (`_step`, `_timestamp`, then one column per key).
+
+    Without `project`, a run of another project is found by its id (when only one project has it);
+    an id no project has is a NotFoundError."""
     if not isinstance(run_id, str) or not run_id:
         raise ConfigError("run_id", f"expected a run id, got {run_id!r}")
     if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) for k in keys)):
         raise ConfigError("keys", f"expected a list of metric names, got {keys!r}")
-    frame = (
-        read("history_keys", {"r": run_id, "keys": list(keys)}, project)
-        if keys
-        else read("history", {"r": run_id}, project)
-    )
+
+    def logged(where: Optional[str]) -> pd.DataFrame:
+        if keys:
+            return read("history_keys", {"r": run_id, "keys": list(keys)}, where)
+        return read("history", {"r": run_id}, where)
+
+    frame = logged(project)
+    if frame.empty:
+        found = run_project(run_id, project)
+        if found != _project(project):
+            frame = logged(found)
     if frame.empty:
         import pandas as pd
 

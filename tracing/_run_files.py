@@ -101,15 +101,16 @@ class RunFiles:
 
 def restore(name: str, run_id: str, project: str, root: Optional[str] = None, replace: bool = False) -> str:
     """Download a file a run saved (W&B's `wandb.restore`) to `root` (default the working directory)."""
+    from ._artifact import _contained
     from ._reading import read
 
     if not isinstance(name, str) or not name:
         raise ConfigError("name", f"expected the path the file was saved as, got {name!r}")
+    target = _contained(Path(root or "."), name)  # a stored path never writes outside `root`
     files = read("run_files", {"r": run_id}, project)
-    found = files[files["path"] == name]
+    found = files[files["path"] == name] if "path" in files.columns else files
     if found.empty:
         raise NotFoundError(f"run {run_id!r} of project {project!r} saved no file {name!r}")
-    target = Path(root or ".") / name
     if replace or not target.exists():
         blob_store().fetch(str(found["blob"].iloc[0]), target)
     return str(target)
