@@ -34,7 +34,10 @@ What is measured (each item in its own fresh interpreter, one at a time):
    (``tracehouse._reading.get_store()``) so its ~1 s open time is reported apart from rows/s.
 4. Latency queries over ``--spans-1m`` synthetic span rows inserted with one ``INSERT ... SELECT
    FROM numbers(N)`` into a fresh embedded store, spread over the last 6 days:
-   ``tracehouse.latency(by="name", since="7d")`` and ``latency(by="model", since="7d")``, median of 5.
+   ``tracehouse.latency(by="name", since="7d")`` and ``latency(by="model", since="7d")``, median of 5;
+   ``tracehouse.query(<p95 by model over 7 days>)`` (free SQL: the guard, then a ``readonly=1``
+   session with limits), median of 5; then the same latency and SQL calls from a second process on
+   the same data dir, which goes through the first (the store's owner) over loopback.
 5. Peak RSS of every child.
 
 Then the ratios tracehouse / otel (target <= 0.7), / logfire, / langfuse, and PASS/FAIL for:
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -310,6 +314,37 @@ FROM (
 """
 
 
+SQL_P95 = (
+    "SELECT model, quantile(0.95)(duration_ms) AS p95_ms, count() AS n FROM spans "
+    "WHERE project = 'default' AND start_time >= now() - INTERVAL 7 DAY GROUP BY model ORDER BY p95_ms DESC"
+)
+_VIA_OWNER = """
+import json, sys, time
+from statistics import median
+import tracehouse
+tracehouse.configure(data_dir=sys.argv[1])
+out = {}
+for label, call in (("latency_by_name", lambda: tracehouse.latency(by="name", since="7d")),
+                    ("sql", lambda: tracehouse.query(sys.argv[2]))):
+    times = []
+    for _ in range(int(sys.argv[3]) + 1):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    out[label] = {"median_ms": median(times[1:]) * 1e3, "first_ms": times[0] * 1e3, "min_ms": min(times[1:]) * 1e3}
+print(json.dumps(out))
+"""
+
+
+def _timed(call: Any) -> dict[str, Any]:
+    times = []
+    for _ in range(QUERY_RUNS):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return {"median_ms": median(times) * 1e3, "first_ms": times[0] * 1e3, "min_ms": min(times) * 1e3}
+
+
 def task_query(data_dir: Path, rows: int) -> dict[str, Any]:
     """Insert `rows` synthetic spans into a fresh store and time tracehouse.latency() over them."""
     import tracehouse
@@ -342,6 +377,13 @@ def task_query(data_dir: Path, rows: int) -> dict[str, Any]:
             "groups": groups,
             "spans": spans,
         }
+    result["sql"] = _timed(lambda: tracehouse.query(SQL_P95))
+    routed = subprocess.run([sys.executable, "-c", _VIA_OWNER, str(data_dir), SQL_P95, str(QUERY_RUNS)],
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    if routed.returncode == 0:
+        result["via_owner"] = json.loads(routed.stdout.strip().splitlines()[-1])
+    else:
+        result["via_owner"] = {"skipped": (routed.stderr.strip().splitlines() or ["failed"])[-1][:300]}
     return result
 
 
@@ -508,6 +550,16 @@ def report(results: dict[str, Any]) -> str:
                     f"(first {q['first_ms']:.1f} ms, min {q['min_ms']:.1f} ms; "
                     f"{q['groups']} groups, {q['spans']:,} spans)"
                 )
+            if "sql" in query:
+                q = query["sql"]
+                out.append(f"  query(p95 by model, read-only session): {q['median_ms']:.1f} ms median of {QUERY_RUNS} "
+                           f"(first {q['first_ms']:.1f} ms, min {q['min_ms']:.1f} ms)")  # fmt: skip
+            routed = query.get("via_owner") or {}
+            if "skipped" in routed:
+                out.append(f"  from a second process (through the owner): skipped: {routed['skipped']}")
+            for label, q in ((k, v) for k, v in routed.items() if k != "skipped"):
+                out.append(f"  {label} from a second process, through the owner: {q['median_ms']:.1f} ms median of "
+                           f"{QUERY_RUNS} (first {q['first_ms']:.1f} ms, min {q['min_ms']:.1f} ms)")  # fmt: skip
 
     out.append("")
     checks = [[name, _fmt_check(value), target, verdict] for name, value, target, verdict in results["checks"]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
@@ -39,6 +40,21 @@ class SendError(TracehouseError):
         self.status = status  # the HTTP status, 0 when the collector was not reached
         self.reason = message
         self.answer: Optional[dict[str, Any]] = None  # the decoded error answer, when there was one
+
+
+class _NoDelayHTTPConnection(http.client.HTTPConnection):
+    """http.client sends headers and body in two writes: without TCP_NODELAY, Nagle's algorithm and
+    the peer's delayed ACK stall each small request ~40 ms."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _NoDelayHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class CollectorClient:
@@ -103,7 +119,7 @@ class CollectorClient:
             if self._idle and not fresh:
                 return self._idle.pop()
             timeout = self._timeout
-        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        cls = _NoDelayHTTPSConnection if self._https else _NoDelayHTTPConnection
         return cls(self._host, self._port, timeout=timeout)
 
     def _checkin(self, conn: http.client.HTTPConnection) -> None:

@@ -249,7 +249,13 @@ def test_everything_works_while_the_ui_is_open(tmp_path: Path) -> None:
         traces = _cli(data_dir, "traces", "--json")
         key = _cli(data_dir, "keys", "create", "--project", "p", "--json")
         again = _cli(data_dir, "ui", "--no-browser")
-        _assert_no_lock_noise(script, traces, key, again)
+        config = tmp_path / "sweep.yaml"
+        config.write_text("method: grid\nparameters: {lr: {values: [0.1]}}\n")
+        sweep = _cli(data_dir, "sweep", str(config), "--json")
+        _assert_no_lock_noise(script, traces, key, again, sweep)
+        status = _cli(data_dir, "sweep", "status", json.loads(sweep.stdout)["sweep_id"], "--json")
+        _assert_no_lock_noise(status)
+        assert json.loads(status.stdout)["state"] == "running"
         assert script.stdout.strip() == "['beside-ui'] [0.9] ['finished']"
         assert json.loads(traces.stdout)[0]["root_name"] == "beside-ui"
         assert json.loads(key.stdout)["key"].startswith("thk_")
