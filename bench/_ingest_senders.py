@@ -32,7 +32,7 @@ def sender_argv(kind: str, endpoint: str, spans: int, data_dir: Path) -> list[st
 def child_sdk(url: str, spans: int, data_dir: Path) -> dict[str, Any]:
     """The tracehouse SDK: @trace N calls, flush, wait until the collector holds them all."""
     import tracehouse
-    from tracehouse._runtime import runtime
+    from tracehouse.spans.runtime import runtime
 
     tracehouse.configure(endpoint=url, data_dir=str(data_dir), project="sdk")
 

@@ -51,8 +51,8 @@ def _bare(data_dir: Path) -> Hooks:
 
 def _tracehouse(data_dir: Path) -> Hooks:
     import tracehouse as th
-    from tracehouse._runtime import runtime
-    from tracehouse.exporters._spool import list_segments, scan_segment
+    from tracehouse.collector.ingest.spool import list_segments, scan_segment
+    from tracehouse.spans.runtime import runtime
 
     th.configure(data_dir=data_dir, project="bench")
     th.instrument_openai()

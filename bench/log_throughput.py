@@ -194,7 +194,7 @@ def peer_tracehouse(steps: int, data_dir: Path) -> dict[str, Any]:
         lambda lib, run: run.finish(),
         steps,
     )
-    from tracehouse._runtime import runtime
+    from tracehouse.spans.runtime import runtime
 
     sink = runtime._sink
     pending, dropped, failed = (sink.pending(), sink.dropped, sink.failed_writes) if sink else (0, 0, 0)

@@ -18,7 +18,7 @@ Each part runs in a fresh interpreter (``_common.run_child``), one after the oth
    - ``controller``: ``controller_for(get_store()).next_trial(...)``: the process's one controller, whose
      sweep state is in memory (loaded once); bayes reads the runs and metric histories of trials not settled
      yet; suggest; the claim (and at most every 10 s the agent's beat) is recorded through the spool;
-   - ``local``: ``tracehouse._sweep.LocalSweeps().next_trial(...)``, the path an in-process agent takes:
+   - ``local``: ``tracehouse.sweeps.sweep.LocalSweeps().next_trial(...)``, the path an in-process agent takes:
      the same plus the spool catch-up (nothing is pending here: its fixed cost);
    - ``phases``: the controller again with its store wrapped by a recorder timing each query and insert,
      and ``suggest`` wrapped likewise (a few microseconds added), for the breakdown table.
@@ -246,10 +246,11 @@ def _insert_costs(store: Any, rounds: int = 30) -> dict[str, Any]:
 
 def child_controller(args: argparse.Namespace) -> dict[str, Any]:
     import tracehouse as th
-    import tracehouse.collector._sweep_controller as controller_module
-    from tracehouse._reading import get_store
-    from tracehouse._sweep import LocalSweeps
-    from tracehouse.collector._sweep_controller import controller_for
+    import tracehouse.collector.sweeps.controller as controller_module
+    from tracehouse.collector.sweeps.controller import controller_for
+    from tracehouse.reads.reading import get_store
+    from tracehouse.spans.runtime import runtime
+    from tracehouse.sweeps.sweep import LocalSweeps
 
     method = args.method
     th.configure(data_dir=Path(args.data_dir), project=PROJECT)
@@ -267,7 +268,8 @@ def child_controller(args: argparse.Namespace) -> dict[str, Any]:
     agent_id = "benchtimed"
     seen: list[int] = []
 
-    controller = controller_for(store)  # the process's one controller: its in-memory state is the steady state
+    # the process's one controller: its in-memory state is the steady state
+    controller = controller_for(store, runtime.sink().submit)
 
     def direct(on: Any = None) -> None:
         controller.store = on or store  # the phases variant times the store calls through a wrapper

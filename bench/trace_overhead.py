@@ -31,7 +31,7 @@ What is measured (each item in its own fresh interpreter, one at a time):
    median of 5 (target < 150 ms), and the slowest modules it pulls in (``-X importtime``).
 3. Spool -> store ingest: the spool the ``tracehouse`` peer wrote (calls + warm-up spans) is
    ingested by ``tracehouse.sync()`` in another process; the store is opened first
-   (``tracehouse._reading.get_store()``) so its ~1 s open time is reported apart from rows/s.
+   (``tracehouse.reads.reading.get_store()``) so its ~1 s open time is reported apart from rows/s.
 4. Latency queries over ``--spans-1m`` synthetic span rows inserted with one ``INSERT ... SELECT
    FROM numbers(N)`` into a fresh embedded store, spread over the last 6 days:
    ``tracehouse.latency(by="name", since="7d")`` and ``latency(by="model", since="7d")``, median of 5;
@@ -165,7 +165,7 @@ def peer_otel(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
 
 def peer_tracehouse(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
     import tracehouse
-    from tracehouse._runtime import runtime
+    from tracehouse.spans.runtime import runtime
 
     tracehouse.configure(data_dir=data_dir)
     disabled = tracehouse.get_settings().disabled
@@ -265,7 +265,7 @@ PEER_FUNCS: dict[str, Callable[[int, int, Path], dict[str, Any]]] = {
 def task_ingest(data_dir: Path) -> dict[str, Any]:
     """Ingest an existing spool into the embedded store, timing store open and sync() apart."""
     import tracehouse
-    from tracehouse._reading import get_store
+    from tracehouse.reads.reading import get_store
 
     tracehouse.configure(data_dir=data_dir)
     spool_bytes = _dir_bytes(data_dir / "spool")
@@ -348,7 +348,7 @@ def _timed(call: Any) -> dict[str, Any]:
 def task_query(data_dir: Path, rows: int) -> dict[str, Any]:
     """Insert `rows` synthetic spans into a fresh store and time tracehouse.latency() over them."""
     import tracehouse
-    from tracehouse._reading import get_store
+    from tracehouse.reads.reading import get_store
 
     tracehouse.configure(data_dir=data_dir)
     t0 = time.perf_counter()

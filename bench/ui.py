@@ -9,7 +9,7 @@ Run from the repository root::
 Parts, each in a fresh interpreter, one after the other:
 
 1. ``seed``: a fresh data dir, ``tracehouse.configure(data_dir=)``, the embedded store opened with
-   ``tracehouse._reading.get_store()`` and ``--spans`` spans inserted with one ``INSERT ... SELECT FROM
+   ``tracehouse.reads.reading.get_store()`` and ``--spans`` spans inserted with one ``INSERT ... SELECT FROM
    numbers()`` (timed: "seed s"): traces of 3-5 spans spread over the 23.5 h before the last minute (root
    ``chain``/``agent`` span with four names, ``retrieve``, one or two ``llm`` calls, a reranker or a tool), four
    models, ~2% failing spans, input/output text (chat messages of ~900 characters on the LLM spans) with
@@ -23,7 +23,7 @@ Parts, each in a fresh interpreter, one after the other:
 3. ``browser``: Playwright driving ``/usr/bin/chromium``: for ``/`` and ``/traces``, 1 warm-up navigation,
    then 3 timed ones; navigation start to the end of the load event (``PerformanceNavigationTiming``), median.
 4. ``profile`` (when a list page misses the target, or with ``--profile``): the collector is stopped and a
-   child opens the store and calls the functions of ``collector/_ui_queries.py`` with the pages' parameters
+   child opens the store and calls the functions of ``collector/ui/queries.py`` with the pages' parameters
    through a store that times each statement: median and p90 of ``--repeats`` after a warm-up, the rows the
    index leaves to read (``EXPLAIN ESTIMATE``; chDB has no ``system.query_log``), and the plan
    (``EXPLAIN indexes = 1``) of the slowest statement in the JSON.
@@ -194,7 +194,7 @@ def _train() -> None:
 def child_seed(args: argparse.Namespace) -> dict[str, Any]:
     """Insert the synthetic spans, then a few runs and a small sweep; the store is released on exit."""
     import tracehouse as th
-    from tracehouse._reading import get_store
+    from tracehouse.reads.reading import get_store
 
     th.configure(data_dir=Path(args.data_dir), project=PROJECT)
     t0 = time.perf_counter()
@@ -355,7 +355,7 @@ def child_browser(args: argparse.Namespace) -> dict[str, Any]:
 # profile: the SQL behind the pages, straight against the store
 # ---------------------------------------------------------------------------------------------
 class TimingStore:
-    """Stands in for `Store` in `_ui_queries`: times each SELECT and keeps its SQL and parameters."""
+    """Stands in for `Store` in `collector/ui/queries.py`: times each SELECT and keeps its SQL and parameters."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -370,7 +370,7 @@ class TimingStore:
 
 
 def _profile_cases(cursor: Optional[str]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(page, function of _ui_queries, its arguments) for every list page."""
+    """(page, function of collector/ui/queries.py, its arguments) for every list page."""
     cases: list[tuple[str, str, dict[str, Any]]] = [("every page", "projects", {})]
     for label in ("1h", "24h"):
         for by in ("name", "model") if label == "24h" else ("name",):
@@ -389,8 +389,8 @@ def _profile_cases(cursor: Optional[str]) -> list[tuple[str, str, dict[str, Any]
 
 
 def _call(store: Any, function: str, options: dict[str, Any]) -> None:
-    from tracehouse.collector import _queries as q
-    from tracehouse.collector import _ui_queries as uq
+    from tracehouse.collector.store import queries as q
+    from tracehouse.collector.ui import queries as uq
 
     if function == "projects":
         q.known_projects(store)
@@ -407,7 +407,7 @@ def _call(store: Any, function: str, options: dict[str, Any]) -> None:
 
 def child_profile(args: argparse.Namespace) -> dict[str, Any]:
     import tracehouse as th
-    from tracehouse._reading import get_store
+    from tracehouse.reads.reading import get_store
 
     th.configure(data_dir=Path(args.data_dir), project=PROJECT)
     store = get_store()
@@ -541,7 +541,7 @@ def report(results: dict[str, Any]) -> str:
         if "skipped" in profile:
             out.append(f"profile: skipped: {profile['skipped']}")
         else:
-            out.append(f"profile: the SQL of collector/_ui_queries.py against the store (collector stopped), median "
+            out.append(f"profile: the SQL of collector/ui/queries.py against the store (collector stopped), median "
                        f"of {results['repeats']} after a warm-up")  # fmt: skip
             prows = [[s["page"], s["query"], fmt_number(s["median_ms"], 0), fmt_number(s["p90_ms"], 0),
                       f"{s['index_rows']:,}", s["rows"]] for s in profile["statements"]]  # fmt: skip

@@ -9,10 +9,10 @@ evals.compare(before, result)
 ```
 """
 
-from ._compare import Comparison, compare
-from ._dataset import Dataset
-from ._runner import EvalResult, evaluate, evaluate_async
-from ._scorers import (
+from tracehouse.evals._compare import Comparison, compare
+from tracehouse.evals._dataset import Dataset
+from tracehouse.evals._runner import EvalResult, evaluate, evaluate_async
+from tracehouse.evals._scorers import (
     Scorer,
     contains,
     embedding_similarity,

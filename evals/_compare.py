@@ -25,7 +25,7 @@ class Comparison:
 
 
 def _scores(run_id: str, project: Optional[str]) -> pd.DataFrame:
-    from tracehouse._reading import read
+    from tracehouse.reads.reading import read
 
     frame = read("eval_scores", {"r": run_id}, project)
     if frame.empty:

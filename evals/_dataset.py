@@ -24,7 +24,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _check_name(name: Any) -> str:
-    from tracehouse._artifact import NAME_RE
+    from tracehouse.tracking.artifacts.artifact import NAME_RE
 
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError("name", f"dataset names take 1-128 letters, digits, '_', '.', '-'; got {name!r}")
@@ -99,7 +99,7 @@ class Dataset:
 
     def push(self, project: Optional[str] = None) -> Dataset:
         """Store this content as a version of the dataset (a new version only when the rows changed)."""
-        from tracehouse._runtime import runtime
+        from tracehouse.spans.runtime import runtime
 
         self.project = project or runtime.settings.project
         runtime.sink().submit({"type": "dataset", "project": self.project, "name": self.name, "digest": self.digest,
@@ -109,7 +109,7 @@ class Dataset:
 
     def wait(self) -> Dataset:
         """Push if needed, then read the version the store gave these rows."""
-        from tracehouse._reading import read
+        from tracehouse.reads.reading import read
 
         if self.project is None:
             self.push()
@@ -122,7 +122,7 @@ class Dataset:
     @classmethod
     def get(cls, name: str, version: Union[str, int, None] = None, project: Optional[str] = None) -> Dataset:
         """A stored version: "latest" (default), "v3" or 3; NotFoundError naming what exists."""
-        from tracehouse._reading import read
+        from tracehouse.reads.reading import read
 
         _check_name(name)
         if version is None or version == "latest":

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, cast
 
 from tracehouse._errors import ConfigError
-
-from ._dataset import Dataset
-from ._scorers import Scorer, as_scorer
+from tracehouse.evals._dataset import Dataset
+from tracehouse.evals._scorers import Scorer, as_scorer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -238,7 +237,7 @@ async def evaluate_async(
 
 
 def _record_score(run: Any, scorer_: Scorer, outcome: Any, record: dict[str, Any], example: str, context: Any) -> None:
-    from tracehouse._runtime import runtime
+    from tracehouse.spans.runtime import runtime
 
     base = {"type": "score", "project": run.project, "target_type": "example", "run_id": run.id, "source": "eval",
             "trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x"),
@@ -276,7 +275,7 @@ def _aggregates(rows: list[dict[str, Any]], scorers: list[Scorer]) -> dict[str, 
 
 
 def _table(rows: list[dict[str, Any]]) -> Any:
-    from tracehouse._media import Table
+    from tracehouse.tracking.media import Table
 
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("example", "trial"), k))
     return Table(columns=columns, data=[[_cell(r.get(c)) for c in columns] for r in rows])

@@ -14,7 +14,7 @@ import re
 import time
 
 import tracehouse as th
-from tracehouse._cli import format_table, format_tree
+from tracehouse.cli.main import format_table, format_tree
 
 DOCUMENTS = [
     {"id": "doc-1", "text": "tracehouse stores LLM traces and training runs in ClickHouse."},

@@ -27,7 +27,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
 import tracehouse as th
-from tracehouse._cli import format_tree
+from tracehouse.cli.main import format_tree
 
 DOCUMENTS = [
     Document(page_content="API keys rotate every 90 days; the old key is revoked a day after.", id="doc-1"),

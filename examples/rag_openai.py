@@ -16,7 +16,7 @@ import re
 import openai
 
 import tracehouse as th
-from tracehouse._cli import format_table, format_tree
+from tracehouse.cli.main import format_table, format_tree
 
 DOCUMENTS = [
     {"id": "doc-1", "text": "API keys rotate every 90 days; the old key is revoked a day after the new one is live."},

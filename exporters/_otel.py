@@ -8,11 +8,10 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from tracehouse._internal_errors import log_internal_error
-
-from ._records import STATUS_ERROR, STATUS_OK, STATUS_UNSET, SpanRecord
+from tracehouse.exporters._records import STATUS_ERROR, STATUS_OK, STATUS_UNSET, SpanRecord
 
 if TYPE_CHECKING:
-    from tracehouse._runtime import Runtime
+    from tracehouse.spans.runtime import Runtime
 
 _STATUS = {StatusCode.UNSET: STATUS_UNSET, StatusCode.OK: STATUS_OK, StatusCode.ERROR: STATUS_ERROR}
 

@@ -167,7 +167,7 @@ class CollectorDestination:
         None when a payload is not a JSON array or the collector found the body malformed (400):
         the ingester then decodes the frames one by one and sends what is valid.
         """
-        from ._spool import join_json_arrays
+        from tracehouse.collector.ingest.spool import join_json_arrays
 
         body = join_json_arrays(payloads)
         if body is None:
@@ -184,7 +184,7 @@ class CollectorDestination:
 
     @staticmethod
     def _result(answer: Any) -> Any:
-        from tracehouse.collector._writer import WriteResult
+        from tracehouse.collector.ingest.writer import WriteResult
 
         count = int(answer.get("rejected", 0))
         errors = [str(e) for e in answer.get("errors", [])]
@@ -232,7 +232,7 @@ class SpoolShipper(threading.Thread):
 
     def ship_once(self, flush: bool = True) -> int:
         """One pass: flush (unless told not to), then send every complete spool range; returns rows taken."""
-        from ._ingest import SpoolIngester
+        from tracehouse.collector.ingest.spool_ingest import SpoolIngester
 
         with self._lock:
             if flush:

@@ -19,10 +19,9 @@ from typing import Any, Callable, Optional, Union
 import orjson
 
 from tracehouse._internal_errors import log_internal_error
-from tracehouse._serialize import JSON_OPTIONS, json_default, json_safe
-
-from ._records import SpanRecord, record_to_dict
-from ._spool import SpoolWriter
+from tracehouse._json import JSON_OPTIONS, json_default, json_safe
+from tracehouse.collector.ingest.spool import SpoolWriter
+from tracehouse.exporters._records import SpanRecord, record_to_dict
 
 Record = Union[SpanRecord, dict[str, Any]]  # a finished span, or a ready record (a run's metrics or state)
 

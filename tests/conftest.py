@@ -27,7 +27,7 @@ for _name in ("TRACEHOUSE_PROJECT", "TRACEHOUSE_ENDPOINT", "TRACEHOUSE_DISABLED"
     os.environ.pop(_name, None)
 
 import tracehouse as th  # noqa: E402
-from tracehouse._runtime import runtime  # noqa: E402
+from tracehouse.spans.runtime import runtime  # noqa: E402
 from tracehouse.testing import CapturedSpans  # noqa: E402
 
 SESSION_STORE_URL = f"chdb://{_SESSION_DIR / 'store'}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tracehouse as th
-from tracehouse._reading import get_store
+from tracehouse.reads.reading import get_store
 
 
 @pytest.mark.parametrize("name", ["../escape.txt", "/etc/cron.d/x", "a/../../b", "a//b", "C:/x", "..\\..\\x"])
@@ -78,7 +78,7 @@ def test_a_symlink_in_the_download_root_is_not_followed_out(th_env: th.Settings,
 
 
 def test_the_store_refuses_artifact_and_file_records_that_leave_their_root(th_env: th.Settings) -> None:
-    from tracehouse.collector._writer import write_records
+    from tracehouse.collector.ingest.writer import write_records
 
     now = time.time_ns()
     records = [

@@ -211,7 +211,7 @@ with th.init() as run:
 
 
 def test_cli_artifact_get_and_list(th_env: th.Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tracehouse._cli import main
+    from tracehouse.cli.main import main
 
     data = _files(tmp_path / "d", {"prompt.txt": "You are helpful."})
     with th.init(project=th_env.project) as run:

@@ -12,7 +12,7 @@ import pytest
 from conftest import reconfigure
 
 import tracehouse as th
-from tracehouse._cli import build_parser, main
+from tracehouse.cli.main import build_parser, main
 
 
 @pytest.fixture

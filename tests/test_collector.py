@@ -21,7 +21,7 @@ from conftest import SESSION_STORE_URL, collector_client, run_python
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from tracehouse.collector._server import ServeOptions, build
+from tracehouse.collector.server import ServeOptions, build
 
 
 def _otlp_body(n_traces: int = 3, model: str = "gpt-4o") -> bytes:
@@ -170,8 +170,8 @@ def test_metrics_and_readiness(collector: TestClient) -> None:
 
 
 def test_a_full_queue_answers_503_with_retry_after(collector: TestClient) -> None:
-    from tracehouse.collector import _writer
-    from tracehouse.collector._writer import Overloaded
+    from tracehouse.collector.ingest import writer as _writer
+    from tracehouse.collector.ingest.writer import Overloaded
 
     original = _writer.BatchWriter._enqueue  # where every submission is admitted or refused
 
@@ -474,9 +474,9 @@ def _raw_span(name: str, n: int) -> dict[str, Any]:
 def test_frames_go_undecoded_and_a_bad_frame_is_resent_decoded(live_collector: Collector, tmp_path: Path) -> None:
     """Spool frames travel as they are (no decode, no re-encode); a frame whose checksum is fine but
     whose JSON is not makes the collector answer 400, and that range is then sent decoded without it."""
-    from tracehouse.exporters._ingest import SpoolIngester
+    from tracehouse.collector.ingest.spool import SpoolWriter
+    from tracehouse.collector.ingest.spool_ingest import SpoolIngester
     from tracehouse.exporters._sender import CollectorClient, CollectorDestination
-    from tracehouse.exporters._spool import SpoolWriter
 
     spool = tmp_path / "spool"
     writer = SpoolWriter(spool)
@@ -502,8 +502,8 @@ def test_frames_go_undecoded_and_a_bad_frame_is_resent_decoded(live_collector: C
 def test_the_shipper_sends_a_full_batch_without_waiting_for_its_interval(
     live_collector: Collector, tmp_path: Path
 ) -> None:
+    from tracehouse.collector.ingest.spool import SpoolWriter
     from tracehouse.exporters._sender import CollectorClient, SpoolShipper
-    from tracehouse.exporters._spool import SpoolWriter
 
     spool = tmp_path / "spool"
     writer = SpoolWriter(spool)

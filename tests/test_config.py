@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import tracehouse as th
-from tracehouse._config import PARAMS, resolve_settings
+from tracehouse.spans.config import PARAMS, resolve_settings
 
 
 def test_defaults_without_any_configuration(monkeypatch: pytest.MonkeyPatch) -> None:

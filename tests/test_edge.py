@@ -16,7 +16,7 @@ from conftest import SESSION_STORE_URL, collector_client
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from tracehouse.collector._server import CollectorParts, ServeOptions, build
+from tracehouse.collector.server import CollectorParts, ServeOptions, build
 
 
 @pytest.fixture

@@ -182,7 +182,7 @@ def test_compare_and_the_cli(th_env: th.Settings, capsys: pytest.CaptureFixture[
     comparison = evals.compare(before, after)
     assert comparison.deltas.set_index("scorer").loc["exact_match", "delta"] == pytest.approx(0.0)
     assert comparison.changed.values.tolist() == [["es", "exact_match", 0.0, 1.0], ["it", "exact_match", 1.0, 0.0]]
-    from tracehouse._cli import main
+    from tracehouse.cli.main import main
 
     assert main(["eval", "compare", before.run_id, after.run_id]) == 0
     out = capsys.readouterr().out

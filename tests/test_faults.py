@@ -16,10 +16,10 @@ import orjson
 import pytest
 
 import tracehouse as th
-from tracehouse._reading import get_store
-from tracehouse._runtime import runtime
-from tracehouse.exporters._ingest import QUARANTINE, SpoolIngester
-from tracehouse.exporters._spool import HEADER_SIZE, SpoolWriter, encode_frame, list_segments, scan_segment
+from tracehouse.collector.ingest.spool import HEADER_SIZE, SpoolWriter, encode_frame, list_segments, scan_segment
+from tracehouse.collector.ingest.spool_ingest import QUARANTINE, SpoolIngester
+from tracehouse.reads.reading import get_store
+from tracehouse.spans.runtime import runtime
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import tracehouse as th
-from tracehouse._reading import get_store
+from tracehouse.reads.reading import get_store
 
 DASHBOARD = Path(th.__file__).parent.parent / "collector" / "grafana" / "latency.json"
 

@@ -13,13 +13,13 @@ import pytest
 
 import tracehouse as th
 from tracehouse import _semconv as sc
-from tracehouse._reading import get_store
-from tracehouse._runtime import runtime
-from tracehouse.collector._migrations import MIGRATIONS
-from tracehouse.collector._store import Store
-from tracehouse.exporters._ingest import IngestReport, SpoolIngester
+from tracehouse.collector.ingest.spool import HEADER_SIZE, SpoolWriter, encode_frame, list_segments, scan_segment
+from tracehouse.collector.ingest.spool_ingest import IngestReport, SpoolIngester
+from tracehouse.collector.store.migrations import MIGRATIONS
+from tracehouse.collector.store.store import Store
 from tracehouse.exporters._records import STATUS_ERROR, STATUS_OK, SpanRecord
-from tracehouse.exporters._spool import HEADER_SIZE, SpoolWriter, encode_frame, list_segments, scan_segment
+from tracehouse.reads.reading import get_store
+from tracehouse.spans.runtime import runtime
 
 _ids = iter(range(1, 10**9))
 
@@ -377,7 +377,7 @@ def test_out_of_range_values_are_rejected_not_fatal(th_env: th.Settings, tmp_pat
 def test_rows_the_store_refuses_are_isolated_and_the_rest_land(
     th_env: th.Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tracehouse.collector._store import BadRowsError, Store
+    from tracehouse.collector.store.store import BadRowsError, Store
 
     real_insert = Store.insert
 

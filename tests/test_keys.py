@@ -19,10 +19,10 @@ import tracehouse as th
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from tracehouse._cli import main
+from tracehouse.cli.main import main
 from tracehouse.collector import Store
-from tracehouse.collector._keys import KeyStore
-from tracehouse.collector._server import ServeOptions, build
+from tracehouse.collector.server import ServeOptions, build
+from tracehouse.collector.store.keys import KeyStore
 
 
 @pytest.fixture

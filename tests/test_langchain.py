@@ -196,7 +196,7 @@ def test_instrumenting_twice_is_one_handler_and_uninstrument_stops_tracing(spans
 def test_runs_left_open_are_ended_on_flush(instrumented: CapturedSpans) -> None:
     from uuid import uuid4
 
-    from tracehouse import _langchain
+    from tracehouse.integrations.langchain import instrument as _langchain
 
     assert _langchain._active is not None
     handler = _langchain._active.handler

@@ -232,7 +232,7 @@ def test_instrumenting_is_idempotent_and_uninstrument_restores_the_methods(
 def test_recording_failures_never_reach_the_call(
     server: OpenAIServer, instrumented: CapturedSpans, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tracehouse import _openai_record
+    from tracehouse.integrations.openai import record as _openai_record
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("recording bug")

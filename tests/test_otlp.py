@@ -1,4 +1,4 @@
-"""OTLP/HTTP decoding (collector/_otlp.py): real payloads from the stock encoder, no server needed."""
+"""OTLP/HTTP decoding (collector/otlp/decode.py): real payloads from the stock encoder, no server needed."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tracehouse.collector import _otlp
-from tracehouse.collector._otlp import DecodedSpans, OtlpError, decode_traces
-from tracehouse.collector._span_rows import span_columns, span_row
+from tracehouse.collector.otlp import decode as _otlp
+from tracehouse.collector.otlp.decode import DecodedSpans, OtlpError, decode_traces
+from tracehouse.collector.store.rows.spans import span_columns, span_row
 from tracehouse.exporters._otel import readable_to_record
 from tracehouse.exporters._records import record_to_dict
 

@@ -1,6 +1,6 @@
 """Payload capture that never fails.
 
-Unit tests of `tracehouse._serialize` (`capture`, `to_json_bytes`) and the same guarantees end to end
+Unit tests of `tracehouse.spans.serialize` (`capture`, `to_json_bytes`) and the same guarantees end to end
 through `@th.trace`: any value becomes bounded, valid text (or only its size), and tracing a function
 never changes what the function does.
 """
@@ -27,7 +27,8 @@ import pytest
 from conftest import reconfigure, run_python
 
 import tracehouse as th
-from tracehouse._serialize import capture, to_json_bytes
+from tracehouse._json import to_json_bytes
+from tracehouse.spans.serialize import capture
 from tracehouse.testing import CapturedSpans
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,12 +16,12 @@ from conftest import reconfigure, run_python
 from opentelemetry import trace as otel_trace
 
 import tracehouse as th
-from tracehouse._handles import NOOP_SPAN, ForeignSpan, NoopSpan
-from tracehouse._span import TraceSpan
-from tracehouse.exporters._ingest import SpoolIngester
+from tracehouse.collector.ingest.spool import NEW_SUFFIX, SpoolWriter, list_segments
+from tracehouse.collector.ingest.spool_ingest import SpoolIngester
 from tracehouse.exporters._records import SpanRecord
 from tracehouse.exporters._sink import SpoolSink
-from tracehouse.exporters._spool import NEW_SUFFIX, SpoolWriter, list_segments
+from tracehouse.spans.handles import NOOP_SPAN, ForeignSpan, NoopSpan
+from tracehouse.spans.span import TraceSpan
 from tracehouse.testing import CapturedSpans
 
 
@@ -144,7 +144,7 @@ def test_a_segment_being_created_is_invisible_to_readers(tmp_path: Path) -> None
 
 
 def test_an_abandoned_new_segment_is_removed_by_ingest(th_env: th.Settings, tmp_path: Path) -> None:
-    from tracehouse._reading import get_store
+    from tracehouse.reads.reading import get_store
 
     spool = tmp_path / "spool"
     spool.mkdir()
@@ -230,8 +230,8 @@ def test_spans_of_a_forked_multiprocessing_child_reach_the_spool(tmp_path: Path)
 def _spool_records(spool: Path) -> list[dict[str, Any]]:
     import orjson
 
-    from tracehouse.collector._span_rows import span_row
-    from tracehouse.exporters._spool import scan_segment
+    from tracehouse.collector.ingest.spool import scan_segment
+    from tracehouse.collector.store.rows.spans import span_row
 
     rows = []
     for segment in list_segments(spool)[0]:
@@ -244,7 +244,7 @@ def test_disabled_by_environment_without_configure(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
         import tracehouse as th
-        from tracehouse._runtime import runtime
+        from tracehouse.spans.runtime import runtime
 
         @th.trace
         def f(x):
@@ -294,7 +294,7 @@ def test_flush_rejects_a_bad_timeout(th_env: th.Settings) -> None:
 def test_reconfiguring_with_multiprocessing_loaded_keeps_the_new_sink_running(th_env: th.Settings) -> None:
     import multiprocessing  # noqa: F401  # the Finalize path is taken only when it is imported
 
-    from tracehouse._runtime import runtime
+    from tracehouse.spans.runtime import runtime
 
     @th.trace
     def step() -> int:

@@ -43,7 +43,7 @@ def test_non_numeric_values_land_in_their_own_tables(th_env: th.Settings) -> Non
     # the image is a blob; the summary keeps each key's last value
     image = json.loads(values[values.key == "picture"].value.iloc[0])
     assert (image["width"], image["height"], image["caption"]) == (3, 2, "black")
-    from tracehouse._blobs import blob_store
+    from tracehouse.tracking.blobs import blob_store
 
     assert blob_store().read_bytes(image["digest"]).startswith(b"\x89PNG")
     assert run.summary["sample"] == "second step" and run.summary["eval"]["rows"] == 2
@@ -86,7 +86,7 @@ def test_a_value_that_cannot_be_stored_warns_and_the_step_is_kept(
 
 
 def test_save_policies_and_restore(th_env: th.Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracehouse import _run_files
+    from tracehouse.tracking import files as _run_files
 
     monkeypatch.setattr(_run_files, "LIVE_SECONDS", 0.05)
     work = tmp_path / "work"
@@ -138,7 +138,7 @@ with th.init(id="offline-run", mode="offline", config={{"lr": 0.1}}) as run:
         th.runs()
     with pytest.raises(th.NotFoundError, match="no run 'offline-run'"):
         th.history("offline-run")
-    from tracehouse._cli import main
+    from tracehouse.cli.main import main
 
     assert main(["sync"]) == 0
     assert "ingested 53 records" in capsys.readouterr().out  # 50 steps, 1 text value, 2 run states

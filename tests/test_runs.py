@@ -177,7 +177,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # 40k steps later, some of them still queu
 def test_cli_lists_runs_and_shows_one(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from tracehouse._cli import main
+    from tracehouse.cli.main import main
 
     with th.init(project=th_env.project, name="cli-run", config={"lr": 0.5}) as run:
         th.log({"loss": 0.25})

@@ -1,4 +1,4 @@
-"""The two span mappings agree: Python's (`_span_rows`) and the one ClickHouse runs (`_span_sql`).
+"""The two span mappings agree: Python's (`store/rows/spans.py`) and the one ClickHouse runs (`rows/span_sql.py`).
 
 The embedded store maps JSON batches inside chDB; `capture_spans`, a ClickHouse server and malformed
 batches use the Python mapping. Every column of every row must come out the same either way, for
@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 import tracehouse as th
 from tracehouse import _semconv as sc
-from tracehouse._reading import get_store
-from tracehouse.collector import _span_rows as rows
-from tracehouse.collector._span_rows import SPAN_COLUMNS, span_columns
-from tracehouse.collector._span_sql import check_and_insert_json
+from tracehouse.collector.store.rows import spans as rows
+from tracehouse.collector.store.rows.span_sql import check_and_insert_json
+from tracehouse.collector.store.rows.spans import SPAN_COLUMNS, span_columns
+from tracehouse.reads.reading import get_store
 
 _ids = itertools.count(1)
 _NOW = time.time_ns()
@@ -168,7 +168,7 @@ def test_a_batch_of_another_shape_is_left_to_the_python_mapping(th_env: th.Setti
 def test_batches_left_by_a_killed_process_are_removed_at_first_use(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from tracehouse.collector._span_sql import _batch_directory
+    from tracehouse.collector.store.rows.span_sql import _batch_directory
 
     leftover = tmp_path / "tracehouse_batches" / "tmp1234.json"
     leftover.parent.mkdir()

@@ -17,10 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tracehouse.exporters import _spool
-from tracehouse.exporters._records import SpanRecord
-from tracehouse.exporters._sink import SpoolSink
-from tracehouse.exporters._spool import (
+from tracehouse.collector.ingest import spool as _spool
+from tracehouse.collector.ingest.spool import (
     FRAME_MAGIC,
     HEADER_SIZE,
     SEGMENT_MAGIC,
@@ -30,6 +28,8 @@ from tracehouse.exporters._spool import (
     scan_segment,
     segment_is_live,
 )
+from tracehouse.exporters._records import SpanRecord
+from tracehouse.exporters._sink import SpoolSink
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -152,7 +152,7 @@ def test_segment_is_live_while_writer_holds_it(tmp_path: Path) -> None:
 _HOLDER = """
 import sys
 from pathlib import Path
-from tracehouse.exporters._spool import SpoolWriter
+from tracehouse.collector.ingest.spool import SpoolWriter
 writer = SpoolWriter(Path(sys.argv[1]))
 writer.append(b'[{"type": "span"}]')
 writer.sync()

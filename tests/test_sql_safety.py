@@ -11,8 +11,8 @@ import pytest
 from conftest import SESSION_STORE_URL, collector_client
 
 import tracehouse as th
-from tracehouse._cli import main
-from tracehouse.collector._sql_guard import check_readonly_sql, tokens
+from tracehouse.cli.main import main
+from tracehouse.collector.store.sql_guard import check_readonly_sql, tokens
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
@@ -137,7 +137,7 @@ def test_cli_query_refuses_in_one_line_and_exits_1(traced: th.Settings, capsys: 
 
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[TestClient]:
-    from tracehouse.collector._server import ServeOptions, build
+    from tracehouse.collector.server import ServeOptions, build
 
     parts = build(ServeOptions(store_url=SESSION_STORE_URL, database=f"sqlsafe_{os.getpid()}_{time.monotonic_ns()}",
                                default_project="p", spool_dir=tmp_path / "wal"))  # fmt: skip

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import tracehouse as th
-from tracehouse.collector._sweep_config import parse_config
-from tracehouse.collector._sweep_search import TrialInfo, hyperband_stops
+from tracehouse.collector.sweeps.config import parse_config
+from tracehouse.collector.sweeps.search import TrialInfo, hyperband_stops
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_hyperband_stops_the_laggards() -> None:
 def test_hyperband_stops_a_running_trial_which_ends_stopped(
     th_env: th.Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tracehouse import _sweep_agent
+    from tracehouse.sweeps import agent as _sweep_agent
 
     monkeypatch.setattr(_sweep_agent, "HEARTBEAT_SECONDS", 0.1)
     sweep_id = th.sweep({"method": "grid", "metric": {"name": "loss", "goal": "minimize"},
@@ -225,7 +225,7 @@ def test_a_metric_set_only_in_the_summary_counts(th_env: th.Settings) -> None:
 
 
 def test_control_pause_resume_stop_cancel(th_env: th.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracehouse import _sweep_agent
+    from tracehouse.sweeps import agent as _sweep_agent
 
     sweep_id = th.sweep({"method": "random", "parameters": {"a": {"min": 0.0, "max": 1.0}}})
     assert th.sweep_control(sweep_id, "pause") == "paused"
@@ -280,12 +280,13 @@ def test_faults_a_trial_that_raises_an_unknown_sweep_and_a_dead_agent(
     assert len(th.history(th.sweep_results(sweep_id).set_index("i").loc[2, "run_id"])) == 1  # its log kept
 
     # an agent that claimed a trial and died: the trial shows crashed, the sweep goes on
-    from tracehouse._reading import get_store
-    from tracehouse.collector import _sweep_controller as controller_module
-    from tracehouse.collector._sweep_controller import controller_for
+    from tracehouse.collector.sweeps import controller as controller_module
+    from tracehouse.collector.sweeps.controller import controller_for
+    from tracehouse.reads.reading import get_store
+    from tracehouse.spans.runtime import runtime
 
     other = th.sweep({"method": "random", "parameters": {"a": {"min": 0.0, "max": 1.0}}})
-    controller = controller_for(get_store())
+    controller = controller_for(get_store(), runtime.sink().submit)
     claimed = controller.next_trial(th_env.project, other, "dead-agent")
     monkeypatch.setattr(controller_module, "AGENT_DEAD_AFTER", 0.2)
     time.sleep(0.3)
@@ -297,8 +298,8 @@ def test_faults_a_trial_that_raises_an_unknown_sweep_and_a_dead_agent(
 def test_cli_sweep_and_agent_run_the_command_with_macros(
     th_env: th.Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tracehouse._cli import main
-    from tracehouse._sweep_agent import build_command
+    from tracehouse.cli.main import main
+    from tracehouse.sweeps.agent import build_command
 
     program = tmp_path / "train.py"
     program.write_text(
@@ -346,7 +347,7 @@ def test_cli_sweep_and_agent_run_the_command_with_macros(
 def test_the_cli_agent_stops_a_child_trial_with_sigterm_and_it_ends_stopped(
     th_env: th.Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tracehouse import _sweep_agent
+    from tracehouse.sweeps import agent as _sweep_agent
 
     monkeypatch.setattr(_sweep_agent, "HEARTBEAT_SECONDS", 0.2)
     program = tmp_path / "train.py"

@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 from ui_seed import PROJECT, XSS, seed
 
-from tracehouse.collector._server import ServeOptions, build
+from tracehouse.collector.server import ServeOptions, build
 
 
 @pytest.fixture

@@ -7,27 +7,78 @@ def answer(question: str) -> str: ...
 
 th.latency(by="name")          # p50/p95/p99, error rate, tokens and cost per span name
 th.query("SELECT name, duration_ms, input, output FROM spans ORDER BY start_time DESC LIMIT 5")
+
+The face is light: `import tracehouse` loads only this module, the errors and the version; each
+name below loads its part of the package the first time it is used (`th.trace` the tracing core,
+`th.init` the run tracker, `th.query` the reads, ...), so an application pays for what it uses.
 """
 
-from tracehouse.collector._pricing import set_model_price
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
-from ._api import configure, flush, get_settings
-from ._artifact import Artifact, ArtifactEntry
-from ._config import Settings
-from ._decorator import SpanScope, current_span, span, trace
-from ._errors import ConfigError, NotFoundError, StoreError, TracehouseError
-from ._feedback import score
-from ._handles import ForeignSpan, NoopSpan
-from ._langchain import LangChainInstrumentation, instrument_langchain, uninstrument_langchain
-from ._media import Histogram, Image, Table
-from ._openai import OpenAIInstrumentation, instrument_openai, uninstrument_openai
-from ._reading import history, latency, query, runs, sync, trace_tree, traces
-from ._run import Run, current_run, define_metric, finish, init, log, log_artifact, restore, save, use_artifact
-from ._run_config import Config, Summary
-from ._span import TraceSpan
-from ._sweep import param_importance, sweep, sweep_control, sweep_results, sweep_status
-from ._sweep_agent import RunStopped, agent
-from ._version import VERSION as __version__
+from tracehouse._errors import ConfigError, NotFoundError, StoreError, TracehouseError
+from tracehouse._version import VERSION as __version__
+
+if _TYPE_CHECKING:
+    from tracehouse.collector.store.pricing import set_model_price
+    from tracehouse.integrations.langchain.instrument import (
+        LangChainInstrumentation,
+        instrument_langchain,
+        uninstrument_langchain,
+    )
+    from tracehouse.integrations.openai.instrument import OpenAIInstrumentation, instrument_openai, uninstrument_openai
+    from tracehouse.reads.reading import history, latency, query, runs, sync, trace_tree, traces
+    from tracehouse.spans.api import configure, flush, get_settings
+    from tracehouse.spans.config import Settings
+    from tracehouse.spans.decorator import SpanScope, current_span, span, trace
+    from tracehouse.spans.feedback import score
+    from tracehouse.spans.handles import ForeignSpan, NoopSpan
+    from tracehouse.spans.span import TraceSpan
+    from tracehouse.sweeps.agent import agent
+    from tracehouse.sweeps.sweep import param_importance, sweep, sweep_control, sweep_results, sweep_status
+    from tracehouse.sweeps.trial import RunStopped
+    from tracehouse.tracking.artifacts.artifact import Artifact, ArtifactEntry
+    from tracehouse.tracking.config import Config, Summary
+    from tracehouse.tracking.media import Histogram, Image, Table
+    from tracehouse.tracking.run import (
+        Run,
+        current_run,
+        define_metric,
+        finish,
+        init,
+        log,
+        log_artifact,
+        restore,
+        save,
+        use_artifact,
+    )
+
+_WHERE = {  # module -> the public names it defines
+    "tracehouse.collector.store.pricing": ("set_model_price",),
+    "tracehouse.integrations.langchain.instrument": (
+        "LangChainInstrumentation", "instrument_langchain", "uninstrument_langchain",
+    ),
+    "tracehouse.integrations.openai.instrument": ("OpenAIInstrumentation", "instrument_openai", "uninstrument_openai"),
+    "tracehouse.reads.reading": ("history", "latency", "query", "runs", "sync", "trace_tree", "traces"),
+    "tracehouse.spans.api": ("configure", "flush", "get_settings"),
+    "tracehouse.spans.config": ("Settings",),
+    "tracehouse.spans.decorator": ("SpanScope", "current_span", "span", "trace"),
+    "tracehouse.spans.feedback": ("score",),
+    "tracehouse.spans.handles": ("ForeignSpan", "NoopSpan"),
+    "tracehouse.spans.span": ("TraceSpan",),
+    "tracehouse.sweeps.agent": ("agent",),
+    "tracehouse.sweeps.sweep": ("param_importance", "sweep", "sweep_control", "sweep_results", "sweep_status"),
+    "tracehouse.sweeps.trial": ("RunStopped",),
+    "tracehouse.tracking.artifacts.artifact": ("Artifact", "ArtifactEntry"),
+    "tracehouse.tracking.config": ("Config", "Summary"),
+    "tracehouse.tracking.media": ("Histogram", "Image", "Table"),
+    "tracehouse.tracking.run": (
+        "Run", "current_run", "define_metric", "finish", "init", "log", "log_artifact", "restore", "save",
+        "use_artifact",
+    ),
+}  # fmt: skip
+_LAZY = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = [
     "Artifact",
@@ -88,17 +139,23 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """`th.run`, `th.config`, `th.summary`: the active run and its config and summary (W&B's names)."""
-    if name == "evals":  # the evaluation API: `th.evals.evaluate(...)`
-        import importlib
-
-        return importlib.import_module("tracehouse.evals")
+def __getattr__(name: str) -> _Any:
+    """The public names, loaded on first use; `th.run`, `th.config`, `th.summary` (the active run and
+    its config and summary, W&B's names); `th.evals` (the evaluation API)."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
+    if name == "evals":
+        return _importlib.import_module("tracehouse.evals")
     if name in ("run", "config", "summary"):
-        from ._run import current_run as _current_run
-
-        run = _current_run()
+        run = _importlib.import_module("tracehouse.tracking.run").current_run()
         if name == "run" or run is None:
             return run
         return getattr(run, name)
     raise AttributeError(f"module 'tracehouse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({name for name in globals() if not name.startswith("_") or name == "__version__"} | set(__all__))

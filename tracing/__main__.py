@@ -1,5 +1,5 @@
 """`python -m tracehouse` runs the CLI."""
 
-from tracehouse._cli import main
+from tracehouse.cli.main import main
 
 raise SystemExit(main())

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from .testing import CapturedSpans, capture_spans
+from tracehouse.testing import CapturedSpans, capture_spans
 
 
 @pytest.fixture

@@ -19,11 +19,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from tracehouse.collector._queries import build_tree
-from tracehouse.collector._span_rows import span_row
+from tracehouse.collector.store.queries import build_tree
+from tracehouse.collector.store.rows.spans import span_row
 from tracehouse.exporters._records import SpanRecord, record_to_dict
-
-from ._runtime import runtime
+from tracehouse.spans.runtime import runtime
 
 __all__ = ["CapturedSpans", "capture_spans"]
 

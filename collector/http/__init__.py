@@ -1,0 +1,1 @@
+"""The collector's HTTP app: the edge guard and one module of routes per area."""

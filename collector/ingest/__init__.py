@@ -1,0 +1,1 @@
+"""The collector's writer (batched inserts) and its write-ahead log."""

@@ -1,0 +1,1 @@
+"""OTLP/HTTP decoding (protobuf, JSON) and the attribute conventions of the ecosystems accepted."""

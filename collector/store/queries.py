@@ -1,0 +1,234 @@
+"""The questions every reader asks, as SQL over one Store: recent traces, one trace, latency.
+
+The SDK (`th.traces`, ...), the CLI and the collector's REST API all call these, so the same
+arguments give the same answers and the same errors. Every value is a bound parameter; the only
+identifiers written into SQL come from fixed whitelists.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from tracehouse._errors import ConfigError, NotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tracehouse.collector.store.store import Store
+
+Since = Union[str, timedelta, datetime, None]
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+TIME_MIN = datetime(1900, 1, 1, tzinfo=timezone.utc)
+TIME_MAX = datetime(2299, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+MAX_TRACES = 10_000
+
+
+def check_time(option: str, value: datetime) -> datetime:
+    """`value` (UTC when naive) if the store can hold it (DateTime64: 1900 to 2299), else ConfigError."""
+    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not TIME_MIN <= value <= TIME_MAX:
+        raise ConfigError(option, f"{value.isoformat()} is outside the times the store holds (1900 to 2299)")
+    return value
+
+
+def since_start(since: Since) -> datetime:
+    """The start of a time window: '15m', '1h', '7d', a timedelta, a datetime, or None (all time)."""
+    if since is None:
+        return _EPOCH
+    now = datetime.now(timezone.utc)
+    try:
+        if isinstance(since, datetime):
+            return check_time("since", since)
+        if isinstance(since, timedelta):
+            return check_time("since", now - since)
+        if isinstance(since, str):
+            match = _DURATION_RE.match(since)
+            if match:
+                return check_time("since", now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)]))
+            return check_time("since", datetime.fromisoformat(since.strip()))
+    except (ValueError, OverflowError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        if isinstance(error, OverflowError) or "out of range" in str(error):
+            raise ConfigError("since", f"{since!r} reaches before the times the store holds (1900 to 2299)") from None
+    raise ConfigError(
+        "since", f"expected a duration such as '15m', '1h', '7d', an ISO time, a timedelta or a datetime, got {since!r}"
+    )
+
+
+def check_project(project: Any) -> str:
+    """A project name, or ConfigError."""
+    if not isinstance(project, str) or not project or len(project) > 256:
+        raise ConfigError("project", f"expected a project name, got {project!r}")
+    return project
+
+
+_PROJECT_TABLES = ("spans", "runs", "artifacts", "sweeps", "scores", "datasets")
+
+
+def known_projects(store: Store) -> list[str]:
+    """Every project the store holds something of, by name."""
+    union = " UNION DISTINCT ".join(f"SELECT DISTINCT project FROM {t}" for t in _PROJECT_TABLES)
+    _, rows = store.query_rows(f"SELECT project FROM ({union}) ORDER BY project")
+    return [str(r[0]) for r in rows]
+
+
+def ensure_project(store: Store, project: str) -> None:
+    """NotFoundError naming `project` (and the ones there are) unless the store holds something of it.
+
+    Called when an answer came back empty, so a known project with nothing in the window stays an
+    empty answer while a misspelt one says so."""
+    union = " UNION ALL ".join(f"(SELECT 1 FROM {t} WHERE project = {{p:String}} LIMIT 1)" for t in _PROJECT_TABLES)
+    _, rows = store.query_rows(f"SELECT count() FROM ({union})", {"p": project})
+    if rows and rows[0][0]:
+        return
+    known = known_projects(store)
+    listed = f"the projects are {', '.join(known[:20])}" if known else "the store holds no projects yet"
+    raise NotFoundError(f"no project {project!r} in the store; {listed}")
+
+
+_TRACES_SQL = """
+SELECT trace_id, first_start AS start_time, root_name, duration_ms, spans, status, total_tokens, cost_usd,
+       input_preview, output_preview
+FROM (
+    SELECT
+        trace_id,
+        min(start_time) AS first_start,
+        argMin(name, (parent_span_id != '', start_time)) AS root_name,
+        (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
+        count() AS spans,
+        if(countIf(status = 'error') > 0, 'error', 'ok') AS status,
+        sum(ifNull(total_tokens, 0)) AS total_tokens,
+        sumOrNull(cost_usd) AS cost_usd,
+        argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
+        argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
+    FROM spans
+    WHERE project = {project:String} AND start_time >= {since:DateTime64(9, 'UTC')} {filters}
+    GROUP BY trace_id
+)
+{having}
+ORDER BY start_time DESC
+LIMIT {limit:UInt32}
+"""
+
+
+def check_traces_args(limit: Any, status: Any) -> None:
+    """ConfigError for a limit that is not a positive integer or a status other than ok / error."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_TRACES:
+        raise ConfigError("limit", f"expected an integer from 1 to {MAX_TRACES:,}, got {limit!r}")
+    if status not in (None, "ok", "error"):
+        raise ConfigError("status", f"expected 'ok' or 'error', got {status!r}")
+
+
+def traces(
+    store: Store,
+    project: str,
+    limit: int = 20,
+    since: Since = "24h",
+    name: Optional[str] = None,
+    status: Optional[str] = None,
+) -> pd.DataFrame:
+    """Recent traces, newest first: root name, duration, span count, status, tokens, cost, previews."""
+    check_traces_args(limit, status)
+    if name is not None and not isinstance(name, str):
+        raise ConfigError("name", f"expected a span name, got {name!r}")
+    params: dict[str, Any] = {"project": check_project(project), "since": since_start(since), "limit": limit}
+    filters = ""
+    if name is not None:
+        filters += (
+            " AND trace_id IN (SELECT trace_id FROM spans WHERE project = {project:String}"
+            " AND start_time >= {since:DateTime64(9, 'UTC')} AND name = {name:String})"
+        )
+        params["name"] = name
+    having = ""
+    if status is not None:
+        having = "WHERE status = {status:String}"
+        params["status"] = status
+    frame = store.query_df(_TRACES_SQL.replace("{filters}", filters).replace("{having}", having), params)
+    if frame.empty:
+        ensure_project(store, project)
+    return frame
+
+
+SPAN_FIELDS = (
+    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time", "end_time", "duration_ms", "status",
+    "status_message", "input", "input_size", "output", "output_size", "context", "model", "provider",
+    "input_tokens", "output_tokens", "total_tokens", "cost_usd", "time_to_first_token_ms", "attributes",
+    "event_names", "run_id", "service_name",
+)  # fmt: skip
+
+
+def trace_tree(store: Store, project: str, trace_id: str) -> dict[str, Any]:
+    """The spans of one trace as a nested dict: each span's fields plus `children`, in start order.
+
+    A trace whose root span is missing (still running, or from another service) has a synthetic
+    root named "(trace)" holding the spans whose parent is not in the store.
+    """
+    if not isinstance(trace_id, str) or not TRACE_ID_RE.match(trace_id):
+        raise ConfigError("trace_id", f"expected 32 lowercase hex digits, got {trace_id!r}")
+    params = {"project": check_project(project), "trace_id": trace_id}
+    _, bounds = store.query_rows(
+        "SELECT toUnixTimestamp64Nano(min(start_time)), toUnixTimestamp64Nano(max(end_time)), count() "
+        "FROM trace_times WHERE project = {project:String} AND trace_id = {trace_id:String}",
+        params,
+    )
+    if not bounds or not bounds[0][2]:
+        raise NotFoundError(f"no trace {trace_id} in project {project!r}")
+    columns, rows = store.query_rows(  # bounds in nanoseconds: Python datetimes would round them to µs
+        f"SELECT {', '.join(SPAN_FIELDS)} FROM spans "
+        "WHERE project = {project:String} AND trace_id = {trace_id:String} "
+        "AND start_time BETWEEN fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+        "AND fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+        "ORDER BY start_time",
+        {**params, "lo": bounds[0][0], "hi": bounds[0][1]},
+    )
+    return build_tree([dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def build_tree(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nest span dicts (with span_id / parent_span_id) by parent; return the root."""
+    by_id = {s["span_id"]: {**s, "children": []} for s in spans}
+    roots: list[dict[str, Any]] = []
+    for node in by_id.values():
+        parent = by_id.get(node["parent_span_id"])
+        (parent["children"] if parent is not None else roots).append(node)
+    if len(roots) == 1:
+        root: dict[str, Any] = roots[0]
+        return root
+    return {"name": "(trace)", "span_id": "", "children": roots}
+
+
+LATENCY_GROUPS = {"name": "name", "model": "model", "kind": "kind", "service": "service_name"}
+
+
+def latency(store: Store, project: str, by: str = "name", since: Since = "1h") -> pd.DataFrame:
+    """Per group: count, p50/p95/p99 latency (ms), error rate, tokens and cost, slowest p95 first."""
+    if by not in LATENCY_GROUPS:
+        raise ConfigError("by", f"expected one of {', '.join(LATENCY_GROUPS)}, got {by!r}")
+    column = LATENCY_GROUPS[by]
+    sql = f"""
+        SELECT
+            {column} AS {by},
+            count() AS count,
+            round(quantiles(0.5, 0.95, 0.99)(duration_ms)[1], 3) AS p50_ms,
+            round(quantiles(0.5, 0.95, 0.99)(duration_ms)[2], 3) AS p95_ms,
+            round(quantiles(0.5, 0.95, 0.99)(duration_ms)[3], 3) AS p99_ms,
+            round(countIf(status = 'error') / count(), 4) AS error_rate,
+            sum(ifNull(input_tokens, 0)) AS input_tokens,
+            sum(ifNull(output_tokens, 0)) AS output_tokens,
+            sumOrNull(cost_usd) AS cost_usd
+        FROM spans
+        WHERE project = {{project:String}} AND start_time >= {{since:DateTime64(9, 'UTC')}}
+            {"AND model != ''" if by == "model" else ""}
+        GROUP BY {column}
+        ORDER BY p95_ms DESC
+    """
+    frame = store.query_df(sql, {"project": check_project(project), "since": since_start(since)})
+    if frame.empty:
+        ensure_project(store, project)
+    return frame

@@ -1,0 +1,218 @@
+"""The store: one ClickHouse database, embedded (chDB) or a server, through clickhouse-connect."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+
+from tracehouse._errors import StoreError
+from tracehouse.collector.store.engine import connect as _connect
+from tracehouse.collector.store.migrations import MIGRATIONS
+from tracehouse.collector.store.readonly import DEFAULT_LIMITS, QueryLimits, ReaderPool, readonly_error
+from tracehouse.collector.store.sql_guard import check_readonly_sql
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from clickhouse_connect.driver.client import Client
+
+logger = logging.getLogger("tracehouse")
+
+_DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class BadRowsError(StoreError):
+    """An insert was refused because of the values in it (not because the store is unavailable)."""
+
+
+class Store:
+    """One tracehouse database: schema migrations, batched inserts, SQL reads.
+
+    `Store(url, database)` connects and applies pending migrations. `url` is `chdb:///path` for the
+    embedded engine or `http(s)://user:password@host:port` for a ClickHouse server.
+    """
+
+    def __init__(self, url: str, database: str = "tracehouse") -> None:
+        if not isinstance(database, str) or not _DATABASE_RE.match(database):
+            raise StoreError(f"database: expected a ClickHouse identifier ([A-Za-z_][A-Za-z0-9_]*), got {database!r}")
+        self.url = url
+        self.database = database
+        admin = _connect(url)
+        try:
+            admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            self.client = _connect(url, database)
+        except StoreError:
+            raise
+        except Exception as error:
+            raise StoreError(f"cannot create database {database!r}: {error}") from error
+        finally:
+            admin.close()  # after the database client is open: closing chDB's last client stops the engine
+        self._lock = threading.Lock()
+        self._readers = ReaderPool(lambda settings: _connect(url, database, settings=settings))
+        self._types: dict[str, dict[str, str]] = {}
+        self._reaching_functions: Optional[frozenset[str]] = None
+        self.migrate()
+
+    def another_client(self) -> Store:
+        """The same database over a connection of its own (for a second writer thread); no migrations."""
+        other = object.__new__(Store)
+        other.url, other.database = self.url, self.database
+        other.client = _connect(self.url, self.database)
+        other._lock = threading.Lock()
+        other._readers = ReaderPool(lambda settings: _connect(self.url, self.database, settings=settings))
+        other._types = {}
+        other._reaching_functions = None
+        return other
+
+    @property
+    def embedded(self) -> bool:
+        """True for the in-process chDB engine."""
+        return self.url.startswith("chdb://")
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet recorded in `collector/store/migrations.py`; return their names."""
+        db = self.database
+        self.client.command(
+            f"CREATE TABLE IF NOT EXISTS `{db}`._migrations "
+            "(name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "ENGINE = MergeTree ORDER BY name"
+        )
+        done = {row[0] for row in self.client.query(f"SELECT name FROM `{db}`._migrations").result_rows}
+        applied = []
+        for name, statements in MIGRATIONS:
+            if name in done:
+                continue
+            for statement in statements:
+                self.client.command(statement.format(db=f"`{db}`"))
+            self.client.insert("_migrations", [[name]], column_names=["name"], database=db)
+            applied.append(name)
+        return applied
+
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]], dedup_token: Optional[str] = None) -> None:
+        """Insert column-oriented data; a repeated `dedup_token` makes a resent batch a no-op."""
+        names = list(columns)
+        if not names or not len(columns[names[0]]):
+            return
+        from clickhouse_connect.driver.exceptions import DataError
+
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        try:
+            with self._lock:
+                types = self._column_types(table)
+                self.client.insert(
+                    table, [columns[n] for n in names], column_names=names, column_oriented=True,
+                    database=self.database, settings=settings, column_type_names=[types[n] for n in names],
+                )  # fmt: skip
+        except DataError as error:  # a value does not fit its column: the rows are at fault, not the store
+            raise BadRowsError(f"insert into {table} refused the values: {_first_line(error)}") from error
+        except Exception as error:
+            raise StoreError(f"insert into {table} failed: {_first_line(error)}") from error
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        """Column types of a table, read once (the client would otherwise DESCRIBE it on every insert)."""
+        types = self._types.get(table)
+        if types is None:
+            result = self.client.query(f"DESCRIBE TABLE `{self.database}`.`{table}`")
+            types = self._types[table] = {str(row[0]): str(row[1]) for row in result.result_rows}
+        return types
+
+    def query_df(self, sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
+        """Run a SELECT; the result as a pandas DataFrame. Values bind as {name:Type} parameters."""
+        try:
+            with self._lock:
+                return self.client.query_df(sql, parameters=dict(parameters or {}))
+        except Exception as error:
+            raise StoreError(f"query failed: {_first_line(error)}") from error
+
+    def query_rows(
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, settings: Optional[dict[str, Any]] = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a SELECT; (column names, rows)."""
+        return self._rows(self.client, sql, parameters, settings)
+
+    def command(
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, settings: Optional[dict[str, Any]] = None
+    ) -> None:
+        """Run a statement that returns no rows (an INSERT ... SELECT); BadRowsError when values do not fit."""
+        from clickhouse_connect.driver.exceptions import DataError
+
+        try:
+            with self._lock:
+                self.client.command(sql, parameters=dict(parameters or {}), settings=settings)
+        except DataError as error:
+            raise BadRowsError(f"statement refused the values: {_first_line(error)}") from error
+        except Exception as error:
+            raise StoreError(f"statement failed: {_first_line(error)}") from error
+
+    def _rows(
+        self,
+        client: Client,
+        sql: str,
+        parameters: Optional[Mapping[str, Any]],
+        settings: Optional[dict[str, Any]] = None,
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        try:
+            with self._lock:
+                result = client.query(sql, parameters=dict(parameters or {}), settings=settings)
+        except Exception as error:
+            raise StoreError(f"query failed: {_first_line(error)}") from error
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def query_readonly(
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, limits: QueryLimits = DEFAULT_LIMITS
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run untrusted SQL (see `sql_guard.py` and `readonly.py`); (column names, rows)."""
+        reader = self._checked_reader(sql, limits)
+        try:
+            result = reader.query(sql, parameters=dict(parameters or {}))
+        except Exception as error:
+            raise readonly_error(error, limits) from error
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def query_readonly_df(
+        self, sql: str, parameters: Optional[Mapping[str, Any]] = None, limits: QueryLimits = DEFAULT_LIMITS
+    ) -> pd.DataFrame:
+        """Run untrusted SQL; the result as a DataFrame (types as ClickHouse gives them)."""
+        reader = self._checked_reader(sql, limits)
+        try:
+            return reader.query_df(sql, parameters=dict(parameters or {}))
+        except Exception as error:
+            raise readonly_error(error, limits) from error
+
+    def _checked_reader(self, sql: str, limits: QueryLimits) -> Client:
+        """The read-only session for `limits`, once `sql` passed the guard (ConfigError otherwise)."""
+        check_readonly_sql(sql, self._engine_table_functions())
+        return self._readers.get(limits.checked())
+
+    def _engine_table_functions(self) -> frozenset[str]:
+        """The table functions this engine has (the guard refuses all but the generators), read once."""
+        if self._reaching_functions is None:
+            try:
+                _, rows = self.query_rows("SELECT name FROM system.table_functions")
+                self._reaching_functions = frozenset(str(r[0]).lower() for r in rows)
+            except StoreError:
+                return frozenset()
+        return self._reaching_functions
+
+    def ping(self) -> bool:
+        """True when the store answers."""
+        try:
+            with self._lock:
+                self.client.query("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        """Close the clients (for chDB, the data directory's lock is released with the last client)."""
+        self._readers.close()
+        self.client.close()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:2000]
+    return type(error).__name__

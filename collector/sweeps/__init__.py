@@ -1,0 +1,1 @@
+"""The sweep controller: configs, search (grid, random, bayes) and hyperband stopping."""

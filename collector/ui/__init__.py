@@ -1,0 +1,1 @@
+"""The web UI: pages, their data and queries, SVG charts, templates and static files."""

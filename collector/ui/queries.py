@@ -1,0 +1,245 @@
+"""The queries behind the dashboards (and their JSON endpoints): time series, slowest calls, trace lists.
+
+Every query filters by project and a time range first (the spans table is ordered by project and
+hour), so pages stay fast on millions of spans; trace lists page by a keyset cursor (the start time
+of the last trace shown), never by OFFSET.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Optional
+
+from tracehouse._errors import ConfigError
+from tracehouse.collector.store.queries import LATENCY_GROUPS, check_project, check_time
+
+if TYPE_CHECKING:
+    from tracehouse.collector.store.store import Store
+
+RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+_BUCKETS = (1, 5, 10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+MAX_BUCKETS = 120
+KINDS = ("llm", "chat", "embedding", "retriever", "reranker", "tool", "chain", "agent", "function")
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A window of time and the bucket width its charts use."""
+
+    start: datetime
+    end: datetime
+    label: str
+
+    @property
+    def bucket_seconds(self) -> int:
+        span = max(1.0, (self.end - self.start).total_seconds())
+        return next((b for b in _BUCKETS if span / b <= MAX_BUCKETS), _BUCKETS[-1])
+
+
+def _parse_time(option: str, value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        raise ConfigError(option, f"expected an ISO time such as 2026-11-28T10:00, got {value!r}") from None
+    return check_time(option, parsed)
+
+
+def time_range(label: Optional[str], start: Optional[str] = None, end: Optional[str] = None) -> TimeRange:
+    """`15m`, `1h`, `24h`, `7d` back from now, or `custom` from `start` to `end` (ISO times)."""
+    now = datetime.now(timezone.utc)
+    label = label or "1h"
+    if label in RANGES:
+        return TimeRange(now - RANGES[label], now, label)
+    if label != "custom":
+        raise ConfigError("range", f"expected one of {', '.join(RANGES)} or custom, got {label!r}")
+    if not start:
+        raise ConfigError("start", "a custom range needs a start time")
+    begin, finish = _parse_time("start", start), _parse_time("end", end) if end else now
+    if finish <= begin:
+        raise ConfigError("end", f"the end ({finish:%Y-%m-%d %H:%M}) is not after the start ({begin:%Y-%m-%d %H:%M})")
+    return TimeRange(begin, finish, "custom")
+
+
+def _bounds(project: str, window: TimeRange) -> dict[str, Any]:
+    return {"project": check_project(project), "start": window.start, "end": window.end}
+
+
+_WINDOW = "project = {project:String} AND start_time >= {start:DateTime64(9, 'UTC')} " \
+    "AND start_time < {end:DateTime64(9, 'UTC')}"  # fmt: skip
+
+
+def overview(store: Store, project: str, window: TimeRange) -> dict[str, Any]:
+    """Totals over the window: calls, p50/p95/p99 (ms), error rate, tokens, cost."""
+    _, rows = store.query_rows(
+        "SELECT count() AS count, quantiles(0.5, 0.95, 0.99)(duration_ms) AS q, "
+        "countIf(status = 'error') AS errors, sum(ifNull(total_tokens, 0)) AS tokens, sum(ifNull(cost_usd, 0)) AS "
+        f"cost FROM spans WHERE {_WINDOW}",
+        _bounds(project, window),
+    )
+    count, quantiles, errors, tokens, cost = rows[0]
+    q = [round(float(v), 3) for v in quantiles] if count else [0.0, 0.0, 0.0]
+    return {"count": int(count), "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2],
+            "error_rate": round(errors / count, 4) if count else 0.0, "tokens": int(tokens),
+            "cost_usd": round(float(cost), 6)}  # fmt: skip
+
+
+def check_group(by: Any) -> str:
+    if by not in LATENCY_GROUPS:
+        raise ConfigError("by", f"expected one of {', '.join(LATENCY_GROUPS)}, got {by!r}")
+    return str(by)
+
+
+def series(store: Store, project: str, window: TimeRange, by: Optional[str]) -> dict[str, Any]:
+    """Per time bucket and group (span name, model, kind or service; None: all calls as one group
+    named "all"): calls, p50/p95/p99, errors, tokens, cost."""
+    bucket = window.bucket_seconds
+    column = LATENCY_GROUPS[check_group(by)] if by is not None else "'all'"
+    _, rows = store.query_rows(
+        f"SELECT toUnixTimestamp(toStartOfInterval(start_time, toIntervalSecond({bucket}))) AS t, {column} AS g, "
+        "count(), quantiles(0.5, 0.95, 0.99)(duration_ms), countIf(status = 'error'), sum(ifNull(total_tokens, 0)), "
+        f"sum(ifNull(cost_usd, 0)) FROM spans WHERE {_WINDOW} GROUP BY t, g ORDER BY t, g",
+        _bounds(project, window),
+    )
+    points = [
+        {
+            "t": int(t),
+            "group": str(g),
+            "count": int(n),
+            "p50_ms": round(float(q[0]), 3),
+            "p95_ms": round(float(q[1]), 3),
+            "p99_ms": round(float(q[2]), 3),
+            "errors": int(e),
+            "tokens": int(tok),
+            "cost_usd": round(float(c), 6),
+        }
+        for t, g, n, q, e, tok, c in rows
+    ]
+    return {"bucket_seconds": bucket, "by": by, "points": points}
+
+
+def groups(store: Store, project: str, window: TimeRange, by: str) -> list[dict[str, Any]]:
+    """Per group over the window: calls, p50/p95/p99, error rate, tokens, cost; slowest p95 first."""
+    column = LATENCY_GROUPS[check_group(by)]
+    _columns, rows = store.query_rows(
+        f"SELECT {column} AS group, count() AS count, quantiles(0.5, 0.95, 0.99)(duration_ms) AS q, "
+        "countIf(status = 'error') / count() AS error_rate, sum(ifNull(total_tokens, 0)) AS tokens, "
+        f"sum(ifNull(cost_usd, 0)) AS cost_usd FROM spans WHERE {_WINDOW} GROUP BY group ORDER BY q[2] DESC "
+        "LIMIT 50",
+        _bounds(project, window),
+    )
+    return [
+        {
+            "group": str(g),
+            "count": int(n),
+            "p50_ms": round(float(q[0]), 3),
+            "p95_ms": round(float(q[1]), 3),
+            "p99_ms": round(float(q[2]), 3),
+            "error_rate": round(float(e), 4),
+            "tokens": int(t),
+            "cost_usd": round(float(c), 6),
+        }
+        for g, n, q, e, t, c in rows
+    ]
+
+
+def slowest(store: Store, project: str, window: TimeRange, limit: int = 10) -> list[dict[str, Any]]:
+    """The slowest calls in the window, with their trace ids."""
+    columns, rows = store.query_rows(
+        "SELECT trace_id, span_id, name, kind, model, duration_ms, status, start_time FROM spans "
+        f"WHERE {_WINDOW} ORDER BY duration_ms DESC LIMIT {{limit:UInt32}}",
+        {**_bounds(project, window), "limit": limit},
+    )
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+@dataclass
+class TraceFilters:
+    """What the traces page filters on; all optional."""
+
+    name: Optional[str] = None
+    kind: Optional[str] = None
+    model: Optional[str] = None
+    status: Optional[str] = None
+    min_ms: Optional[float] = None
+    max_ms: Optional[float] = None
+    text: Optional[str] = None
+    run_id: Optional[str] = None
+
+    def check(self) -> None:
+        if self.kind is not None and self.kind not in KINDS:
+            raise ConfigError("kind", f"expected one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.status is not None and self.status not in ("ok", "error"):
+            raise ConfigError("status", f"expected ok or error, got {self.status!r}")
+        for option in ("min_ms", "max_ms"):
+            value = getattr(self, option)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ConfigError(option, f"expected a non-negative number of milliseconds, got {value!r}")
+        if self.min_ms is not None and self.max_ms is not None and self.min_ms > self.max_ms:
+            raise ConfigError("max_ms", f"the maximum ({self.max_ms}) is below the minimum ({self.min_ms})")
+
+
+# The page of trace ids is chosen with numeric aggregates only (the window holds every trace); the
+# text columns (root name, previews) are then built for those few traces alone.
+_TRACE_LIST_SQL = """
+SELECT trace_id, min(start_time) AS started,
+       argMin(name, (parent_span_id != '', start_time)) AS root_name,
+       (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
+       count() AS spans, if(countIf(status = 'error') > 0, 'error', 'ok') AS status,
+       sum(ifNull(total_tokens, 0)) AS total_tokens, sumOrNull(cost_usd) AS cost_usd,
+       argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
+       argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
+FROM spans
+WHERE {window} AND trace_id IN (
+    SELECT trace_id FROM (
+        SELECT trace_id, min(start_time) AS started,
+               (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
+               if(countIf(status = 'error') > 0, 'error', 'ok') AS status
+        FROM spans
+        WHERE {window} AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {window} {filters})
+        GROUP BY trace_id
+        HAVING 1 {having}
+        ORDER BY started DESC
+        LIMIT {limit:UInt32}
+    )
+)
+GROUP BY trace_id
+ORDER BY started DESC
+"""
+
+
+def trace_list(
+    store: Store, project: str, window: TimeRange, filters: TraceFilters, before: Optional[str] = None, limit: int = 50
+) -> dict[str, Any]:
+    """A page of traces, newest first; `next` is the cursor of the page after (None at the end)."""
+    filters.check()
+    params: dict[str, Any] = {**_bounds(project, window), "limit": limit + 1}
+    where, having = "", ""
+    for option, clause in (("name", "name = {name:String}"), ("kind", "kind = {kind:String}"),
+                           ("model", "model = {model:String}"), ("run_id", "run_id = {run_id:String}")):  # fmt: skip
+        value = getattr(filters, option)
+        if value:
+            where += f" AND {clause}"
+            params[option] = value
+    if filters.text:
+        where += " AND (positionCaseInsensitive(input, {text:String}) > 0 OR positionCaseInsensitive(output, " \
+            "{text:String}) > 0)"  # fmt: skip
+        params["text"] = filters.text
+    if filters.status:
+        having += " AND status = {status:String}"
+        params["status"] = filters.status
+    if filters.min_ms is not None:
+        having += " AND duration_ms >= {min_ms:Float64}"
+        params["min_ms"] = float(filters.min_ms)
+    if filters.max_ms is not None:
+        having += " AND duration_ms <= {max_ms:Float64}"
+        params["max_ms"] = float(filters.max_ms)
+    if before:
+        having += " AND started < {before:DateTime64(9, 'UTC')}"
+        params["before"] = _parse_time("before", before)
+    sql = _TRACE_LIST_SQL.replace("{window}", _WINDOW).replace("{filters}", where).replace("{having}", having)
+    columns, rows = store.query_rows(sql, params)
+    names = ["start_time" if c == "started" else c for c in columns]
+    traces = [dict(zip(names, row, strict=True)) for row in rows[:limit]]
+    cursor = traces[-1]["start_time"].isoformat() if len(rows) > limit and traces else None
+    return {"traces": traces, "next": cursor}

@@ -1,0 +1,1 @@
+"""The `tracehouse` command line."""

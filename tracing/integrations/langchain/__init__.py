@@ -1,0 +1,1 @@
+"""LangChain: instrument_langchain (extra tracehouse[langchain])."""

@@ -1,0 +1,1 @@
+"""The openai client: instrument_openai (extra tracehouse[openai])."""

@@ -1,0 +1,1 @@
+"""Tracing: settings, the process runtime, spans, the @trace decorator, payload capture."""

@@ -1,0 +1,224 @@
+"""Settings: one declarative table, one precedence rule (argument > environment > default)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from tracehouse._errors import ConfigError
+
+_PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(option: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(option, f"expected a boolean (true/false, 1/0), got {value!r}")
+
+
+def _parse_project(option: str, value: Any) -> str:
+    if not isinstance(value, str) or not _PROJECT_RE.match(value):
+        raise ConfigError(
+            option,
+            "expected 1-128 characters of letters, digits, '_', '.', '-' (starting with a letter or digit), "
+            f"got {value!r}",
+        )
+    return value
+
+
+def _parse_database(option: str, value: Any) -> str:
+    if not isinstance(value, str) or not _DATABASE_RE.match(value):
+        raise ConfigError(option, f"expected a ClickHouse identifier ([A-Za-z_][A-Za-z0-9_]*), got {value!r}")
+    return value
+
+
+def _parse_path(option: str, value: Any) -> Path:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip() or "\0" in str(value):
+        raise ConfigError(option, f"expected a directory path, got {value!r}")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(option, f"{str(path)!r} exists and is not a directory")
+    return path
+
+
+def _parse_url(option: str, value: Any, schemes: tuple[str, ...]) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(schemes) or len(value) <= len(value.split("://")[0]) + 3:
+        raise ConfigError(option, f"expected a URL starting with {' or '.join(schemes)}, got {value!r}")
+    return value.rstrip("/")
+
+
+def _parse_endpoint(option: str, value: Any) -> Optional[str]:
+    return _parse_url(option, value, ("http://", "https://"))
+
+
+def _parse_clickhouse_url(option: str, value: Any) -> Optional[str]:
+    return _parse_url(option, value, ("http://", "https://", "chdb://", "clickhouse://"))
+
+
+def _parse_blob_url(option: str, value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or "://" not in value or value.startswith("://"):
+        raise ConfigError(option, f"expected an fsspec URL such as s3://bucket/prefix or file:///path, got {value!r}")
+    return value.rstrip("/")
+
+
+def _parse_optional_str(option: str, value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(option, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _parse_payload_limit(option: str, value: Any) -> int:
+    try:
+        number = int(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < 64:
+        raise ConfigError(option, f"expected an integer of at least 64, got {value!r}")
+    return number
+
+
+def _parse_positive_float(option: str, value: Any) -> float:
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number > 0:
+        raise ConfigError(option, f"expected a positive number of seconds, got {value!r}")
+    return number
+
+
+def _parse_redact(option: str, value: Any) -> Optional[Callable[[str], str]]:
+    if value is not None and not callable(value):
+        raise ConfigError(option, f"expected a callable taking and returning a string, got {type(value).__name__}")
+    return value  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One setting: its environment variable, default, parser and meaning."""
+
+    env: Optional[str]
+    default: Any
+    parse: Callable[[str, Any], Any]
+    doc: str
+
+
+PARAMS: dict[str, Param] = {
+    "project": Param("TRACEHOUSE_PROJECT", "default", _parse_project, "Project every span and run is recorded under."),
+    "data_dir": Param(
+        "TRACEHOUSE_DIR", "~/.tracehouse", _parse_path, "Data directory: the spool and the embedded store."
+    ),
+    "endpoint": Param(
+        "TRACEHOUSE_ENDPOINT", None, _parse_endpoint, "URL of a `tracehouse serve` collector; unset = embedded store."
+    ),
+    "api_key": Param("TRACEHOUSE_API_KEY", None, _parse_optional_str, "Key sent to the collector."),
+    "capture_content": Param(
+        "TRACEHOUSE_CAPTURE_CONTENT", True, _parse_bool, "Record input/output text; when false only their sizes."
+    ),
+    "max_payload_bytes": Param(
+        "TRACEHOUSE_MAX_PAYLOAD_BYTES",
+        64 * 1024,
+        _parse_payload_limit,
+        "Input/output/context longer than this is truncated.",
+    ),
+    "redact": Param(None, None, _parse_redact, "Callable applied to every captured text before it is stored."),
+    "disabled": Param("TRACEHOUSE_DISABLED", False, _parse_bool, "Turn tracing into a no-op."),
+    "service_name": Param("OTEL_SERVICE_NAME", "tracehouse-app", _parse_optional_str, "OpenTelemetry service.name."),
+    "clickhouse_url": Param(
+        "TRACEHOUSE_CLICKHOUSE_URL",
+        None,
+        _parse_clickhouse_url,
+        "Store location: a ClickHouse server URL or chdb:///path.",
+    ),
+    "database": Param("TRACEHOUSE_DATABASE", "tracehouse", _parse_database, "ClickHouse database holding the tables."),
+    "blob_url": Param(
+        "TRACEHOUSE_BLOB_URL",
+        None,
+        _parse_blob_url,
+        "Where artifact and media files are stored (an fsspec URL); unset = `blobs/` in the data dir.",
+    ),
+    "flush_timeout": Param(
+        "TRACEHOUSE_FLUSH_TIMEOUT",
+        5.0,
+        _parse_positive_float,
+        "Seconds a flush may take: at exit, on configure() and before reads.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings; build with :func:`resolve_settings`."""
+
+    project: str
+    data_dir: Path
+    endpoint: Optional[str]
+    api_key: Optional[str]
+    capture_content: bool
+    max_payload_bytes: int
+    redact: Optional[Callable[[str], str]]
+    disabled: bool
+    service_name: str
+    clickhouse_url: Optional[str]
+    database: str
+    blob_url: Optional[str]
+    flush_timeout: float
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where this process's spool segments are written."""
+        return self.data_dir / "spool"
+
+    @property
+    def offline_spool_dir(self) -> Path:
+        """Where runs in mode="offline" spool their records until `tracehouse sync`."""
+        return self.data_dir / "offline-spool"
+
+    @property
+    def blob_location(self) -> str:
+        """Where blobs (artifact and media files) live: the configured URL, else `blobs/` in the data dir."""
+        return self.blob_url or str((self.data_dir / "blobs").resolve())
+
+    @property
+    def store_url(self) -> str:
+        """The ClickHouse location: the configured URL, else the embedded chDB dir under data_dir."""
+        return self.clickhouse_url or f"chdb://{(self.data_dir / 'db').resolve()}"
+
+
+assert [f.name for f in fields(Settings)] == list(PARAMS), "Settings and PARAMS must list the same options"
+
+
+def default_settings(**overrides: Any) -> Settings:
+    """The defaults of every option (no environment), with `overrides` applied."""
+    values = {
+        name: param.parse(name, param.default) if param.default is not None else None for name, param in PARAMS.items()
+    }
+    return Settings(**{**values, **overrides})
+
+
+def resolve_settings(**arguments: Any) -> Settings:
+    """Apply argument > environment > default for every option; raise ConfigError naming a bad one."""
+    values: dict[str, Any] = {}
+    for name, param in PARAMS.items():
+        if arguments.get(name) is not None:
+            raw, source = arguments[name], name
+        elif param.env and param.env in os.environ:
+            raw, source = os.environ[param.env], param.env
+        else:
+            raw, source = param.default, name
+        values[name] = param.parse(source, raw) if raw is not None else None
+    return Settings(**values)

@@ -1,0 +1,288 @@
+"""The process-wide state behind the module-level API: settings, the exporter, the OTel provider."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from opentelemetry import trace
+
+from tracehouse._errors import ConfigError
+from tracehouse._internal_errors import log_internal_error
+from tracehouse._version import VERSION
+from tracehouse.exporters._records import SpanRecord
+from tracehouse.spans.config import Settings, default_settings, resolve_settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+    from tracehouse.exporters._sender import SpoolShipper
+    from tracehouse.exporters._sink import SpoolSink
+    from tracehouse.spans.span import TraceSpan
+
+logger = logging.getLogger("tracehouse")
+SCOPE = "tracehouse"
+Listener = Callable[[SpanRecord], None]
+
+
+class Runtime:
+    """Owns the settings, the spool sink, and the link to OpenTelemetry's TracerProvider."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._settings: Optional[Settings] = None
+        self._sink: Optional[SpoolSink] = None
+        self._offline_sink: Optional[SpoolSink] = None  # runs in mode="offline": kept until `tracehouse sync`
+        self._shipper: Optional[SpoolShipper] = None
+        self._provider_ready = False
+        self.foreign_processor: Optional[SpanProcessor] = None  # the user's own processors, when joined
+        self.listeners: list[Listener] = []
+        # called first by flush (False) and shutdown (True): integrations end what they hold open
+        self.flush_hooks: list[Callable[[bool], None]] = []
+        self.active_run_id: Optional[str] = None  # th.init's run: spans started meanwhile carry its id
+        self.disabled = False
+        self._resource: dict[str, Any] = {}
+        self._sdk_resource: Any = None
+        self._rand = random.Random()
+        self.config_error: Optional[ConfigError] = None  # a bad environment value, reported once
+        self._finalizer_pid = 0  # the process a multiprocessing Finalize was registered in
+
+    # --- settings --------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            with self._lock:
+                if self._settings is None:
+                    self._apply_environment()
+        assert self._settings is not None
+        return self._settings
+
+    def _apply_environment(self) -> None:
+        """Settings for a process that never called configure(); a bad variable disables tracing, once."""
+        try:
+            self.apply(resolve_settings())
+        except ConfigError as error:
+            logger.error("tracehouse is disabled: %s (fix the variable, or call tracehouse.configure())", error)
+            self.apply(default_settings(disabled=True), config_error=error)
+
+    def apply(self, settings: Settings, config_error: Optional[ConfigError] = None) -> None:
+        """Switch to new settings; spans already ended are flushed under the old ones first."""
+        with self._lock:
+            old_sink, self._sink = self._sink, None
+            old_offline, self._offline_sink = self._offline_sink, None
+            old_shipper, self._shipper = self._shipper, None
+            self._settings = settings
+            self.config_error = config_error
+            self.disabled = settings.disabled
+            self._resource = {
+                "service.name": settings.service_name,
+                "telemetry.sdk.name": "tracehouse",
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.version": VERSION,
+            }
+            self._sdk_resource = None
+        for old in (old_sink, old_offline):  # outside the lock: other threads go on tracing meanwhile
+            if old is not None:
+                old.shutdown(settings.flush_timeout)
+        if old_shipper is not None:
+            old_shipper.stop(settings.flush_timeout)
+
+    # --- ids -------------------------------------------------------------------------------------
+    def new_trace_id(self) -> int:
+        return self._rand.getrandbits(128) or 1
+
+    def new_span_id(self) -> int:
+        return self._rand.getrandbits(64) or 1
+
+    # --- export ----------------------------------------------------------------------------------
+    def sink(self) -> SpoolSink:
+        sink = self._sink
+        if sink is None:
+            with self._lock:
+                if self._sink is None:
+                    from tracehouse.exporters._sink import SpoolSink
+
+                    self._sink = SpoolSink(self.settings.spool_dir, on_written=self._spool_written)
+                    if "multiprocessing" in sys.modules and self._finalizer_pid != os.getpid():
+                        # its worker processes leave through os._exit, so atexit hooks never run there;
+                        # a Finalize registered now (after multiprocessing's own reset) does. Not tied
+                        # to an object: a collected old sink must not shut the current one down.
+                        from multiprocessing import util
+
+                        util.Finalize(None, self.shutdown, exitpriority=100)
+                        self._finalizer_pid = os.getpid()
+                    if self.settings.endpoint:
+                        self._start_shipper(self.settings)
+                sink = self._sink
+        return sink
+
+    def offline_sink(self) -> SpoolSink:
+        """The spool of offline runs (`offline_spool_dir`): neither read nor shipped until `sync()`."""
+        sink = self._offline_sink
+        if sink is None:
+            with self._lock:
+                if self._offline_sink is None:
+                    from tracehouse.exporters._sink import SpoolSink
+
+                    self.sink()  # registers the exit hooks that flush both
+                    self._offline_sink = SpoolSink(self.settings.offline_spool_dir)
+                sink = self._offline_sink
+        return sink
+
+    def _spool_written(self, rows: int) -> None:
+        shipper = self._shipper
+        if shipper is not None:
+            shipper.notify_written(rows)
+
+    def _start_shipper(self, settings: Settings) -> None:
+        from tracehouse.exporters._sender import CollectorClient, SpoolShipper
+
+        assert settings.endpoint is not None
+        client = CollectorClient(settings.endpoint, settings.api_key)
+        self._shipper = SpoolShipper(settings.spool_dir, client, before_pass=self.flush)
+        self._shipper.start()
+
+    def on_end(self, span: TraceSpan) -> None:
+        """Hand a finished TraceSpan to the exporter (and to the user's processors when joined)."""
+        try:
+            record = SpanRecord(
+                span.project, span.name, span.trace_id, span.span_id, span.parent_span_id,
+                span.start_ns, span.end_ns, span.status, span.status_message, span.attributes, span.events,
+                "INTERNAL", SCOPE, self._resource,
+            )  # fmt: skip
+            self.submit(record)
+            if self.foreign_processor is not None:
+                self.foreign_processor.on_end(self._to_readable(span))
+        except Exception:
+            log_internal_error("span end")
+
+    def submit(self, record: SpanRecord) -> None:
+        self.sink().submit(record)
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:
+                log_internal_error("span listener")
+
+    def _to_readable(self, span: TraceSpan) -> ReadableSpan:
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import SpanContext, Status, StatusCode
+
+        from tracehouse._semconv import KIND, OPENINFERENCE_KIND, OPENINFERENCE_KINDS
+
+        parent = SpanContext(span.trace_id, span.parent_span_id, is_remote=False) if span.parent_span_id else None
+        attributes = dict(span.attributes)
+        attributes.setdefault(OPENINFERENCE_KIND, OPENINFERENCE_KINDS.get(str(attributes.get(KIND)), "CHAIN"))
+        return ReadableSpan(
+            name=span.name,
+            context=span.get_span_context(),
+            parent=parent,
+            resource=self._sdk_resource or self._make_sdk_resource(),
+            attributes=attributes,
+            events=[Event(n, a, t) for n, t, a in span.events or ()],
+            kind=trace.SpanKind.INTERNAL,
+            status=Status(
+                (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status], span.status_message or None
+            ),
+            start_time=span.start_ns,
+            end_time=span.end_ns,
+            instrumentation_scope=InstrumentationScope(SCOPE, VERSION),
+        )
+
+    def _make_sdk_resource(self) -> Any:
+        self._sdk_resource = _sdk_resource(self._resource)
+        return self._sdk_resource
+
+    def ensure_provider(self) -> None:
+        """Join the user's SDK TracerProvider, or install ours, so other OTel spans reach the store."""
+        if self._provider_ready:
+            return
+        with self._lock:
+            if self._provider_ready:
+                return
+            self._provider_ready = True
+            try:
+                self._join_or_install_provider()
+            except Exception:
+                log_internal_error("TracerProvider set-up")
+
+    def _join_or_install_provider(self) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from tracehouse.exporters._otel import StoreSpanProcessor
+
+        processor = StoreSpanProcessor(self)
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            self.foreign_processor = current._active_span_processor
+            current.add_span_processor(processor)
+            return
+        provider = TracerProvider(resource=_sdk_resource(self._resource))
+        provider.add_span_processor(processor)
+        trace.set_tracer_provider(provider)
+        if trace.get_tracer_provider() is not provider:  # someone else won the race: join theirs
+            other = trace.get_tracer_provider()
+            if isinstance(other, TracerProvider):
+                self.foreign_processor = other._active_span_processor
+                other.add_span_processor(processor)
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Write every finished span to the spool (fsync'd); False if `timeout` ran out first."""
+        self._run_flush_hooks(final=False)
+        sink, offline = self._sink, self._offline_sink
+        if sink is None:
+            return True
+        limit = self.settings.flush_timeout if timeout is None else timeout
+        flushed = offline.flush(limit) if offline is not None else True
+        flushed = sink.flush(limit) and flushed
+        shipper = self._shipper
+        if shipper is not None:
+            shipper.wake()
+        return flushed
+
+    def _run_flush_hooks(self, final: bool) -> None:
+        for hook in list(self.flush_hooks):
+            try:
+                hook(final)
+            except Exception:
+                log_internal_error("flush hook")
+
+    def shutdown(self) -> None:
+        """Flush and close the spool, then give the collector (if any) one last bounded pass."""
+        self._run_flush_hooks(final=True)
+        sink, offline, shipper = self._sink, self._offline_sink, self._shipper
+        for each in (offline, sink):
+            if each is not None:
+                each.shutdown(self.settings.flush_timeout)
+        if shipper is not None:
+            self._shipper = None
+            shipper.stop(self.settings.flush_timeout)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child gets its own spool segment and worker thread, and flushes when it exits."""
+        self._lock = threading.RLock()
+        inherited, self._sink = self._sink, None
+        inherited_offline, self._offline_sink = self._offline_sink, None
+        self._shipper = None  # its thread did not survive the fork
+        for each in (inherited, inherited_offline):
+            if each is not None:
+                each.spool.abandon()  # the parent still writes that segment; its queue is the parent's
+        self._rand = random.Random()
+
+
+def _sdk_resource(attributes: dict[str, Any]) -> Any:
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create(attributes)
+
+
+runtime = Runtime()
+atexit.register(runtime.shutdown)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=runtime.after_fork_in_child)

@@ -1,0 +1,1 @@
+"""Sweeps: th.sweep and the agent that runs trials."""

@@ -1,0 +1,1 @@
+"""Experiment runs: init/log/config/summary, files, media, the blob store and artifacts."""

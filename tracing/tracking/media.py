@@ -1,0 +1,243 @@
+"""Values that are not numbers: `th.Table`, `th.Histogram`, `th.Image`, text, arrays and frames.
+
+`run.log` turns each into a JSON value with a `_type` that lands in `run_values` (one row per key
+and step); a table's rows land in `run_tables` (one JSON object per row, queryable with SQL's JSON
+functions), an image's bytes in the blob store (the row keeps the digest). W&B's conversions apply:
+a numpy array or a list of numbers becomes a histogram, a pandas DataFrame a table.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from tracehouse._errors import ConfigError
+
+PutBytes = Callable[[bytes], tuple[str, int]]
+
+
+class Table:
+    """Rows and named columns (W&B's `wandb.Table`); logged tables are rows in `run_tables`."""
+
+    def __init__(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        data: Optional[Sequence[Sequence[Any]]] = None,
+        rows: Optional[Sequence[Sequence[Any]]] = None,
+        dataframe: Any = None,
+    ) -> None:
+        if dataframe is not None:
+            if columns is not None or data is not None or rows is not None:
+                raise ConfigError("dataframe", "give either a dataframe or columns and data, not both")
+            columns = [str(c) for c in dataframe.columns]
+            data = dataframe.itertuples(index=False, name=None)
+        data = data if data is not None else rows
+        materialised = [list(row) for row in data] if data is not None else []
+        if columns is None:
+            width = len(materialised[0]) if materialised else 0
+            columns = [f"col{i}" for i in range(width)]
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise ConfigError("columns", f"expected a list of column names, got {columns!r}")
+        if len(set(columns)) != len(columns):
+            raise ConfigError("columns", f"column names must be distinct, got {list(columns)}")
+        self.columns: list[str] = list(columns)
+        self.data: list[list[Any]] = []
+        for row in materialised:
+            self.add_data(*row)
+
+    def add_data(self, *data: Any) -> None:
+        """Append one row (one value per column)."""
+        if len(data) != len(self.columns):
+            raise ConfigError("data", f"a row needs {len(self.columns)} values ({self.columns}), got {len(data)}")
+        self.data.append(list(data))
+
+    add_row = add_data
+
+    def add_column(self, name: str, data: Sequence[Any]) -> None:
+        """Add a column with one value per existing row."""
+        if not isinstance(name, str) or name in self.columns:
+            raise ConfigError("name", f"expected a new column name, got {name!r}")
+        values = list(data)
+        if self.data and len(values) != len(self.data):
+            raise ConfigError("data", f"the table has {len(self.data)} rows, the column {len(values)} values")
+        if not self.data:
+            self.data = [[] for _ in values]
+        self.columns.append(name)
+        for row, value in zip(self.data, values, strict=True):
+            row.append(value)
+
+    def get_column(self, name: str, convert_to: Optional[str] = None) -> Any:
+        """The values of one column (`convert_to="numpy"` for an array)."""
+        if name not in self.columns:
+            raise ConfigError("name", f"no column {name!r}; the table has {self.columns}")
+        index = self.columns.index(name)
+        values = [row[index] for row in self.data]
+        if convert_to == "numpy":
+            import numpy as np
+
+            return np.array(values)
+        return values
+
+    def get_index(self) -> list[int]:
+        """Row numbers."""
+        return list(range(len(self.data)))
+
+    def get_dataframe(self) -> Any:
+        """The table as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.data, columns=self.columns)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"Table(columns={self.columns!r}, rows={len(self.data)})"
+
+    def _to_value(self, put: PutBytes) -> dict[str, Any]:
+        return {"_type": "table", "columns": self.columns, "data": [[_cell(v, put) for v in row] for row in self.data]}
+
+
+class Histogram:
+    """A histogram of values (W&B's `wandb.Histogram`): from a sequence, or numpy's (counts, edges)."""
+
+    def __init__(self, sequence: Optional[Sequence[Any]] = None, np_histogram: Any = None, num_bins: int = 64) -> None:
+        if not isinstance(num_bins, int) or isinstance(num_bins, bool) or not 1 <= num_bins <= 512:
+            raise ConfigError("num_bins", f"expected an integer from 1 to 512, got {num_bins!r}")
+        if np_histogram is not None:
+            counts, edges = np_histogram
+            self.histogram, self.bins = [float(c) for c in counts], [float(e) for e in edges]
+            if len(self.bins) != len(self.histogram) + 1:
+                raise ConfigError("np_histogram", "expected (counts, bin_edges) with one more edge than counts")
+            return
+        if sequence is None:
+            raise ConfigError("sequence", "give a sequence of numbers or np_histogram=(counts, edges)")
+        values = [float(v) for v in _flat_numbers(sequence) if math.isfinite(float(v))]
+        low, high = (min(values), max(values)) if values else (0.0, 0.0)
+        if high == low:
+            low, high = low - 0.5, high + 0.5
+        width = (high - low) / num_bins
+        counts = [0] * num_bins
+        for value in values:
+            counts[min(int((value - low) / width), num_bins - 1)] += 1
+        self.histogram = [float(c) for c in counts]
+        self.bins = [low + i * width for i in range(num_bins + 1)]
+
+    def _to_value(self, put: PutBytes) -> dict[str, Any]:
+        return {"_type": "histogram", "bins": self.bins, "values": self.histogram}
+
+
+class Image:
+    """An image (W&B's `wandb.Image`) from a file path, a PIL image or a numpy array; stored as a blob."""
+
+    def __init__(self, data_or_path: Any, mode: Optional[str] = None, caption: Optional[str] = None) -> None:
+        self.caption = caption
+        if isinstance(data_or_path, (str, Path)):
+            path = Path(data_or_path)
+            if not path.is_file():
+                raise ConfigError("data_or_path", f"{str(path)!r} is not a file")
+            self.data = path.read_bytes()
+            self.format = path.suffix.lstrip(".").lower() or "bin"
+            self.width, self.height = _png_size(self.data) if self.format == "png" else (0, 0)
+        elif hasattr(data_or_path, "save") and hasattr(data_or_path, "size"):  # a PIL image
+            import io
+
+            buffer = io.BytesIO()
+            data_or_path.save(buffer, format="PNG")
+            self.data, self.format = buffer.getvalue(), "png"
+            self.width, self.height = data_or_path.size
+        elif hasattr(data_or_path, "shape") and hasattr(data_or_path, "tolist"):
+            self.data, self.width, self.height = _encode_png(data_or_path, mode)
+            self.format = "png"
+        else:
+            raise ConfigError(
+                "data_or_path", f"expected a path, a PIL image or a numpy array, got {type(data_or_path)}"
+            )
+
+    def _to_value(self, put: PutBytes) -> dict[str, Any]:
+        digest, size = put(self.data)
+        return {"_type": "image", "digest": digest, "size": size, "format": self.format,
+                "width": self.width, "height": self.height, "caption": self.caption or ""}  # fmt: skip
+
+
+MEDIA_TYPES = (Table, Histogram, Image)
+
+
+def _flat_numbers(values: Any) -> list[Any]:
+    if hasattr(values, "ravel") and hasattr(values, "tolist"):  # numpy array
+        return list(values.ravel().tolist())
+    out: list[Any] = []
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            out.extend(_flat_numbers(value))
+        else:
+            out.append(value)
+    return out
+
+
+def _cell(value: Any, put: PutBytes) -> Any:
+    if isinstance(value, MEDIA_TYPES):
+        return value._to_value(put)
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", 1) == 0:
+        return item()
+    return str(value)
+
+
+def to_value(value: Any, put: PutBytes) -> Optional[dict[str, Any]]:
+    """The stored form of a non-numeric logged value, or None when its type is not supported."""
+    if isinstance(value, MEDIA_TYPES):
+        return value._to_value(put)
+    if isinstance(value, str):
+        return {"_type": "text", "value": value}
+    module = type(value).__module__
+    if module.startswith("pandas") and hasattr(value, "itertuples") and hasattr(value, "columns"):
+        return Table(dataframe=value)._to_value(put)
+    if (module.startswith("numpy") and hasattr(value, "shape")) or (
+        isinstance(value, (list, tuple)) and value and all(type(v) in (int, float) for v in _flat_numbers(value))
+    ):
+        try:
+            return Histogram(value)._to_value(put)
+        except (TypeError, ValueError):
+            return None
+    if value is None or isinstance(value, (list, tuple)):
+        return {"_type": "json", "value": _cell(value, put) if value is None else [_cell(v, put) for v in value]}
+    return None
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    return 0, 0
+
+
+def _encode_png(array: Any, mode: Optional[str]) -> tuple[bytes, int, int]:
+    """A PNG from an HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) array; floats in [0, 1] are scaled."""
+    shape = tuple(array.shape)
+    if len(shape) == 3 and shape[2] == 1:
+        array, shape = array.reshape(shape[:2]), shape[:2]
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (3, 4)):
+        raise ConfigError("data_or_path", f"expected an HxW, HxWx3 or HxWx4 array, got shape {shape}")
+    height, width = int(shape[0]), int(shape[1])
+    channels = 1 if len(shape) == 2 else int(shape[2])
+    if mode is not None and mode not in ("L", "RGB", "RGBA"):
+        raise ConfigError("mode", f"expected 'L', 'RGB' or 'RGBA', got {mode!r}")
+    values = _flat_numbers(array)
+    scale = 255.0 if values and all(isinstance(v, float) for v in values) and max(values) <= 1.0 else 1.0
+    pixels = bytes(max(0, min(255, round(v * scale))) for v in values)
+    stride = width * channels
+    raw = b"".join(b"\x00" + pixels[row * stride : (row + 1) * stride] for row in range(height))
+    colour = {1: 0, 3: 2, 4: 6}[channels]
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    return png, width, height
