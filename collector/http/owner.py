@@ -1,72 +1,58 @@
 """`POST /api/v1/owner`: the collector as the store's owner for the processes of its data dir.
 
 `tracehouse serve` / `ui` advertises itself in the embedded store's directory with a per-start
-secret (see `collector/owner/ownership.py`); a local process presenting that secret is admin on every route, and on
-this one runs the operations of `collector/owner/access.py` (reads, SQL, sweeps, keys, catch-up) as an SDK owner
-would. No API key opens this route: only the secret, which only processes that can read the
-data dir have.
+secret (see `collector/owner/ownership.py`); a local process presenting that secret is admin on
+every route, and on this one runs the operations of `collector/owner/access.py` (reads, SQL,
+sweeps, keys, catch-up) as an SDK owner would. No API key opens this route: only the secret,
+which only processes that can read the data dir have.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
-from typing import TYPE_CHECKING, Awaitable, Callable, Optional
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from tracehouse.collector.owner.access import CatchUpReport, StoreAccess, dispatch, dumps, parse_request
+from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, error_response, json_response
+from tracehouse.collector.owner.access import CatchUpReport, StoreAccess, dispatch, parse_request
 from tracehouse.collector.owner.ownership import OWNER_KEY_ID
-from tracehouse.collector.store.keys import Principal
+from tracehouse.collector.sweeps.controller import SweepController
 
-if TYPE_CHECKING:
-    from tracehouse.collector.server import SpoolFollower
-    from tracehouse.collector.store.keys import KeyStore
-    from tracehouse.collector.store.store import Store
-    from tracehouse.collector.sweeps.controller import SweepController
-
-OWNER = Principal(project=None, key_id=OWNER_KEY_ID)
+router = APIRouter()
 
 
-def is_owner_secret(secret: str, presented: str) -> bool:
-    """Whether `presented` is the owner secret (constant time)."""
-    return hmac.compare_digest(presented.encode(), secret.encode())
-
-
-def add_owner_routes(
-    app: FastAPI,
-    store: Store,
-    principal: Callable[[Request], Awaitable[Principal]],
-    follower: Optional[SpoolFollower],
-    sweeps: Callable[[], SweepController],
-    keys: Callable[[], KeyStore],
-) -> None:
-    """Register `POST /api/v1/owner` on `app`."""
+def owner_access(collector: Collector) -> StoreAccess:
+    """The owner operations of a collector: its store, its follower's catch-up, its sweeps and keys."""
+    follower = collector.follower
 
     def catch_up() -> CatchUpReport:
         return CatchUpReport(rows=follower.catch_up() if follower is not None else 0)
 
-    access = StoreAccess(store, catch_up, sweeps, keys)
+    def sweeps() -> SweepController:
+        assert collector.sweeps is not None
+        return collector.sweeps
+
+    return StoreAccess(collector.store, catch_up, sweeps, lambda: collector.keys)
+
+
+@router.post("/api/v1/owner", include_in_schema=False)
+async def owner(request: Request, collector: CollectorDep, who: Caller) -> Response:
+    """One owner operation, for a process that holds the owner secret."""
+    if who.key_id != OWNER_KEY_ID:
+        return error_response(403, "this route takes only the owner secret of the data dir")
+    op, database, args = parse_request(await request.body())
+    if op == "release":
+        return error_response(409, "a collector does not hand the store over")
+    store = collector.store
+    if database and database != store.database:
+        problem = f"this collector serves {store.database!r}, not {database!r}"
+        return json_response({"error": f"database: {problem}", "option": "database", "problem": problem}, 400)
     info = {"pid": os.getpid(), "kind": "collector", "store": store.url}
-
-    @app.post("/api/v1/owner", include_in_schema=False)
-    async def owner(request: Request) -> Response:
-        who = await principal(request)
-        if who.key_id != OWNER_KEY_ID:
-            return Response(dumps({"error": "this route takes only the owner secret of the data dir"}), 403,
-                            media_type="application/json")  # fmt: skip
-        op, database, args = parse_request(await request.body())
-        if op == "release":
-            return Response(dumps({"error": "a collector does not hand the store over"}), 409,
-                            media_type="application/json")  # fmt: skip
-        if database and database != store.database:
-            return Response(dumps({"error": f"database: this collector serves {store.database!r}, not {database!r}",
-                                   "option": "database", "problem": f"this collector serves {store.database!r}"}),
-                            400, media_type="application/json")  # fmt: skip
-        status, body = await asyncio.to_thread(dispatch, access, op, args, info)
-        return Response(body, status, media_type="application/json")
+    assert collector.owner_access is not None
+    status, body = await asyncio.to_thread(dispatch, collector.owner_access, op, args, info)
+    return Response(body, status, media_type="application/json")
 
 
-__all__ = ["OWNER", "add_owner_routes", "is_owner_secret"]
+__all__ = ["owner_access", "router"]

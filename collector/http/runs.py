@@ -1,9 +1,10 @@
 """The collector's endpoints for runs and artifacts: named reads and the blob store.
 
-- `POST /api/v1/read` `{"name", "project", "parameters"}`: one of the named reads of `collector/store/reads.py`, bound
-  to the project (a project key reads only its own), as a `{"columns", "rows"}` frame.
+- `POST /api/v1/read` `{"name", "project", "parameters"}`: one of the named reads of
+  `collector/store/reads.py`, bound to the project (a project key reads only its own), as a frame.
 - `HEAD|GET|PUT /api/v1/blobs/{sha256}`: artifact, file and media contents by digest. A PUT body
-  is hashed as it streams to disk and refused (400) unless it matches the digest in the path.
+  is hashed as it streams to disk and refused (400) unless it matches the digest in the path. A
+  project key reads (and learns of) a blob only when a row of its project references it.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ import hashlib
 import os
 import re
 import tempfile
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING
 
-import orjson
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from tracehouse._errors import ConfigError, NotFoundError
+from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, error_response, frame_json, json_response
 from tracehouse.collector.http.guard import read_json
+from tracehouse.collector.store.keys import Principal
 from tracehouse.collector.store.reads import is_admin_read, run_read
 
 if TYPE_CHECKING:
     from tracehouse.collector.blobs import BlobStore
-    from tracehouse.collector.store.keys import Principal
     from tracehouse.collector.store.store import Store
 
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -35,6 +36,7 @@ _REFERENCES = (
     "(SELECT 1 FROM run_values WHERE project = {p:String} AND position(value, {d:String}) > 0 LIMIT 1)",
     "(SELECT 1 FROM run_tables WHERE project = {p:String} AND position(row, {d:String}) > 0 LIMIT 1)",
 )
+router = APIRouter()
 
 
 def blob_referenced(store: Store, project: str, digest: str) -> bool:
@@ -43,92 +45,88 @@ def blob_referenced(store: Store, project: str, digest: str) -> bool:
     return bool(rows and rows[0][0])
 
 
-def add_run_routes(
-    app: FastAPI,
-    store: Store,
-    blobs: Optional[BlobStore],
-    principal: Callable[[Request], Awaitable[Principal]],
-    read_project: Callable[[Principal, Optional[str]], str],
-    caught_up: Callable[[], Awaitable[None]],
-    frame_json: Callable[[Any], dict[str, Any]],
-    max_blob_bytes: int,
-) -> None:
-    """Register the read and blob endpoints on `app`."""
+@router.post("/api/v1/read")
+async def read(request: Request, collector: CollectorDep, who: Caller) -> Response:
+    """A named read bound to the caller's project."""
+    payload = await read_json(request)
+    if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+        raise ConfigError("body", 'expected {"name": "...", "project": "...", "parameters": {...}}')
+    project = collector.bind_project(who, payload.get("project"))
+    if is_admin_read(payload["name"]) and not who.admin:
+        return error_response(403, f"the read {payload['name']!r} looks across projects: it needs an admin key")
+    await collector.caught_up()
+    frame = await asyncio.to_thread(
+        run_read, collector.store, payload["name"], project, payload.get("parameters") or {}
+    )
+    return json_response(frame_json(frame))
 
-    @app.post("/api/v1/read")
-    async def read(request: Request) -> Response:
-        who = await principal(request)
-        payload = await read_json(request)
-        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
-            raise ConfigError("body", 'expected {"name": "...", "project": "...", "parameters": {...}}')
-        project = read_project(who, payload.get("project"))
-        if is_admin_read(payload["name"]) and not who.admin:
-            message = f"the read {payload['name']!r} looks across projects: it needs an admin key"
-            return Response(orjson.dumps({"error": message}), 403, media_type="application/json")
-        await caught_up()
-        frame = await asyncio.to_thread(run_read, store, payload["name"], project, payload.get("parameters") or {})
-        return Response(orjson.dumps(frame_json(frame), default=str), media_type="application/json")
 
-    def blob_store() -> BlobStore:
-        if blobs is None:
-            raise ConfigError("blobs", "this collector has no blob store")
-        return blobs
+def _blob_store(collector: Collector) -> BlobStore:
+    if collector.blobs is None:
+        raise ConfigError("blobs", "this collector has no blob store")
+    return collector.blobs
 
-    def check(digest: str) -> str:
-        if not DIGEST_RE.match(digest):
-            raise ConfigError("digest", f"expected 64 lowercase hex digits (SHA-256), got {digest!r}")
-        return digest
 
-    async def readable(request: Request, digest: str) -> bool:
-        """Whether the caller may know of this blob: admin always, a project key only when a row of
-        its project references the digest (so nobody learns what other projects hold)."""
-        who = await principal(request)
-        check(digest)
-        if who.admin:
-            return True
-        await caught_up()
-        return await asyncio.to_thread(blob_referenced, store, str(who.project), digest)
+def _check(digest: str) -> str:
+    if not DIGEST_RE.match(digest):
+        raise ConfigError("digest", f"expected 64 lowercase hex digits (SHA-256), got {digest!r}")
+    return digest
 
-    @app.head("/api/v1/blobs/{digest}")
-    async def has_blob(request: Request, digest: str) -> Response:
-        if not await readable(request, digest):
-            return Response(status_code=404)
-        found = await asyncio.to_thread(blob_store().exists, digest)
-        return Response(status_code=200 if found else 404)
 
-    @app.get("/api/v1/blobs/{digest}")
-    async def get_blob(request: Request, digest: str) -> Response:
-        if not await readable(request, digest):
-            raise NotFoundError(f"blob {digest} is not in this project's blob store")
-        store_ = blob_store()
-        local = store_.local_path(check(digest))
-        if local is not None:
-            if not local.is_file():
-                raise NotFoundError(f"blob {digest} is not in the collector's blob store")
-            return FileResponse(local, media_type="application/octet-stream")
-        data = await asyncio.to_thread(store_.read_bytes, digest)
-        return Response(data, media_type="application/octet-stream")
+async def _readable(collector: Collector, who: Principal, digest: str) -> bool:
+    """Whether the caller may know of this blob: admin always, a project key only when a row of
+    its project references the digest (so nobody learns what other projects hold)."""
+    _check(digest)
+    if who.admin:
+        return True
+    await collector.caught_up()
+    return await asyncio.to_thread(blob_referenced, collector.store, str(who.project), digest)
 
-    @app.put("/api/v1/blobs/{digest}")
-    async def put_blob(request: Request, digest: str) -> Response:
-        await principal(request)
-        store_ = blob_store()
-        check(digest)
-        handle, path = tempfile.mkstemp(prefix="tracehouse-blob-")
-        try:
-            sha, size = hashlib.sha256(), 0
-            with os.fdopen(handle, "wb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > max_blob_bytes:
-                        return Response(
-                            orjson.dumps({"error": f"blob is over the limit of {max_blob_bytes} bytes"}), 413
-                        )
-                    sha.update(chunk)
-                    out.write(chunk)
-            if sha.hexdigest() != digest:
-                raise ConfigError("digest", f"the body's SHA-256 is {sha.hexdigest()}, not {digest}")
-            await asyncio.to_thread(store_.put_file, path)
-            return Response(orjson.dumps({"digest": digest, "size": size}), media_type="application/json")
-        finally:
-            os.unlink(path)
+
+@router.head("/api/v1/blobs/{digest}")
+async def has_blob(digest: str, collector: CollectorDep, who: Caller) -> Response:
+    """200 when the blob is there (and the caller may know it), else 404."""
+    if not await _readable(collector, who, digest):
+        return Response(status_code=404)
+    found = await asyncio.to_thread(_blob_store(collector).exists, digest)
+    return Response(status_code=200 if found else 404)
+
+
+@router.get("/api/v1/blobs/{digest}")
+async def get_blob(digest: str, collector: CollectorDep, who: Caller) -> Response:
+    """A blob's bytes."""
+    if not await _readable(collector, who, digest):
+        raise NotFoundError(f"blob {digest} is not in this project's blob store")
+    blobs = _blob_store(collector)
+    local = blobs.local_path(digest)
+    if local is not None:
+        if not local.is_file():
+            raise NotFoundError(f"blob {digest} is not in the collector's blob store")
+        return FileResponse(local, media_type="application/octet-stream")
+    return Response(await asyncio.to_thread(blobs.read_bytes, digest), media_type="application/octet-stream")
+
+
+@router.put("/api/v1/blobs/{digest}")
+async def put_blob(request: Request, digest: str, collector: CollectorDep, who: Caller) -> Response:
+    """Store a blob; its body must hash to `digest`."""
+    blobs, limit = _blob_store(collector), collector.config.max_blob_bytes
+    _check(digest)
+    handle, path = tempfile.mkstemp(prefix="tracehouse-blob-")
+    try:
+        sha, size = hashlib.sha256(), 0
+        with os.fdopen(handle, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return error_response(413, f"blob is over the limit of {limit} bytes")
+                sha.update(chunk)
+                out.write(chunk)
+        if sha.hexdigest() != digest:
+            raise ConfigError("digest", f"the body's SHA-256 is {sha.hexdigest()}, not {digest}")
+        await asyncio.to_thread(blobs.put_file, path)
+        return json_response({"digest": digest, "size": size})
+    finally:
+        os.unlink(path)
+
+
+__all__ = ["blob_referenced", "router"]

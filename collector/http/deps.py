@@ -1,0 +1,160 @@
+"""What every route depends on: the collector's parts, who is asking, and the shapes of answers.
+
+`create_app` puts one `Collector` on `app.state`; routes take it and the caller's `Principal`
+as FastAPI dependencies (`Depends(parts)`, `Depends(principal)`), so each area's routes live in a
+module of their own with no closures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+
+from tracehouse.collector.http.config import CollectorConfig
+from tracehouse.collector.owner.access import dumps, encode_frame
+from tracehouse.collector.owner.ownership import OWNER_KEY_ID
+from tracehouse.collector.store import queries as q
+from tracehouse.collector.store.keys import ANONYMOUS_ADMIN, KeyStore, Principal
+
+if TYPE_CHECKING:
+    from tracehouse.collector.blobs import BlobStore
+    from tracehouse.collector.ingest.wal import CollectorWal
+    from tracehouse.collector.ingest.writer import BatchWriter
+    from tracehouse.collector.owner.access import StoreAccess
+    from tracehouse.collector.server import SpoolFollower
+    from tracehouse.collector.store.store import Store
+    from tracehouse.collector.sweeps.controller import SweepController
+
+OWNER = Principal(project=None, key_id=OWNER_KEY_ID)
+
+
+@dataclass
+class Collector:
+    """A running collector's parts, as its routes see them."""
+
+    store: Store
+    writer: BatchWriter
+    config: CollectorConfig
+    keys: KeyStore  # keys exist even when none is required (`tracehouse keys create` beside the UI)
+    require_keys: bool
+    wal: Optional[CollectorWal] = None
+    follower: Optional[SpoolFollower] = None
+    blobs: Optional[BlobStore] = None
+    sweeps: Optional[SweepController] = None
+    owner_access: Optional[StoreAccess] = None
+    counters: dict[str, int] = field(default_factory=lambda: {"requests_rejected": 0, "spans_rejected_at_decode": 0})
+
+    def backlog(self) -> int:
+        """Spans answered (in the WAL) and not yet inserted."""
+        if self.wal is None or self.follower is None:
+            return 0
+        return max(0, self.wal.appended - self.follower.ingested)
+
+    async def caught_up(self) -> None:
+        """Ingest what the WAL and the data dir's spool hold, so a read sees every answered request."""
+        if self.follower is not None:
+            await asyncio.to_thread(self.follower.catch_up)
+
+    def record(self, record: dict[str, Any]) -> None:
+        """A record of the collector itself (the sweep controller's claims), durable on return."""
+        if self.wal is not None:
+            self.wal.append([record])
+        else:
+            self.writer.submit([record]).result()
+
+    def bind_project(self, who: Principal, project: Any) -> str:
+        """The project a request acts on: the one asked for (admin) or the key's own (403 for another)."""
+        if project is not None:
+            q.check_project(project)  # a list or a number is a bad argument, never a query
+        if who.admin:
+            return str(project or self.config.default_project)
+        if project not in (None, who.project):
+            raise AuthError(403, f"this key reads only project {who.project!r}")
+        return str(who.project)
+
+
+class AuthError(Exception):
+    """401 (no or a bad key) or 403 (a key acting outside its project)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parts(request: Request) -> Collector:
+    """The collector serving this request."""
+    found: Collector = request.app.state.collector
+    return found
+
+
+def presented_key(request: Request) -> str:
+    """The key a request carries: `Authorization: Bearer`, `X-Tracehouse-Key` or the UI's cookie."""
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return (request.headers.get("x-tracehouse-key") or request.cookies.get("tracehouse_key") or "").strip()
+
+
+async def principal(request: Request) -> Principal:
+    """Who is asking: the owner (its secret), admin on a keyless collector, else the key's principal."""
+    collector = parts(request)
+    presented = presented_key(request)
+    secret = collector.config.owner_secret
+    if secret and presented and hmac.compare_digest(presented.encode(), secret.encode()):
+        return OWNER
+    if not collector.require_keys:
+        return ANONYMOUS_ADMIN
+    if not presented:
+        raise AuthError(401, "an API key is required: send 'Authorization: Bearer <key>'")
+    found = await asyncio.to_thread(collector.keys.verify, presented)
+    if found is None:
+        raise AuthError(401, "unknown or revoked API key")
+    return found
+
+
+CollectorDep = Annotated[Collector, Depends(parts)]  # a route's collector
+Caller = Annotated[Principal, Depends(principal)]  # who calls a route
+
+
+def admin_only(who: Principal) -> None:
+    """403 unless the caller is admin."""
+    if not who.admin:
+        raise AuthError(403, "this endpoint needs an admin key")
+
+
+def json_response(value: Any, status: int = 200, headers: Optional[dict[str, str]] = None) -> Response:
+    """A JSON answer (datetimes, numpy values and NaN handled)."""
+    return Response(dumps(value), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(status: int, message: str, retry_after: Optional[float] = None) -> Response:
+    """`{"error": message}` with `status`, and `Retry-After` when given."""
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+    return json_response({"error": message}, status, headers)
+
+
+def frame_json(frame: Any) -> dict[str, Any]:
+    """A DataFrame as {"columns": [...], "dtypes": [...], "rows": [[...]]} with NULLs as null."""
+    return encode_frame(frame)
+
+
+__all__ = [
+    "OWNER",
+    "AuthError",
+    "Caller",
+    "Collector",
+    "CollectorDep",
+    "admin_only",
+    "error_response",
+    "frame_json",
+    "json_response",
+    "parts",
+    "presented_key",
+    "principal",
+]

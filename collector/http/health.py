@@ -1,0 +1,48 @@
+"""`GET /healthz` (the process answers), `GET /readyz` (the store answers), `GET /metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse, Response
+
+from tracehouse.collector.http.deps import CollectorDep, error_response, json_response
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz() -> Response:
+    """The collector is up."""
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz")
+def readyz(collector: CollectorDep) -> Response:
+    """The store answers; how many rows wait to be inserted."""
+    if not collector.store.ping():
+        return error_response(503, "the store does not answer", retry_after=5)
+    return json_response({"status": "ready", "queued_rows": collector.writer.queued_rows + collector.backlog()})
+
+
+@router.get("/metrics")
+def metrics(collector: CollectorDep) -> Response:
+    """Prometheus text: received, written, rejected, queue depth, inserts and their time."""
+    stats, counters = collector.writer.stats, collector.counters
+    queued = collector.writer.queued_rows + collector.backlog()
+    lines = [
+        ("tracehouse_records_received_total", "counter", "Records accepted into the write queue", stats.received),
+        ("tracehouse_records_written_total", "counter", "Records stored", stats.written),
+        ("tracehouse_records_rejected_total", "counter", "Records refused (bad values)",
+         stats.rejected + counters["spans_rejected_at_decode"]),
+        ("tracehouse_requests_rejected_total", "counter", "Requests refused whole", counters["requests_rejected"]),
+        ("tracehouse_overloaded_total", "counter", "Submissions refused with 503", stats.overloaded),
+        ("tracehouse_queue_rows", "gauge", "Records accepted, not yet inserted", queued),
+        ("tracehouse_inserts_total", "counter", "Inserts into the store", stats.inserts),
+        ("tracehouse_insert_failures_total", "counter", "Inserts that failed", stats.failed_inserts),
+        ("tracehouse_insert_seconds_total", "counter", "Time spent inserting", round(stats.insert_seconds, 6)),
+    ]  # fmt: skip
+    text = "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h, v in lines)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+__all__ = ["router"]

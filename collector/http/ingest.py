@@ -1,0 +1,122 @@
+"""Records in: `POST /v1/traces` (OTLP/HTTP, protobuf or JSON) and `POST /api/v1/records` (the SDK's).
+
+An OTLP request is answered once its spans are durable in the collector's write-ahead log (they
+are inserted in large batches right after); past `max_backlog` spans waiting, 503 with
+Retry-After. Records from SDK senders travel undecoded to the store's writer, and their batch
+token (`X-Tracehouse-Batch`) makes a resend a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Optional
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from tracehouse.collector.http.deps import AuthError, Caller, Collector, CollectorDep, error_response, json_response
+from tracehouse.collector.ingest.writer import BadBatch, Overloaded, WriteResult
+from tracehouse.collector.otlp.decode import OtlpError, decode_traces
+from tracehouse.collector.store.keys import Principal
+
+PROTOBUF = "application/x-protobuf"
+router = APIRouter()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise OtlpError(413, f"body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise OtlpError(413, f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_projects(who: Principal, records: list[dict[str, Any]]) -> None:
+    if who.admin:
+        return
+    others = {str(r.get("project")) for r in records} - {who.project}
+    if others:
+        raise AuthError(403, f"this key writes only project {who.project!r}, not {sorted(others)}")
+
+
+async def _accept(collector: Collector, records: list[dict[str, Any]]) -> WriteResult:
+    """Durable in the WAL (or stored, without one) before the request is answered."""
+    if collector.wal is None or collector.follower is None:
+        future = await asyncio.to_thread(collector.writer.submit, records, None)  # maps records off the loop
+        return await asyncio.wrap_future(future)
+    waiting = collector.backlog()
+    if waiting + len(records) > collector.config.max_backlog:
+        collector.writer.stats.overloaded += 1
+        raise Overloaded(retry_after=max(1.0, waiting / 20_000))
+    await asyncio.to_thread(collector.wal.append, records)
+    return WriteResult(rows=len(records))
+
+
+@router.post("/v1/traces")
+async def otlp_traces(request: Request, collector: CollectorDep, who: Caller) -> Response:
+    """OTLP/HTTP spans from any OpenTelemetry SDK; refused spans are reported in partial_success."""
+    config = collector.config
+    content_type = request.headers.get("content-type", "")
+    try:
+        body = await _read_body(request, config.max_body_bytes)
+        decoded = await asyncio.to_thread(  # CPU work off the event loop
+            decode_traces, body, content_type, request.headers.get("content-encoding"),
+            who.project or config.default_project, max_bytes=config.max_body_bytes * 4,
+        )  # fmt: skip
+    except OtlpError as error:
+        collector.counters["requests_rejected"] += 1
+        return error_response(error.status, str(error))
+    _check_projects(who, decoded.records)
+    collector.counters["spans_rejected_at_decode"] += decoded.rejected
+    result = await _accept(collector, decoded.records) if decoded.records else WriteResult()
+    rejected = decoded.rejected + len(result.rejected)
+    message = "; ".join((decoded.errors + result.rejected)[:20])
+    return _otlp_response("protobuf" in content_type.lower(), rejected, message)
+
+
+@router.post("/api/v1/records")
+async def records(request: Request, collector: CollectorDep, who: Caller) -> Response:
+    """tracehouse's own records (spool frames from SDK senders); X-Tracehouse-Batch makes resends no-ops."""
+    try:
+        body = await _read_body(request, collector.config.max_body_bytes)
+    except OtlpError as error:
+        return error_response(error.status, str(error))
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        return error_response(415, "expected application/json: a JSON array of records")
+    if body.lstrip()[:1] != b"[":
+        return error_response(400, "expected a JSON array of record objects")
+    token: Optional[str] = request.headers.get("x-tracehouse-batch") or None
+    # Passed on undecoded: the embedded store parses and maps it (see store/rows/span_sql.py), off the GIL.
+    future = collector.writer.submit_json(body, token, None if who.admin else who.project)
+    try:
+        result = await asyncio.wrap_future(future)
+    except BadBatch as error:
+        return error_response(400, str(error))
+    except PermissionError as error:
+        raise AuthError(403, f"this key writes only project {who.project!r}, not {error.args[0]}") from error
+    return json_response({"accepted": result.rows, "rejected": len(result.rejected), "errors": result.rejected[:20],
+                          "unknown_types": result.unknown_types})  # fmt: skip
+
+
+def _otlp_response(protobuf: bool, rejected: int, message: str) -> Response:
+    """ExportTraceServiceResponse, with partial_success when some spans were refused."""
+    if protobuf:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = message
+        return Response(response.SerializeToString(), media_type=PROTOBUF)
+    body: dict[str, Any] = {}
+    if rejected:
+        body["partialSuccess"] = {"rejectedSpans": rejected, "errorMessage": message}
+    return json_response(body)
+
+
+__all__ = ["PROTOBUF", "router"]

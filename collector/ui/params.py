@@ -1,0 +1,69 @@
+"""The pages' query-string parameters, read once for a page and its JSON twin (ConfigError naming a bad one)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import orjson
+
+from tracehouse._errors import ConfigError
+from tracehouse.collector.ui import queries as uq
+
+
+def number(params: Any, name: str) -> Optional[float]:
+    """A numeric parameter, None when absent."""
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected a number, got {raw!r}") from None
+
+
+def text(params: Any, name: str) -> Optional[str]:
+    """A text parameter, None when absent or blank."""
+    value = params.get(name)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def dashboard_args(params: Any) -> tuple[uq.TimeRange, str]:
+    """The dashboard's window and grouping."""
+    return uq.time_range(params.get("range"), text(params, "start"), text(params, "end")), params.get("by") or "name"
+
+
+def trace_args(params: Any) -> tuple[uq.TimeRange, uq.TraceFilters, Optional[str]]:
+    """The trace list's window, filters and keyset cursor."""
+    filters = uq.TraceFilters(
+        name=text(params, "name"), kind=text(params, "kind"), model=text(params, "model"),
+        status=text(params, "status"), min_ms=number(params, "min_ms"), max_ms=number(params, "max_ms"),
+        text=text(params, "text"), run_id=text(params, "run_id"),
+    )  # fmt: skip
+    window = uq.time_range(params.get("range") or "24h", text(params, "start"), text(params, "end"))
+    return window, filters, text(params, "before")
+
+
+def runs_args(params: Any) -> tuple[Optional[dict[str, Any]], Optional[str], bool, Optional[list[str]]]:
+    """The runs table's W&B filter (JSON), sort column, direction and chosen columns."""
+    raw = text(params, "filter")
+    filters = None
+    if raw:
+        try:
+            filters = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ConfigError(
+                "filter", f'expected JSON such as {{"config.lr": {{"$lt": 0.01}}}}, got {raw!r}'
+            ) from None
+    columns = params.getlist("cols") if hasattr(params, "getlist") else None
+    return filters, text(params, "sort"), params.get("desc") == "1", columns or None
+
+
+def run_view(params: Any) -> tuple[str, float]:
+    """A run page's x axis (step or time) and smoothing weight."""
+    x = params.get("x") or "step"
+    if x not in ("step", "time"):
+        raise ConfigError("x", f"expected step or time, got {x!r}")
+    weight = number(params, "smooth") or 0.0
+    if not 0 <= weight < 1:
+        raise ConfigError("smooth", f"expected a smoothing weight from 0 to 0.99, got {weight}")
+    return x, weight
