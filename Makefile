@@ -8,10 +8,10 @@ $(PY):
 	python3 -m venv $(VENV)
 
 install: $(PY)
-	$(VENV)/bin/pip install -e '.[dev]'
+	$(VENV)/bin/pip install -c constraints.txt -e '.[dev]'
 
 demo: $(PY)
-	$(VENV)/bin/pip install -e . && $(PY) examples/rag_demo.py
+	$(VENV)/bin/pip install -c constraints.txt -e . && $(PY) examples/rag_demo.py
 
 test: install
 	$(PY) -m pytest

@@ -47,15 +47,8 @@ def evaluate(results: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
     return checks
 
 
-def report(results: dict[str, Any]) -> str:
-    """The printed report: one row per part, the collector's detail, the sender ratios, then the checks."""
-    n = results["spans"]
-    out = [
-        f"ingest: {n:,} spans per part, one `tracehouse serve` (embedded chDB, fresh data dir) on "
-        f"{results['cpus']} CPUs; spans/s = stored / (first request or call -> all rows queryable)"
-    ]
-    rows = []
-    col = results.get("collector")
+def _part_rows(results: dict[str, Any], n: int, col: Any) -> list[list[str]]:
+    rows: list[list[str]] = []
     if col is not None:
         if "skipped" in col:
             rows.append(["collector OTLP/HTTP", *["-"] * 7, f"skipped: {col['skipped']}"])
@@ -86,30 +79,47 @@ def report(results: dict[str, Any]) -> str:
         rows.append([label, f"{n:,}", f"{child['stored']:,}", f"{child['dropped']:,}",
                      fmt_number(child["seconds"], 2), fmt_number(child["spans_per_second"], 0), "-",
                      fmt_number(child.get("peak_rss_mb"), 1), note])  # fmt: skip
+    return rows
+
+
+def _collector_detail(results: dict[str, Any], col: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    out.append(
+        f"collector detail: posting took {col['send_seconds']:.2f} s, {col['requests']:,} requests "
+        f"(503: {col['status_503']}, other errors: {col['other_errors']}, spans rejected: "
+        f"{col['rejected_spans']}); request latency p50 {fmt_number(col['request_ms_p50'], 1)} ms, "
+        f"p95 {fmt_number(col['request_ms_p95'], 1)} ms, max {fmt_number(col['request_ms_max'], 1)} ms"
+    )
+    share = col["insert_seconds"] / col["seconds"] * 100 if col["seconds"] else 0.0
+    out.append(
+        f"  writer: {col['inserts']:,} inserts, {fmt_number(col['rows_per_insert'], 0)} rows each on average, "
+        f"{col['insert_seconds']:.2f} s inside inserts ({share:.0f}% of the wall time)"
+    )
+    cpu = col.get("collector_cpu_seconds")
+    if cpu is not None and col["seconds"]:
+        out.append(
+            f"  collector CPU: {cpu:.2f} s over {col['seconds']:.2f} s of wall time = {cpu / col['seconds']:.2f} "
+            f"of {results['cpus']} cores busy, {cpu / col['spans'] * 1e6:.0f} us of CPU per span"
+        )
+    for sample in col["error_samples"]:
+        out.append(f"  error: {sample}")
+    return out
+
+
+def report(results: dict[str, Any]) -> str:
+    """The printed report: one row per part, the collector's detail, the sender ratios, then the checks."""
+    n = results["spans"]
+    out = [
+        f"ingest: {n:,} spans per part, one `tracehouse serve` (embedded chDB, fresh data dir) on "
+        f"{results['cpus']} CPUs; spans/s = stored / (first request or call -> all rows queryable)"
+    ]
+    col = results.get("collector")
+    rows = _part_rows(results, n, col)
     headers = ["part", "spans", "stored", "dropped", "seconds", "spans/s", "503s", "peak RSS MB", "note"]
     out.append(render_table(headers, rows, left=(0, len(headers) - 1)))
 
     if col is not None and "skipped" not in col:
-        out.append("")
-        out.append(
-            f"collector detail: posting took {col['send_seconds']:.2f} s, {col['requests']:,} requests "
-            f"(503: {col['status_503']}, other errors: {col['other_errors']}, spans rejected: "
-            f"{col['rejected_spans']}); request latency p50 {fmt_number(col['request_ms_p50'], 1)} ms, "
-            f"p95 {fmt_number(col['request_ms_p95'], 1)} ms, max {fmt_number(col['request_ms_max'], 1)} ms"
-        )
-        share = col["insert_seconds"] / col["seconds"] * 100 if col["seconds"] else 0.0
-        out.append(
-            f"  writer: {col['inserts']:,} inserts, {fmt_number(col['rows_per_insert'], 0)} rows each on average, "
-            f"{col['insert_seconds']:.2f} s inside inserts ({share:.0f}% of the wall time)"
-        )
-        cpu = col.get("collector_cpu_seconds")
-        if cpu is not None and col["seconds"]:
-            out.append(
-                f"  collector CPU: {cpu:.2f} s over {col['seconds']:.2f} s of wall time = {cpu / col['seconds']:.2f} "
-                f"of {results['cpus']} cores busy, {cpu / col['spans'] * 1e6:.0f} us of CPU per span"
-            )
-        for sample in col["error_samples"]:
-            out.append(f"  error: {sample}")
+        out += ["", *_collector_detail(results, col)]
     out.append(
         f"collector: ready in {fmt_number(results.get('collector_start_seconds'), 2)} s, peak RSS "
         f"{fmt_number(results.get('collector_peak_rss_mb'), 1)} MB, SIGTERM -> exit code "

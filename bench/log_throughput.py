@@ -42,7 +42,6 @@ import argparse
 import gc
 import glob
 import os
-import struct
 import sys
 import tempfile
 import time
@@ -65,6 +64,7 @@ from _common import (
     render_table,
     run_child,
 )
+from _wandb_log import count_wandb_history
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results" / "log_throughput.json"
@@ -239,43 +239,8 @@ def peer_wandb(steps: int, data_dir: Path) -> dict[str, Any]:
     logs = glob.glob(str(data_dir / "wandb" / f"offline-run-*-{run.id}" / "*.wandb"))
     if len(logs) != 1:
         raise RuntimeError(f"expected one .wandb file for run {run.id}, found {len(logs)}")
-    result.update(_count_wandb_history(Path(logs[0])))
+    result.update(count_wandb_history(Path(logs[0])))
     return result
-
-
-_WANDB_BLOCK = 32768  # the .wandb file is a LevelDB-style log: 7-byte file header, then 32 KiB blocks
-_WANDB_RECORD_HEADER = struct.Struct("<IHB")  # crc32, length, kind (1 full, 2 first, 3 middle, 4 last)
-
-
-def _count_wandb_history(path: Path) -> dict[str, Any]:
-    """Steps and metric values held by the history records of a .wandb transaction log."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    if data[:4] != b":W&B":
-        raise RuntimeError(f"{path.name}: not a W&B transaction log")
-    records, pending, pos = [], b"", 7
-    while pos + _WANDB_RECORD_HEADER.size <= len(data):
-        left = _WANDB_BLOCK - pos % _WANDB_BLOCK
-        if left < _WANDB_RECORD_HEADER.size:  # block trailer padding
-            pos += left
-            continue
-        _, length, kind = _WANDB_RECORD_HEADER.unpack_from(data, pos)
-        pos += _WANDB_RECORD_HEADER.size
-        chunk, pos = data[pos : pos + length], pos + length
-        if kind == 0:
-            break
-        pending = chunk if kind in (1, 2) else pending + chunk
-        if kind in (1, 4):
-            records.append(pending)
-    steps, values = set(), 0
-    for raw in records:
-        record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # generated, no stubs
-        record.ParseFromString(raw)
-        if record.WhichOneof("record_type") == "history":
-            steps.add(record.history.step.num)
-            values += sum(1 for item in record.history.item if (item.key or ".".join(item.nested_key)) in KEYS)
-    return {"steps_stored": len(steps), "values_stored": values, "log_bytes": len(data)}
 
 
 def peer_mlflow(steps: int, data_dir: Path, store: str) -> dict[str, Any]:

@@ -28,7 +28,8 @@ What is measured (each item in its own fresh interpreter, one at a time):
    Peers run with their default capture settings: tracehouse and Langfuse record the arguments and
    the return value, Logfire records the arguments, the raw OTel span records nothing.
 2. ``import tracehouse`` time: ``time.perf_counter`` around the import in a fresh interpreter,
-   median of 5 (target < 150 ms), and the slowest modules it pulls in (``-X importtime``).
+   median of 5 (target <= 60 ms), beside ``import opentelemetry.sdk.trace`` and ``import logfire``,
+   and the slowest modules it pulls in (``-X importtime``).
 3. Spool -> store ingest: the spool the ``tracehouse`` peer wrote (calls + warm-up spans) is
    ingested by ``tracehouse.sync()`` in another process; the store is opened first
    (``tracehouse.reads.reading.get_store()``) so its ~1 s open time is reported apart from rows/s.
@@ -38,10 +39,12 @@ What is measured (each item in its own fresh interpreter, one at a time):
    ``tracehouse.query(<p95 by model over 7 days>)`` (free SQL: the guard, then a ``readonly=1``
    session with limits), median of 5; then the same latency and SQL calls from a second process on
    the same data dir, which goes through the first (the store's owner) over loopback.
-5. Peak RSS of every child.
+5. Payloads: a traced call with a 6 MB string, a 300,000-number list, a 5 MB string passed through,
+   and JSON of a value nested 5,000 deep (`_overhead_payloads.py`), median of 5, with targets.
+6. Peak RSS of every child.
 
 Then the ratios tracehouse / otel (target <= 0.7), / logfire, / langfuse, and PASS/FAIL for:
-ratio <= 0.7, zero spans dropped by tracehouse, disabled < 1 us/call, import < 150 ms. Results are
+ratio <= 0.7, zero spans dropped by tracehouse, disabled < 1 us/call, import <= 60 ms. Results are
 also written as JSON to ``bench/results/trace_overhead.json``. A peer that cannot be imported or run
 is reported as ``skipped: <reason>``.
 """
@@ -49,9 +52,7 @@ is reported as ``skipped: <reason>``.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -59,207 +60,17 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from _common import (
-    DiscardServer,
-    emit,
-    finish,
-    fmt_number,
-    machine_info,
-    median,
-    parse_choices,
-    peak_rss_mb,
-    progress,
-    render_table,
-    run_child,
-)
+from _common import emit, finish, machine_info, median, parse_choices, peak_rss_mb, progress, run_child
+from _overhead_payloads import task_payloads
+from _overhead_peers import PEER_FUNCS, dir_bytes
+from _overhead_report import QUERY_RUNS, evaluate, report
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results" / "trace_overhead.json"
 PEERS = ("bare", "otel", "tracehouse", "tracehouse-disabled", "logfire", "langfuse")
-TARGET_RATIO = 0.7
-TARGET_DISABLED_US = 1.0
-TARGET_IMPORT_MS = 150.0
 IMPORT_RUNS = 5
-QUERY_RUNS = 5
-
-Traced = Callable[[int], int]
-Flush = Callable[[], Optional[bool]]
-Counter = Callable[[], Optional[int]]
-
-
-# ---------------------------------------------------------------------------------------------
-# children: one peer per fresh interpreter
-# ---------------------------------------------------------------------------------------------
-def _measure(f: Traced, flush: Flush, exported: Counter, calls: int, warmup: int) -> dict[str, Any]:
-    """Warm up, then time `calls` calls plus the final flush; count what was exported during them."""
-    for i in range(warmup):
-        f(i)
-    flush()
-    before = exported()
-    gc.collect()
-    t0 = time.perf_counter()
-    for i in range(calls):
-        f(i)
-    t1 = time.perf_counter()
-    flush_ok = flush()
-    t2 = time.perf_counter()
-    after = exported()
-    count = None if before is None or after is None else after - before
-    return {
-        "calls": calls,
-        "seconds": t2 - t0,
-        "loop_seconds": t1 - t0,
-        "flush_seconds": t2 - t1,
-        "us_per_call": (t2 - t0) / calls * 1e6,
-        "flush_ok": flush_ok is not False,
-        "exported": count,
-        "dropped": None if count is None else calls - count,
-    }
-
-
-def _counting_exporter(skip: Optional[Callable[[Any], bool]] = None) -> Any:
-    """An OpenTelemetry SpanExporter that counts the spans it is given and discards them."""
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
-    class CountingExporter(SpanExporter):
-        def __init__(self) -> None:
-            self.count = 0
-
-        def export(self, spans: Any) -> SpanExportResult:
-            self.count += len(spans) if skip is None else sum(1 for s in spans if not skip(s))
-            return SpanExportResult.SUCCESS
-
-    return CountingExporter()
-
-
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
-
-
-def peer_bare(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
-    def f(x: int) -> int:
-        return x + 1
-
-    return _measure(f, lambda: True, lambda: None, calls, warmup)
-
-
-def peer_otel(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    exporter = _counting_exporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    tracer = provider.get_tracer("bench")
-
-    def f(x: int) -> int:
-        with tracer.start_as_current_span("f"):
-            return x + 1
-
-    result = _measure(f, lambda: provider.force_flush(), lambda: exporter.count, calls, warmup)
-    provider.shutdown()
-    return result
-
-
-def peer_tracehouse(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
-    import tracehouse
-    from tracehouse.spans.runtime import runtime
-
-    tracehouse.configure(data_dir=data_dir)
-    disabled = tracehouse.get_settings().disabled
-
-    @tracehouse.trace  # type: ignore[misc,untyped-decorator]  # mypy cannot resolve the editable install
-    def f(x: int) -> int:
-        return x + 1
-
-    def written() -> Optional[int]:
-        sink = runtime._sink  # do not create a sink when tracing is disabled
-        return sink.written if sink is not None else 0
-
-    result = _measure(f, lambda: tracehouse.flush(timeout=300), written, calls, warmup)
-    sink = runtime._sink
-    result["sink_dropped"] = sink.dropped if sink is not None else 0
-    result["spool_bytes"] = _dir_bytes(data_dir / "spool")
-    result["disabled"] = disabled
-    if disabled:
-        result["dropped"] = None  # nothing is meant to be recorded
-    elif result["sink_dropped"]:
-        result["note"] = f"sink.dropped = {result['sink_dropped']}"
-    return result
-
-
-def peer_tracehouse_disabled(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
-    if os.environ.get("TRACEHOUSE_DISABLED") != "1":
-        raise RuntimeError("the parent sets TRACEHOUSE_DISABLED=1 for this peer")
-    result = peer_tracehouse(calls, warmup, data_dir)
-    if not result["disabled"]:
-        raise RuntimeError("TRACEHOUSE_DISABLED=1 did not disable tracing")
-    return result
-
-
-def peer_logfire(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
-    import logfire
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    def is_pending(span: Any) -> bool:  # Logfire can emit "pending" spans at span start: count finished spans only
-        return (span.attributes or {}).get("logfire.span_type") == "pending_span"
-
-    exporter = _counting_exporter(skip=is_pending)
-    logfire.configure(send_to_logfire=False, console=False, additional_span_processors=[BatchSpanProcessor(exporter)])
-
-    @logfire.instrument
-    def f(x: int) -> int:
-        return x + 1
-
-    return _measure(f, lambda: logfire.force_flush(), lambda: exporter.count, calls, warmup)
-
-
-def peer_langfuse(calls: int, warmup: int, data_dir: Path) -> dict[str, Any]:
-    server = DiscardServer().start()
-    os.environ.update(
-        LANGFUSE_HOST=server.url,
-        LANGFUSE_BASE_URL=server.url,
-        LANGFUSE_PUBLIC_KEY="pk-lf-bench",
-        LANGFUSE_SECRET_KEY="sk-lf-bench",
-        NO_PROXY="127.0.0.1,localhost",
-    )
-    from langfuse import get_client, observe
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    client = get_client()
-
-    @observe
-    def f(x: int) -> int:
-        return x + 1
-
-    def received_spans() -> Optional[int]:
-        total = 0
-        for path, body in server.decoded_bodies():
-            if path.endswith("/traces"):
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                total += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        return total
-
-    result = _measure(f, client.flush, received_spans, calls, warmup)
-    total_spans = received_spans() or 0
-    result["http_requests"] = server.requests
-    result["export_bytes_per_span"] = server.bytes_received / total_spans if total_spans else None
-    client.shutdown()
-    server.stop()
-    return result
-
-
-PEER_FUNCS: dict[str, Callable[[int, int, Path], dict[str, Any]]] = {
-    "bare": peer_bare,
-    "otel": peer_otel,
-    "tracehouse": peer_tracehouse,
-    "tracehouse-disabled": peer_tracehouse_disabled,
-    "logfire": peer_logfire,
-    "langfuse": peer_langfuse,
-}
 
 
 def task_ingest(data_dir: Path) -> dict[str, Any]:
@@ -268,7 +79,7 @@ def task_ingest(data_dir: Path) -> dict[str, Any]:
     from tracehouse.reads.reading import get_store
 
     tracehouse.configure(data_dir=data_dir)
-    spool_bytes = _dir_bytes(data_dir / "spool")
+    spool_bytes = dir_bytes(data_dir / "spool")
     t0 = time.perf_counter()
     store = get_store()
     t1 = time.perf_counter()
@@ -395,6 +206,8 @@ def child_main(args: argparse.Namespace) -> int:
             result = PEER_FUNCS[args.peer](args.calls, args.warmup, data_dir)
         elif args.task == "ingest":
             result = task_ingest(data_dir)
+        elif args.task == "payloads":
+            result = task_payloads(data_dir)
         else:
             result = task_query(data_dir, args.spans_1m)
     except Exception as error:
@@ -409,26 +222,34 @@ def child_main(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 # parent: orchestration, import time, report
 # ---------------------------------------------------------------------------------------------
-_IMPORT_SNIPPET = "import time; t = time.perf_counter(); import tracehouse; print(time.perf_counter() - t)"
+IMPORT_PEERS = ("tracehouse", "opentelemetry.sdk.trace", "logfire")
+_IMPORT_SNIPPET = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
 
 
-def measure_import() -> dict[str, Any]:
-    """`import tracehouse` in fresh interpreters: median of IMPORT_RUNS, and its heaviest direct imports."""
+def _import_ms(module: str) -> dict[str, Any]:
+    """`import module` in IMPORT_RUNS fresh interpreters: the median and every run, in ms."""
     times = []
     for _ in range(IMPORT_RUNS):
-        proc = subprocess.run([sys.executable, "-c", _IMPORT_SNIPPET], capture_output=True, text=True, check=False)
+        proc = subprocess.run([sys.executable, "-c", _IMPORT_SNIPPET.format(module=module)], capture_output=True,
+                              text=True, check=False)  # fmt: skip
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             return {"skipped": lines[-1] if lines else f"exit code {proc.returncode}"}
         times.append(float(proc.stdout.strip().splitlines()[-1]) * 1e3)
+    return {"median_ms": median(times), "runs_ms": times}
+
+
+def measure_import() -> dict[str, Any]:
+    """`import tracehouse` in fresh interpreters beside its peers' imports, and its heaviest direct imports."""
+    found = _import_ms("tracehouse")
+    if "skipped" in found:
+        return found
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import tracehouse"], capture_output=True, text=True, check=False
     )
-    return {
-        "median_ms": median(times),
-        "runs_ms": times,
-        "heaviest_imports_ms": [[module, round(ms, 1)] for ms, module in _heaviest_dependencies(proc.stderr)[:6]],
-    }
+    found["heaviest_imports_ms"] = [[m, round(ms, 1)] for ms, m in _heaviest_dependencies(proc.stderr)[:6]]
+    found["peers"] = {module: _import_ms(module) for module in IMPORT_PEERS[1:]}
+    return found
 
 
 def _heaviest_dependencies(importtime_log: str) -> list[tuple[float, str]]:
@@ -460,137 +281,6 @@ def _heaviest_dependencies(importtime_log: str) -> list[tuple[float, str]]:
 
 def _child_args(args: argparse.Namespace, *extra: str) -> list[str]:
     return [str(HERE), "--calls", str(args.calls), "--warmup", str(args.warmup), *extra]
-
-
-def _fmt_int(value: Optional[int]) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _fmt_check(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    return fmt_number(value, 3) if isinstance(value, float) else str(value)
-
-
-def _ratio(peers: dict[str, dict[str, Any]], other: str) -> Optional[float]:
-    mine, theirs = peers.get("tracehouse", {}), peers.get(other, {})
-    if "us_per_call" not in mine or "us_per_call" not in theirs:
-        return None
-    return float(mine["us_per_call"] / theirs["us_per_call"])
-
-
-def report(results: dict[str, Any]) -> str:
-    """The human-readable report of a full run."""
-    peers: dict[str, dict[str, Any]] = results["peers"]
-    bare_us = peers.get("bare", {}).get("us_per_call")
-    out = [f"tracing overhead: {results['calls']:,} calls of f(x) = x + 1, warm-up {results['warmup']:,}, "
-           f"time includes the final flush"]  # fmt: skip
-    rows = []
-    for name, peer in peers.items():
-        if "skipped" in peer:
-            rows.append([name, *["-"] * 7, f"skipped: {peer['skipped']}"])
-            continue
-        overhead = None if bare_us is None or name == "bare" else peer["us_per_call"] - bare_us
-        exported = peer.get("exported")
-        dropped = peer.get("dropped")
-        note = peer.get("note", "")
-        if not peer.get("flush_ok", True):
-            note = (note + "; " if note else "") + "flush timed out"
-        rows.append([
-            name, fmt_number(peer["us_per_call"], 3), fmt_number(overhead, 3), fmt_number(peer["loop_seconds"], 3),
-            fmt_number(peer["flush_seconds"], 3), _fmt_int(exported) if exported is not None else "n/a",
-            _fmt_int(dropped) if dropped is not None else ("-" if name in ("bare", "tracehouse-disabled") else "n/a"),
-            fmt_number(peer.get("peak_rss_mb"), 1), note,
-        ])  # fmt: skip
-    headers = ["peer", "us/call", "overhead us", "loop s", "flush s", "exported", "dropped", "peak RSS MB", "note"]
-    out.append(render_table(headers, rows, left=(0, len(headers) - 1)))
-
-    out.append("")
-    ratio_rows = []
-    for other in ("otel", "logfire", "langfuse"):
-        ratio = _ratio(peers, other)
-        target = f"<= {TARGET_RATIO}" if other == "otel" else ""
-        ratio_rows.append([f"tracehouse / {other}", fmt_number(ratio, 3) if ratio is not None else "n/a", target])
-    out.append(render_table(["ratio (us/call)", "value", "target"], ratio_rows))
-
-    imp = results["import"]
-    out.append("")
-    if "skipped" in imp:
-        out.append(f"import tracehouse: skipped: {imp['skipped']}")
-    else:
-        runs = ", ".join(f"{t:.0f}" for t in imp["runs_ms"])
-        out.append(f"import tracehouse: {imp['median_ms']:.1f} ms median of {len(imp['runs_ms'])} ({runs} ms)")
-        heavy = ", ".join(f"{m} {ms:.0f} ms" for m, ms in imp["heaviest_imports_ms"])
-        out.append(f"  heaviest imports under it: {heavy}")
-
-    ingest = results.get("ingest")
-    if ingest is not None:
-        if "skipped" in ingest:
-            out.append(f"spool -> store ingest: skipped: {ingest['skipped']}")
-        else:
-            out.append(
-                f"spool -> store ingest: {ingest['rows']:,} rows ({ingest['spool_bytes'] / 1e6:.1f} MB of spool) in "
-                f"{ingest['sync_seconds']:.2f} s = {ingest['rows_per_second']:,.0f} rows/s "
-                f"(store open {ingest['open_seconds']:.2f} s not included; {ingest['rows_in_store']:,} rows in store, "
-                f"peak RSS {ingest['peak_rss_mb']:.0f} MB)"
-            )
-    query = results.get("query")
-    if query is not None:
-        if "skipped" in query:
-            out.append(f"latency queries: skipped: {query['skipped']}")
-        else:
-            out.append(
-                f"latency queries over {query['rows']:,} spans (insert {query['insert_seconds']:.2f} s, "
-                f"store open {query['open_seconds']:.2f} s, peak RSS {query['peak_rss_mb']:.0f} MB):"
-            )
-            for by in ("name", "model"):
-                q = query[f"latency_by_{by}"]
-                out.append(
-                    f"  latency(by={by!r}, since='7d'): {q['median_ms']:.1f} ms median of {QUERY_RUNS} "
-                    f"(first {q['first_ms']:.1f} ms, min {q['min_ms']:.1f} ms; "
-                    f"{q['groups']} groups, {q['spans']:,} spans)"
-                )
-            if "sql" in query:
-                q = query["sql"]
-                out.append(f"  query(p95 by model, read-only session): {q['median_ms']:.1f} ms median of {QUERY_RUNS} "
-                           f"(first {q['first_ms']:.1f} ms, min {q['min_ms']:.1f} ms)")  # fmt: skip
-            routed = query.get("via_owner") or {}
-            if "skipped" in routed:
-                out.append(f"  from a second process (through the owner): skipped: {routed['skipped']}")
-            for label, q in ((k, v) for k, v in routed.items() if k != "skipped"):
-                out.append(f"  {label} from a second process, through the owner: {q['median_ms']:.1f} ms median of "
-                           f"{QUERY_RUNS} (first {q['first_ms']:.1f} ms, min {q['min_ms']:.1f} ms)")  # fmt: skip
-
-    out.append("")
-    checks = [[name, _fmt_check(value), target, verdict] for name, value, target, verdict in results["checks"]]
-    out.append(render_table(["check", "value", "target", "result"], checks))
-    return "\n".join(out)
-
-
-def evaluate(results: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
-    """PASS/FAIL against the targets; a check whose input is missing is SKIP."""
-    peers = results["peers"]
-    checks: list[tuple[str, Any, str, str]] = []
-
-    ratio = _ratio(peers, "otel")
-    checks.append(("tracehouse / otel us/call", ratio, f"<= {TARGET_RATIO}",
-                   "SKIP" if ratio is None else ("PASS" if ratio <= TARGET_RATIO else "FAIL")))  # fmt: skip
-
-    th = peers.get("tracehouse", {})
-    if "dropped" in th and th["dropped"] is not None:
-        lost = th["dropped"] + th.get("sink_dropped", 0)
-        checks.append(("tracehouse spans dropped", lost, "0", "PASS" if lost == 0 and th["flush_ok"] else "FAIL"))
-    else:
-        checks.append(("tracehouse spans dropped", "n/a", "0", "SKIP"))
-
-    disabled = peers.get("tracehouse-disabled", {}).get("us_per_call")
-    checks.append(("tracehouse disabled us/call", disabled, f"< {TARGET_DISABLED_US}",
-                   "SKIP" if disabled is None else ("PASS" if disabled < TARGET_DISABLED_US else "FAIL")))  # fmt: skip
-
-    imp = results["import"].get("median_ms")
-    checks.append(("import tracehouse ms", imp, f"< {TARGET_IMPORT_MS:.0f}",
-                   "SKIP" if imp is None else ("PASS" if imp < TARGET_IMPORT_MS else "FAIL")))  # fmt: skip
-    return checks
 
 
 def parent_main(args: argparse.Namespace) -> int:
@@ -627,6 +317,8 @@ def parent_main(args: argparse.Namespace) -> int:
                 args, "--task", "query", "--spans-1m", str(args.spans_1m), "--data-dir", str(root / "query")
             )
             results["query"] = run_child(query_args)
+        progress("payloads ...")
+        results["payloads"] = run_child(_child_args(args, "--task", "payloads", "--data-dir", str(root / "payloads")))
     results["checks"] = evaluate(results)
     return finish(results, started, report, args.out)
 
@@ -640,7 +332,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--skip-store", action="store_true", help="skip the ingest and latency-query parts")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
     parser.add_argument("--peer", choices=PEERS, help=argparse.SUPPRESS)
-    parser.add_argument("--task", choices=("ingest", "query"), help=argparse.SUPPRESS)
+    parser.add_argument("--task", choices=("ingest", "query", "payloads"), help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.calls < 1 or args.warmup < 0 or args.spans_1m < 1:

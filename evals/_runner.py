@@ -144,6 +144,26 @@ def _loop_running() -> bool:
     return True
 
 
+def _checked_inputs(target: Any, dataset: Any, scorers: Sequence[Any], name: Optional[str], max_concurrency: Any,
+                    trials: Any) -> tuple[list[Scorer], Dataset]:  # fmt: skip
+    """The scorers and the dataset of an evaluation, or ConfigError naming what is wrong (before any I/O)."""
+    if not callable(target):
+        raise ConfigError("target", f"expected a function (sync or async), got {target!r}")
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise ConfigError("max_concurrency", f"expected a positive integer, got {max_concurrency!r}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ConfigError("trials", f"expected a positive integer, got {trials!r}")
+    checked: list[Scorer] = [as_scorer(s) for s in scorers]
+    if not isinstance(dataset, Dataset):
+        named = re.sub(r"[^A-Za-z0-9_.\-]+", "-", str(name or getattr(target, "__name__", ""))).strip("-")
+        dataset = Dataset(named[:128] or "eval", dataset)
+    if not dataset.rows:
+        raise ConfigError("dataset", f"dataset {dataset.name} has no examples")
+    if len({s.name for s in checked}) != len(checked):
+        raise ConfigError("scorers", f"scorer names must be distinct, got {[s.name for s in checked]}")
+    return checked, dataset
+
+
 async def evaluate_async(
     target: Callable[..., Any],
     dataset: Any,
@@ -159,20 +179,7 @@ async def evaluate_async(
     """`evaluate` for code already inside an event loop."""
     import tracehouse as th
 
-    if not callable(target):
-        raise ConfigError("target", f"expected a function (sync or async), got {target!r}")
-    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-        raise ConfigError("max_concurrency", f"expected a positive integer, got {max_concurrency!r}")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ConfigError("trials", f"expected a positive integer, got {trials!r}")
-    checked: list[Scorer] = [as_scorer(s) for s in scorers]
-    if not isinstance(dataset, Dataset):
-        named = re.sub(r"[^A-Za-z0-9_.\-]+", "-", str(name or getattr(target, "__name__", ""))).strip("-")
-        dataset = Dataset(named[:128] or "eval", dataset)
-    if not dataset.rows:
-        raise ConfigError("dataset", f"dataset {dataset.name} has no examples")
-    if len({s.name for s in checked}) != len(checked):
-        raise ConfigError("scorers", f"scorer names must be distinct, got {[s.name for s in checked]}")
+    checked, dataset = _checked_inputs(target, dataset, scorers, name, max_concurrency, trials)
     dataset.push(project)
     label = name or f"{getattr(target, '__name__', 'target')}-on-{dataset.name}"
     config = {

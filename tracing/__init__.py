@@ -41,18 +41,8 @@ if _TYPE_CHECKING:
     from tracehouse.tracking.artifacts.artifact import Artifact, ArtifactEntry
     from tracehouse.tracking.config import Config, Summary
     from tracehouse.tracking.media import Histogram, Image, Table
-    from tracehouse.tracking.run import (
-        Run,
-        current_run,
-        define_metric,
-        finish,
-        init,
-        log,
-        log_artifact,
-        restore,
-        save,
-        use_artifact,
-    )
+    from tracehouse.tracking.run import Run, current_run
+    from tracehouse.tracking.session import define_metric, finish, init, log, log_artifact, restore, save, use_artifact
 
 _WHERE = {  # module -> the public names it defines
     "tracehouse.collector.store.pricing": ("set_model_price",),
@@ -73,9 +63,9 @@ _WHERE = {  # module -> the public names it defines
     "tracehouse.tracking.artifacts.artifact": ("Artifact", "ArtifactEntry"),
     "tracehouse.tracking.config": ("Config", "Summary"),
     "tracehouse.tracking.media": ("Histogram", "Image", "Table"),
-    "tracehouse.tracking.run": (
-        "Run", "current_run", "define_metric", "finish", "init", "log", "log_artifact", "restore", "save",
-        "use_artifact",
+    "tracehouse.tracking.run": ("Run", "current_run"),
+    "tracehouse.tracking.session": (
+        "define_metric", "finish", "init", "log", "log_artifact", "restore", "save", "use_artifact",
     ),
 }  # fmt: skip
 _LAZY = {name: module for module, names in _WHERE.items() for name in names}

@@ -115,7 +115,8 @@ class _InProcess:
         self.function = function
 
     def run(self, trial: PendingTrial) -> None:
-        from tracehouse.tracking.run import current_run, finish
+        from tracehouse.tracking.run import current_run
+        from tracehouse.tracking.session import finish
 
         exit_code = 0
         trials.run_in_process(trial)

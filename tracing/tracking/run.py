@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import random
-import string
 import threading
 import time
 from collections import abc
@@ -24,21 +21,17 @@ from typing import Any, Mapping, Optional
 from tracehouse._errors import ConfigError
 from tracehouse._internal_errors import log_internal_error
 from tracehouse.collector.store.rows.runs import table_summary
-from tracehouse.spans.config import _parse_project
 from tracehouse.spans.runtime import runtime
-from tracehouse.sweeps.trial import RunStopped, note_started, on_stop_signal, pending_trial
+from tracehouse.sweeps.trial import RunStopped, on_stop_signal
 from tracehouse.tracking.artifacts.artifact import Artifact
 from tracehouse.tracking.blobs import blob_store
-from tracehouse.tracking.config import Config, Summary, as_mapping, flatten
+from tracehouse.tracking.config import Config, Summary, flatten
 from tracehouse.tracking.files import RunFiles
 from tracehouse.tracking.files import restore as restore_file
 from tracehouse.tracking.media import to_value
 from tracehouse.tracking.metrics import MetricRule, MetricRules, is_removal
 
 logger = logging.getLogger("tracehouse")
-_ADJECTIVES = ("amber", "brisk", "calm", "dawn", "eager", "fine", "gentle", "hardy", "misty", "quiet", "swift")
-_NOUNS = ("river", "sky", "forest", "meadow", "harbor", "summit", "breeze", "canyon", "glade", "comet")
-_ID_CHARS = string.ascii_lowercase + string.digits
 _lock = threading.Lock()
 _current: Optional[Run] = None
 HEARTBEAT_SECONDS = 30.0  # a running run rewrites its record this often; th.runs() calls it crashed after 4 misses
@@ -289,186 +282,6 @@ class Run:
         return f"Run(project={self.project!r}, id={self.id!r}, name={self.name!r}, state={self.state!r})"
 
 
-def init(
-    project: Optional[str] = None,
-    name: Optional[str] = None,
-    id: Optional[str] = None,
-    config: Any = None,
-    tags: Optional[list[str]] = None,
-    group: Optional[str] = None,
-    job_type: Optional[str] = None,
-    notes: Optional[str] = None,
-    mode: Optional[str] = None,
-    resume: Any = None,
-    dir: Optional[str] = None,
-) -> Run:
-    """Start a run (W&B's `wandb.init`); it becomes `th.run`, and a running one is finished first.
-
-    `resume`: "allow" continues run `id` if it exists (else starts it), "must" requires it, "never"
-    refuses an existing one, "auto" (or True) continues `id`, or without an id the last run of this
-    project started from this data directory if it did not finish. A resumed run keeps its name,
-    config (new keys added) and summary, and logs from its last step + 1.
-
-    `mode`: "online" (default, or TRACEHOUSE_MODE), "offline" (records wait in the offline spool until
-    `tracehouse sync`), "disabled" (the same API, nothing recorded). `dir`: the run's local file
-    directory (`run.dir`); files left there are saved with the run when it finishes.
-    """
-    global _current
-    mode = mode or os.environ.get("TRACEHOUSE_MODE") or "online"
-    if mode not in ("online", "offline", "disabled"):
-        raise ConfigError("mode", f"expected 'online', 'offline' or 'disabled', got {mode!r}")
-    if id is not None and (not isinstance(id, str) or not id or any(c in id for c in "/\\:")):
-        raise ConfigError("id", f"expected a non-empty string without / \\ :, got {id!r}")
-    resume = {True: "auto", False: None}.get(resume, resume) if isinstance(resume, bool) else resume
-    if resume not in (None, "allow", "must", "never", "auto"):
-        raise ConfigError("resume", f"expected 'allow', 'must', 'never', 'auto', True or None, got {resume!r}")
-    if resume == "must" and id is None:
-        raise ConfigError("resume", "resume='must' needs the id of the run to continue")
-    values = as_mapping(config, "config")
-    project = runtime.settings.project if project is None else _parse_project("project", project)
-    trial = pending_trial()
-    if trial is not None:
-        id = _join_trial(trial, id, project, values)
-        project, values, resume = trial.project, {**values, **trial.params}, None
-    if dir is not None and (not isinstance(dir, (str, os.PathLike)) or not str(dir)):
-        raise ConfigError("dir", f"expected a directory path, got {dir!r}")
-    disabled = mode == "disabled" or runtime.disabled
-    previous = _current
-    if previous is not None:
-        previous.finish()
-    stored = None if disabled or resume is None else _resumable(project, id, resume)
-    rng = random.Random()
-    run = Run(
-        project=project,
-        run_id=stored["run_id"] if stored else id or "".join(rng.choice(_ID_CHARS) for _ in range(8)),
-        name=name or (stored["name"] if stored else _random_name(rng)),
-        config={**(stored["config"] if stored else {}), **values}, tags=[str(t) for t in tags or []],
-        group=group or "", job_type=job_type or "", notes=notes or "", disabled=disabled,
-        offline=mode == "offline", dir=None if dir is None else os.fspath(dir),
-    )  # fmt: skip
-    if trial is not None:
-        run.sweep_id = trial.sweep_id
-        run.config._lock(trial.params)
-        note_started(run.id)
-    if stored:
-        run.summary._data.update(stored["summary"])
-        run.step, run._started_ns = stored["next_step"], stored["created_ns"]
-    if not disabled:
-        _remember(run)
-        try:
-            os.makedirs(run.dir, exist_ok=True)
-            run._files.save(os.path.join(run.dir, "**", "*"), base_path=run.dir, policy="end")
-        except OSError as error:
-            logger.warning("tracehouse: run.dir %s cannot be created (%s); files left there are not saved",
-                           run.dir, error)  # fmt: skip
-    with _lock:
-        _current = run
-        if not run.disabled:
-            runtime.active_run_id = run.id
-        if _finish_at_exit not in runtime.flush_hooks:
-            runtime.flush_hooks.append(_finish_at_exit)
-    run._state_changed()
-    _link_current_span(run)
-    return run
-
-
-def _join_trial(trial: Any, run_id: Optional[str], project: str, values: dict[str, Any]) -> str:
-    """A run started by a sweep agent is the agent's trial: its id, project and parameters win."""
-    if run_id is not None and run_id != trial.run_id:
-        logger.warning("tracehouse: id %r ignored: this run is trial %s of sweep %s", run_id, trial.run_id,
-                       trial.sweep_id)  # fmt: skip
-    if project != trial.project:
-        logger.warning("tracehouse: project %r ignored: sweep %s runs in project %r", project, trial.sweep_id,
-                       trial.project)  # fmt: skip
-    for key in sorted(k for k in values if k in trial.params and values[k] != trial.params[k]):
-        logger.warning("tracehouse: config %r = %r from the script is overridden by the sweep's %r", key, values[key],
-                       trial.params[key])  # fmt: skip
-    return str(trial.run_id)
-
-
-def _random_name(rng: random.Random) -> str:
-    return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{rng.randrange(1, 100)}"
-
-
-def _resumable(project: str, run_id: Optional[str], resume: str) -> Optional[dict[str, Any]]:
-    """The stored run to continue, or None to start a new one (errors for "must" / "never")."""
-    remembered = _remembered(project) if resume == "auto" else None
-    if run_id is None:  # "auto" without an id: the last run started here, unless it finished
-        run_id = remembered
-        if run_id is None:
-            return None
-    found = _stored_run(project, run_id)
-    if resume == "must" and found is None:
-        raise ConfigError("resume", f"run {run_id!r} does not exist in project {project!r} (resume='must')")
-    if resume == "never" and found is not None:
-        raise ConfigError("resume", f"run {run_id!r} already exists in project {project!r} (resume='never')")
-    if found is not None and resume == "auto" and found["state"] == "finished" and remembered == run_id:
-        return None  # the last run here finished: "auto" starts a new one
-    return found
-
-
-def _stored_run(project: str, run_id: str) -> Optional[dict[str, Any]]:
-    import json
-
-    from tracehouse.reads.reading import read
-
-    runs = read("run", {"r": run_id}, project)
-    if runs.empty:
-        return None
-    steps = read("run_last_step", {"r": run_id}, project)
-    row = runs.iloc[0]
-    return {
-        "run_id": run_id, "name": str(row["name"]), "state": str(row["state"]),
-        "config": json.loads(row["config"] or "{}"), "summary": json.loads(row["summary"] or "{}"),
-        "created_ns": int(row["created_ns"]),
-        "next_step": int(steps["last"].iloc[0]) + 1 if int(steps["n"].iloc[0]) else 0,
-    }  # fmt: skip
-
-
-def _remember_path(project: str) -> Any:
-    import hashlib
-
-    return runtime.settings.data_dir / "runs" / f"last-{hashlib.sha1(project.encode()).hexdigest()[:16]}"
-
-
-def _remember(run: Run) -> None:
-    """Note the run id for resume="auto" (best effort: a read-only data dir only loses auto-resume)."""
-    try:
-        path = _remember_path(run.project)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(run.id)
-    except OSError:
-        pass
-
-
-def _remembered(project: str) -> Optional[str]:
-    try:
-        return _remember_path(project).read_text().strip() or None
-    except OSError:
-        return None
-
-
-def _link_current_span(run: Run) -> None:
-    """A run started inside a traced function: that function's span belongs to the run too."""
-    from opentelemetry import trace as otel_trace
-
-    from tracehouse import _semconv as sc
-    from tracehouse.spans.span import TraceSpan
-
-    span = otel_trace.get_current_span()
-    if isinstance(span, TraceSpan) and not run.disabled:
-        span.attributes[sc.RUN_ID] = run.id
-
-
-def _finish_at_exit(final: bool) -> None:
-    """At exit, a run still running is finished (failed when the program ended on an uncaught error)."""
-    import sys
-
-    run = _current
-    if final and run is not None:
-        run.finish(exit_code=1 if getattr(sys, "last_value", None) is not None else 0)
-
-
 def _mark_current_run_stopped() -> None:
     run = _current
     if run is not None:
@@ -483,63 +296,9 @@ def current_run() -> Optional[Run]:
     return _current
 
 
-def _require() -> Run:
-    if _current is None:
-        raise ConfigError("run", "no active run: call th.init() first")
-    return _current
-
-
-def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
-    """`th.log(...)`: log to the active run."""
-    _require().log(data, step=step, commit=commit)
-
-
-def define_metric(
-    name: str, step_metric: Optional[str] = None, summary: Optional[str] = None, goal: Optional[str] = None
-) -> MetricRule:
-    """`th.define_metric(...)` on the active run."""
-    return _require().define_metric(name, step_metric=step_metric, summary=summary, goal=goal)
-
-
-def finish(exit_code: Optional[int] = None) -> None:
-    """`th.finish()`: finish the active run (nothing happens without one)."""
-    if _current is not None:
-        _current.finish(exit_code)
-
-
-def save(glob_str: str, base_path: Optional[str] = None, policy: str = "live") -> list[str]:
-    """`th.save(...)`: attach files to the active run."""
-    return _require().save(glob_str, base_path=base_path, policy=policy)
-
-
-def log_artifact(
-    artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None, aliases: Optional[list[str]] = None
-) -> Artifact:
-    """`th.log_artifact(...)`: log an artifact version from the active run."""
-    return _require().log_artifact(artifact_or_path, name=name, type=type, aliases=aliases)
-
-
-def use_artifact(artifact_or_name: Any, type: Optional[str] = None, project: Optional[str] = None) -> Artifact:
-    """`th.use_artifact("name:alias")`: a stored version, recorded as an input of the active run (when
-    there is one; without a run it is only read)."""
-    from tracehouse.tracking.artifacts.store import read_artifact
-
-    if _current is not None and project is None:
-        return _current.use_artifact(artifact_or_name, type=type)
-    if isinstance(artifact_or_name, Artifact):
-        return artifact_or_name
-    return read_artifact(artifact_or_name, project or runtime.settings.project, type)
-
-
-def restore(name: str, run_path: Optional[str] = None, replace: bool = False, root: Optional[str] = None) -> str:
-    """Download a file saved with `run.save` (W&B's `wandb.restore`): `run_path` is "run_id" or
-    "project/run_id" (default: the active run); returns the local path."""
-    if run_path is None:
-        run = _require()
-        project, run_id = run.project, run.id
-    else:
-        project, _, run_id = run_path.rpartition("/") if isinstance(run_path, str) else ("", "", "")
-        project = project or runtime.settings.project
-    if not run_id:
-        raise ConfigError("run_path", f"expected 'run_id' or 'project/run_id', got {run_path!r}")
-    return restore_file(name, run_id, project, root, replace)
+def set_current(run: Optional[Run]) -> None:
+    """Make `run` the active run (`th.run`); spans started meanwhile carry its id."""
+    global _current
+    with _lock:
+        _current = run
+        runtime.active_run_id = run.id if run is not None and not run.disabled else None

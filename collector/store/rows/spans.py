@@ -156,6 +156,45 @@ def _kind(attributes: dict[str, Any]) -> str:
     return "function"
 
 
+def _usage(attributes: dict[str, Any]) -> tuple[str, Optional[int], Optional[int], Optional[int], Optional[float]]:
+    """Model, token counts (the total from the parts when absent) and cost (from the price table when absent)."""
+    model = _as_text(_first(attributes, _MODEL_KEYS))
+    input_tokens = _as_count(_first(attributes, _INPUT_TOKEN_KEYS))
+    output_tokens = _as_count(_first(attributes, _OUTPUT_TOKEN_KEYS))
+    total_tokens = _as_count(_first(attributes, _TOTAL_TOKEN_KEYS))
+    if total_tokens is None and (input_tokens is not None or output_tokens is not None):
+        total_tokens = (input_tokens or 0) + (output_tokens or 0)
+        if total_tokens > _MAX_UINT64:
+            total_tokens = None
+    cost = _as_float(attributes.get(sc.COST_USD))
+    if cost is None and model:
+        cost = cost_usd(model, input_tokens, output_tokens)
+    return model, input_tokens, output_tokens, total_tokens, cost
+
+
+def _times(record: dict[str, Any]) -> tuple[int, int]:
+    """(start, end) in ns since the epoch; an end before the start is the start."""
+    start_ns = _as_ns(record.get("start_ns"))
+    end_ns = _as_ns(record.get("end_ns"))
+    if start_ns is None or end_ns is None or not 0 < start_ns <= max(end_ns, start_ns) <= _MAX_TIME_NS:
+        start, end = record.get("start_ns"), record.get("end_ns")
+        raise ValueError(f"start/end time out of range: {start}..{end} (ns since the epoch)")
+    return start_ns, max(end_ns, start_ns)
+
+
+def _events(events: Any, start_ns: int) -> tuple[Any, Any, Any]:
+    """The events' times, names and attributes (three parallel lists)."""
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise ValueError("events: expected an array of event objects")
+    if not events:
+        return _EMPTY, _EMPTY, _EMPTY
+    return (
+        [_event_time(e.get("time_ns"), start_ns) for e in events],
+        [_as_text(e.get("name")) for e in events],
+        [_string_map(_mapping(e, "attributes")) for e in events],
+    )
+
+
 def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
     """One `spans` row as a tuple in SPAN_COLUMNS order, from a spool/OTLP-shaped span record.
 
@@ -168,33 +207,10 @@ def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
     context_text = _as_text(_first(attributes, _CONTEXT_KEYS, pop=True))
     input_size = _as_count(attributes.get(sc.INPUT_SIZE))
     output_size = _as_count(attributes.get(sc.OUTPUT_SIZE))
-    model = _as_text(_first(attributes, _MODEL_KEYS))
-    input_tokens = _as_count(_first(attributes, _INPUT_TOKEN_KEYS))
-    output_tokens = _as_count(_first(attributes, _OUTPUT_TOKEN_KEYS))
-    total_tokens = _as_count(_first(attributes, _TOTAL_TOKEN_KEYS))
-    if total_tokens is None and (input_tokens is not None or output_tokens is not None):
-        total_tokens = (input_tokens or 0) + (output_tokens or 0)
-        if total_tokens > _MAX_UINT64:
-            total_tokens = None
-    cost = _as_float(attributes.get(sc.COST_USD))
-    if cost is None and model:
-        cost = cost_usd(model, input_tokens, output_tokens)
+    model, input_tokens, output_tokens, total_tokens, cost = _usage(attributes)
     resource = _mapping(record, "resource")
-    start_ns = _as_ns(record.get("start_ns"))
-    end_ns = _as_ns(record.get("end_ns"))
-    if start_ns is None or end_ns is None or not 0 < start_ns <= max(end_ns, start_ns) <= _MAX_TIME_NS:
-        start, end = record.get("start_ns"), record.get("end_ns")
-        raise ValueError(f"start/end time out of range: {start}..{end} (ns since the epoch)")
-    end_ns = max(end_ns, start_ns)
-    events = record.get("events") or []
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise ValueError("events: expected an array of event objects")
-    if events:
-        event_times = [_event_time(e.get("time_ns"), start_ns) for e in events]
-        event_names = [_as_text(e.get("name")) for e in events]
-        event_attributes = [_string_map(_mapping(e, "attributes")) for e in events]
-    else:
-        event_times, event_names, event_attributes = _EMPTY, _EMPTY, _EMPTY
+    start_ns, end_ns = _times(record)
+    event_times, event_names, event_attributes = _events(record.get("events") or [], start_ns)
     provider = _as_text(_first(attributes, _PROVIDER_KEYS))
     ttft = _as_float(attributes.get(sc.TTFT_MS))
     run_id = _as_text(attributes.get(sc.RUN_ID))

@@ -7,7 +7,6 @@ where a shape matters the whole normalised tree is compared at once.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import AsyncIterator, Iterator
 
 import pytest
@@ -15,9 +14,6 @@ from conftest import assert_no_current_span
 
 import tracehouse as th
 from tracehouse.testing import CapturedSpans
-
-REPO = Path(__file__).resolve().parent.parent
-
 
 # --- generators ------------------------------------------------------------------------------------
 

@@ -163,9 +163,9 @@ def test_tracehouse_ui_serves_the_local_store(tmp_path: Path) -> None:
     import urllib.request
 
     from conftest import REPO
-    from test_collector import _free_port
+    from servers import free_port
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "tracehouse", "ui", "--no-browser", "--port", str(port), "--data-dir", str(tmp_path)],

@@ -19,8 +19,6 @@ from opentelemetry import trace as otel_trace
 import tracehouse as th
 from tracehouse.testing import CapturedSpans, capture_spans
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 @th.trace(name="leaf", kind="tool")
 def leaf(i: int) -> int:

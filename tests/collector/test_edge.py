@@ -187,9 +187,9 @@ def test_a_full_disk_is_507_with_a_reason(tmp_path: Path) -> None:
 
                 answer = client.put(f"/api/v1/blobs/{hashlib.sha256(blob).hexdigest()}", content=blob)
                 assert answer.status_code == 507 and "disk is full" in answer.json()["error"]
-                from test_collector import _otlp_body
+                from servers import otlp_body
 
-                big = _otlp_body(400)
+                big = otlp_body(400)
                 otlp = client.post("/v1/traces", content=big, headers={"Content-Type": "application/x-protobuf"})
                 assert otlp.status_code == 507 and "disk is full" in otlp.json()["error"]
         finally:

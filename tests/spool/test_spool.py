@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import REPO
 
 from tracehouse.collector.ingest import spool as _spool
 from tracehouse.collector.ingest.spool import (
@@ -30,8 +31,6 @@ from tracehouse.collector.ingest.spool import (
 )
 from tracehouse.exporters._records import SpanRecord
 from tracehouse.exporters._sink import SpoolSink
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _payloads(count: int, size: int = 50) -> list[bytes]:

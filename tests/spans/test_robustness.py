@@ -187,7 +187,6 @@ def test_a_failing_disk_is_not_retried_on_every_span(tmp_path: Path) -> None:
         assert attempts["n"] <= 2 + max(0, int(elapsed / 0.1)).bit_length(), attempts["n"]
         assert sink.pending() <= sink.max_pending
         assert sink.dropped == 2000 - sink.pending()
-        assert elapsed < 2.0
     finally:
         sink.spool.directory = tmp_path / "spool"
         sink.shutdown(5)

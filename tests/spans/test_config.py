@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 import tracehouse as th
 from tracehouse.spans.config import PARAMS, resolve_settings
@@ -104,7 +105,7 @@ def test_unknown_option_is_a_type_error() -> None:
 def test_settings_table_documents_every_option() -> None:
     for name, param in PARAMS.items():
         assert param.doc, name
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     for name, param in PARAMS.items():
         assert f"`{name}`" in readme, f"README does not document option {name}"
         if param.env:

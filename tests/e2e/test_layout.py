@@ -1,4 +1,5 @@
-"""The house: arrows only point down (face -> SDK -> exporters -> collector -> base) and no circles."""
+"""The house: arrows only point down (face -> SDK -> exporters -> collector -> base), no circles, and
+small modules and functions."""
 
 from __future__ import annotations
 
@@ -129,3 +130,19 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_circles() -> None:
     assert _cycles(_graph()) == []
+
+
+def test_modules_and_functions_stay_small() -> None:
+    too_big = []
+    for folder in (*FOLDERS, "bench"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            source = path.read_text()
+            lines = source.count("\n")
+            if lines > 500:
+                too_big.append(f"{path.relative_to(REPO)}: {lines} lines")
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    length = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if length > 80:
+                        too_big.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {length} lines")
+    assert too_big == [], "\n".join(too_big)

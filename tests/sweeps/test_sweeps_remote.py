@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 from conftest import REPO, run_python
-from test_collector import Collector, _free_port
+from servers import Collector, free_port
 
 
 def _agent_code(endpoint: str, data_dir: Path, sweep_id: str) -> str:
@@ -32,7 +32,7 @@ def _agent_code(endpoint: str, data_dir: Path, sweep_id: str) -> str:
 
 
 def test_two_agents_share_a_grid_and_a_run_cap_through_the_collector(tmp_path: Path) -> None:
-    collector = Collector(tmp_path / "collector-data", _free_port())
+    collector = Collector(tmp_path / "collector-data", free_port())
     collector.start()
     try:
         create = f"""

@@ -14,14 +14,13 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import REPO
 
 import tracehouse as th
 from tracehouse.collector.ingest.spool import HEADER_SIZE, SpoolWriter, encode_frame, list_segments, scan_segment
 from tracehouse.collector.ingest.spool_ingest import QUARANTINE, SpoolIngester
 from tracehouse.reads.reading import get_store
 from tracehouse.spans.runtime import runtime
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _count(where: str, parameters: dict[str, Any] | None = None) -> int:
@@ -360,10 +359,8 @@ def test_huge_input_is_truncated_and_function_unaffected(th_env: th.Settings) ->
     def size(value: Any) -> int:
         return len(value)
 
-    started = time.perf_counter()
-    assert size(big_text) == len(big_text)
+    assert size(big_text) == len(big_text)  # how long it takes: bench/trace_overhead.py's payloads part
     assert size(big_list) == len(big_list)
-    assert time.perf_counter() - started < 5
     df = th.query("SELECT input, input_size, output FROM spans ORDER BY start_time")
     text_row, list_row = df.to_dict("records")
     assert text_row["input_size"] > len(big_text.encode())  # the JSON of {"value": ...}: the original size is kept
@@ -404,12 +401,9 @@ def test_atexit_flushes_everything(th_env: th.Settings, tmp_path: Path) -> None:
     proc = _popen(_EXITS_WITHOUT_FLUSH, data_dir, project)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
-    traced_at = time.monotonic()
-    _, stderr = proc.communicate(timeout=30)
-    exit_seconds = time.monotonic() - traced_at
+    _, stderr = proc.communicate(timeout=30)  # a flush that hangs the exit fails here
     assert line == "TRACED", stderr
     assert proc.returncode == 0, stderr
-    assert exit_seconds < 3, f"exit took {exit_seconds:.1f}s"
     spool = data_dir / "spool"
     report = SpoolIngester(get_store()).ingest(spool)
     assert report.problems == [] and report.rejected == 0

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from conftest import run_python
-from test_collector import Collector, _free_port
+from servers import Collector, free_port
 
 
 def _child(code: str, endpoint: str, key: str, data_dir: Path) -> str:
@@ -30,7 +30,7 @@ def test_runs_artifacts_and_files_through_a_collector_with_a_project_key(tmp_pat
          "--json"], capture_output=True, text=True, check=True,
     )  # fmt: skip
     key = json.loads(created.stdout)["key"]
-    collector = Collector(collector_dir, _free_port(), "--require-keys")
+    collector = Collector(collector_dir, free_port(), "--require-keys")
     collector.start()
     try:
         (tmp_path / "weights.bin").write_bytes(b"\x00" * 1000)

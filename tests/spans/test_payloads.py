@@ -15,7 +15,6 @@ import enum
 import json
 import re
 import textwrap
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -31,7 +30,6 @@ from tracehouse._json import to_json_bytes
 from tracehouse.spans.serialize import capture
 from tracehouse.testing import CapturedSpans
 
-REPO = Path(__file__).resolve().parent.parent
 LIMIT = 64 * 1024
 
 
@@ -294,9 +292,7 @@ def test_deeply_nested_structures() -> None:
     deep: Any = "leaf"
     for _ in range(5000):
         deep = [deep]
-    started = time.perf_counter()
-    stored = as_json(deep)
-    assert time.perf_counter() - started < 2
+    stored = as_json(deep)  # its cost: bench/trace_overhead.py's payloads part
     depth = 0
     while isinstance(stored, list):
         stored, depth = stored[0], depth + 1
@@ -506,9 +502,7 @@ def test_huge_input_behaves_as_untraced_and_is_bounded(spans: CapturedSpans) -> 
     def passthrough(text: str) -> str:
         return text
 
-    started = time.perf_counter()
-    assert passthrough(big) is big
-    assert time.perf_counter() - started < 1.0
+    assert passthrough(big) is big  # its cost: bench/trace_overhead.py's payloads part
     row = spans.by_name("passthrough")
     assert row["input_size"] == len(big) + len(b'{"text":""}')
     assert row["output_size"] == len(big)

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import REPO
-from test_collector import Collector, _free_port
+from servers import Collector, free_port
 from ui_seed import PROJECT, seed
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,7 +35,7 @@ if sync_playwright is None or not Path(CHROMIUM).exists():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Any]]]:
-    collector = Collector(tmp_path_factory.mktemp("ui") / "collector-data", _free_port())
+    collector = Collector(tmp_path_factory.mktemp("ui") / "collector-data", free_port())
     collector.start()
 
     def post(path: str, payload: Any) -> Any:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import reconfigure
+from conftest import REPO, reconfigure
 
 import tracehouse as th
 from tracehouse.cli.main import build_parser, main
@@ -109,7 +109,7 @@ def test_sync_reports_what_it_ingested(th_env: th.Settings, capsys: pytest.Captu
 
 
 def test_every_command_is_documented_in_the_readme() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     subparsers = next(a for a in build_parser()._actions if a.dest == "command")
     for command in subparsers.choices:  # type: ignore[union-attr]
         assert f"tracehouse {command}" in readme, f"`tracehouse {command}` is not in the README"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import REPO
+from servers import free_port
 
 pytest.importorskip("fastapi")
 
@@ -201,17 +201,11 @@ def _declared_only(url: str, length: int, secret: str) -> tuple[int, Any]:
     return answer.status, json.loads(answer.read())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Collector:
     """`tracehouse serve` (or `ui`) in a child process, on a data dir."""
 
     def __init__(self, data_dir: Path, *argv: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tracehouse", *(argv or ("serve",)), "--port", str(self.port), "--data-dir",
@@ -273,7 +267,7 @@ def test_a_collector_takes_the_store_over_from_a_script(holder: tuple[Holder, Pa
         second = _cli(data_dir, "query", "SELECT count() AS n FROM spans", "--json")
         _assert_no_lock_noise(second)
         assert json.loads(second.stdout) == [{"n": 1}]
-        refused = _cli(data_dir, "serve", "--port", str(_free_port()))
+        refused = _cli(data_dir, "serve", "--port", str(free_port()))
         assert refused.returncode == 1 and f"already serves this data dir at {collector.url}" in refused.stderr
     finally:
         collector.stop()

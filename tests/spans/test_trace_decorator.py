@@ -13,7 +13,6 @@ import json
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
@@ -21,9 +20,6 @@ from conftest import assert_no_current_span
 
 import tracehouse as th
 from tracehouse.testing import CapturedSpans
-
-REPO = Path(__file__).resolve().parent.parent
-
 
 # --- @th.trace on every kind of callable ---------------------------------------------------------
 
