@@ -11,15 +11,15 @@ import gc
 import ipaddress
 import logging
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from tracehouse._errors import ConfigError
 from tracehouse.collector.http.guard import allowed_hosts
+from tracehouse.collector.ingest.batch_writer import BatchWriter
+from tracehouse.collector.ingest.follower import SpoolFollower
 from tracehouse.collector.ingest.wal import CollectorWal
-from tracehouse.collector.ingest.writer import BatchWriter, WriteResult
 from tracehouse.collector.owner.ownership import new_secret
 from tracehouse.collector.store.store import Store
 
@@ -54,65 +54,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class WriterDestination:
-    """Spool ingest through the collector's writer (so the store keeps a single writer)."""
-
-    def __init__(self, writer: BatchWriter, timeout: float = 60.0) -> None:
-        self.writer = writer
-        self.timeout = timeout
-
-    def write(self, records: list[dict[str, Any]], token: str) -> WriteResult:
-        """Submit and wait until stored."""
-        return self.writer.submit(records, token).result(self.timeout)
-
-    def write_raw(self, payloads: list[bytes], token: str) -> Optional[WriteResult]:
-        """Submit the frames undecoded (the store maps them) and wait until stored."""
-        from tracehouse.collector.ingest.spool import join_json_arrays
-
-        body = join_json_arrays(payloads)
-        return None if body is None else self.writer.submit_json(body, token).result(self.timeout)
-
-
-class SpoolFollower(threading.Thread):
-    """Ingests a spool directory until stopped: back to back while there is work, else every `interval`."""
-
-    def __init__(self, writer: BatchWriter, spool_dir: Path, interval: float) -> None:
-        super().__init__(name="tracehouse-spool-follower", daemon=True)
-        from tracehouse.collector.ingest.spool_ingest import SpoolIngester
-
-        self.spool_dir, self.interval = spool_dir, interval
-        self.ingested = 0  # records taken from the spool (stored or rejected)
-        # two ranges at once: the writer's two threads insert them side by side
-        self._ingester = SpoolIngester(WriterDestination(writer), max_inflight=2)
-        self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-
-    def catch_up(self) -> int:
-        """One ingest pass now (reads call this, so they see every answered request); rows taken."""
-        with self._lock:
-            report = self._ingester.ingest(self.spool_dir)
-            self.ingested += report.rows + report.rejected
-            return report.rows + report.rejected
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                if self.catch_up():
-                    continue
-            except Exception as error:  # the store is busy or down: the spool keeps the records
-                logger.warning("tracehouse collector: spool ingest paused: %s", error)
-            self._stop_event.wait(self.interval)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after a last pass, so everything in the spool is inserted."""
-        self._stop_event.set()
-        self.join(timeout)
-        try:
-            self.catch_up()
-        except Exception as error:
-            logger.warning("tracehouse collector: %s; the spool keeps the rest for the next start", error)
-
-
 @dataclass
 class CollectorParts:
     """A running collector's pieces (tests drive `app` in-process; `close` stops them in order)."""
@@ -129,6 +70,7 @@ class CollectorParts:
         self.wal.close()
         self.follower.stop()
         self.writer.close()
+        self.app.state.collector.close()
         self.store.close()
 
 

@@ -236,10 +236,12 @@ async def evaluate_async(
     run.log({**aggregates, "examples_table": _table(rows)})
     run.summary.update({**aggregates, "examples": len(rows), "errors": sum(r["error"] is not None for r in rows)})
     run.finish()
-    try:
-        version = dataset.wait().version
-    except Exception:
-        version = None
+    version = None
+    if not run.disabled and not run.offline:  # else no store holds the dataset's version (yet)
+        try:
+            version = dataset.wait().version
+        except Exception:
+            version = None
     return EvalResult(run.id, label, dataset.name, version, rows, aggregates)
 
 
@@ -249,6 +251,8 @@ def _record_score(run: Any, scorer_: Scorer, outcome: Any, record: dict[str, Any
     base = {"type": "score", "project": run.project, "target_type": "example", "run_id": run.id, "source": "eval",
             "trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x"),
             "example": example, "time_ns": time.time_ns()}  # fmt: skip
+    # a disabled run stores nothing; an offline one keeps its scores with its other records
+    submit = None if run.disabled else (runtime.offline_sink() if run.offline else runtime.sink()).submit
     try:
         if isinstance(outcome, BaseException):
             raise outcome
@@ -256,11 +260,13 @@ def _record_score(run: Any, scorer_: Scorer, outcome: Any, record: dict[str, Any
     except BaseException as error:
         message = f"{type(error).__name__}: {error}"
         record[f"{scorer_.name}.error"] = message
-        runtime.sink().submit({**base, "name": scorer_.name, "value": None, "error": message})
+        if submit is not None:
+            submit({**base, "name": scorer_.name, "value": None, "error": message})
         return
     for key, value in values.items():
         record[key] = value
-        runtime.sink().submit({**base, "name": key, "value": _value(value)})
+        if submit is not None:
+            submit({**base, "name": key, "value": _value(value)})
 
 
 def _aggregates(rows: list[dict[str, Any]], scorers: list[Scorer]) -> dict[str, float]:

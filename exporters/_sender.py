@@ -12,8 +12,11 @@ exponential backoff while the collector is unreachable; records wait in the spoo
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import http.client
 import logging
+import random
 import socket
 import threading
 import time
@@ -40,6 +43,38 @@ class SendError(TracehouseError):
         self.status = status  # the HTTP status, 0 when the collector was not reached
         self.reason = message
         self.answer: Optional[dict[str, Any]] = None  # the decoded error answer, when there was one
+
+    @property
+    def refused_for_good(self) -> bool:
+        """The collector refuses the batch itself (malformed, too large even split): resending it the
+        same way never succeeds, so the spool sets it aside (see SpoolIngester) instead of wedging."""
+        return self.status in SET_ASIDE_STATUSES
+
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 507})
+SET_ASIDE_STATUSES = frozenset({400, 413, 415, 422})  # the batch itself is refused: it never goes through
+MAX_RETRY_AFTER = 300.0
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds from a `Retry-After` header: delay-seconds or an HTTP-date (RFC 9110); None if absent or bad."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
+
+
+def jittered(seconds: float) -> float:
+    """`seconds` spread over [0.5, 1.0] of itself, so senders that failed together do not retry together."""
+    return seconds * random.uniform(0.5, 1.0)
 
 
 class _NoDelayHTTPConnection(http.client.HTTPConnection):
@@ -106,8 +141,8 @@ class CollectorClient:
         reason = decoded.get("error", decoded) if isinstance(decoded, dict) else decoded
         error = SendError(
             f"collector answered {response.status}: {reason}",
-            retryable=response.status in (408, 429, 500, 502, 503, 504),
-            retry_after=float(response.getheader("Retry-After") or 0) or None,
+            retryable=response.status in RETRYABLE_STATUSES,
+            retry_after=parse_retry_after(response.getheader("Retry-After")),
             status=response.status,
         )
         error.reason = str(reason)
@@ -157,15 +192,24 @@ class CollectorDestination:
         return {**self.extra_headers, "X-Tracehouse-Batch": token}
 
     def write(self, records: list[dict[str, Any]], token: str) -> Any:
-        """POST the records; return the collector's WriteResult-like answer, or raise SendError."""
-        answer = self.client.request("POST", "/api/v1/records", orjson.dumps(records), self._headers(token))
+        """POST the records; return the collector's WriteResult-like answer, or raise SendError.
+
+        A body over the collector's limit (413) is sent in halves under tokens derived from this
+        one (a redo splits the same way); a single record over it is sent shortened."""
+        try:
+            answer = self.client.request("POST", "/api/v1/records", orjson.dumps(records), self._headers(token))
+        except SendError as error:
+            if error.status != 413:
+                raise
+            return self._split_records(records, token, error)
         return self._result(answer)
 
     def write_raw(self, payloads: list[bytes], token: str) -> Any:
         """POST spool frame payloads (JSON arrays) as one array, without decoding them.
 
         None when a payload is not a JSON array or the collector found the body malformed (400):
-        the ingester then decodes the frames one by one and sends what is valid.
+        the ingester then decodes the frames one by one and sends what is valid. Over the
+        collector's body limit (413), the frames go in halves (see `write`).
         """
         from tracehouse.collector.ingest.spool import join_json_arrays
 
@@ -179,8 +223,36 @@ class CollectorDestination:
                 logger.warning("tracehouse: the collector refused a spool batch (%s); resending it frame by frame",
                                error.reason)  # fmt: skip
                 return None
-            raise
+            if error.status != 413:
+                raise
+            if len(payloads) == 1:
+                return self._split_records(_records_of(payloads[0]), token, error)
+            middle = len(payloads) // 2
+            parts = (payloads[:middle], payloads[middle:])
+            return _merged([self._raw_or_decoded(part, f"{token}/{i}") for i, part in enumerate(parts)])
         return self._result(answer)
+
+    def _raw_or_decoded(self, payloads: list[bytes], token: str) -> Any:
+        result = self.write_raw(payloads, token)
+        if result is not None:
+            return result
+        records = [r for p in payloads for r in _records_of(p)]
+        return self.write(records, token)
+
+    def _split_records(self, records: list[dict[str, Any]], token: str, error: SendError) -> Any:
+        if len(records) > 1:
+            middle = len(records) // 2
+            halves = (records[:middle], records[middle:])
+            return _merged([self.write(part, f"{token}/{i}") for i, part in enumerate(halves)])
+        from tracehouse.collector.ingest.frames import shrink_record
+
+        size = len(orjson.dumps(records[0])) if records else 0
+        if size <= 4096:
+            raise SendError(f"the collector refuses even a {size}-byte record: {error.reason}", retryable=False,
+                            status=413)  # fmt: skip
+        shortened = orjson.loads(shrink_record(records[0], size // 2))
+        logger.warning("tracehouse: a %d-byte record is over the collector's body limit; sending it shortened", size)
+        return self.write([shortened], f"{token}/cut")
 
     @staticmethod
     def _result(answer: Any) -> Any:
@@ -193,6 +265,25 @@ class CollectorDestination:
             rejected=(errors + ["rejected by the collector"] * count)[:count],
             unknown_types=int(answer.get("unknown_types", 0)),
         )
+
+
+def _records_of(payload: bytes) -> list[dict[str, Any]]:
+    try:
+        decoded = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return []
+    return [r for r in decoded if isinstance(r, dict)] if isinstance(decoded, list) else []
+
+
+def _merged(results: list[Any]) -> Any:
+    from tracehouse.collector.ingest.writer import WriteResult
+
+    merged = WriteResult()
+    for result in results:
+        merged.rows += result.rows
+        merged.rejected.extend(result.rejected)
+        merged.unknown_types += result.unknown_types
+    return merged
 
 
 class SpoolShipper(threading.Thread):
@@ -258,14 +349,22 @@ class SpoolShipper(threading.Thread):
                 self._backoff = 0.0
             except SendError as error:
                 first = self._backoff == 0.0
-                self._backoff = (
-                    min(max(self._backoff * 2, 1.0), 30.0) if error.retry_after is None else error.retry_after
-                )
+                self._backoff = self._next_backoff(error)
                 if first:
-                    logger.warning("tracehouse: %s; spans wait in the spool, retrying", error)
+                    again = "retrying" if error.retryable else f"trying again in {self._backoff:.0f} s"
+                    logger.warning("tracehouse: %s; spans wait in the spool, %s", error, again)
             except Exception:
-                self._backoff = min(max(self._backoff * 2, 1.0), 30.0)
+                self._backoff = jittered(min(max(self._backoff * 2, 1.0), 30.0))
                 logger.exception("tracehouse shipper error; spans wait in the spool")
+
+    def _next_backoff(self, error: SendError) -> float:
+        """How long to wait after a failed pass: what the collector asked for, else exponential with
+        jitter; a refusal that retrying does not change (a revoked key) waits minutes, not seconds."""
+        if error.retry_after is not None:
+            return jittered(error.retry_after) if error.retry_after > 1 else error.retry_after
+        if not error.retryable:
+            return jittered(MAX_RETRY_AFTER)
+        return jittered(min(max(self._backoff * 2, 1.0), 30.0))
 
     def stop(self, timeout: float) -> None:
         """A last pass bounded by `timeout`, then stop; what is not sent stays for `tracehouse sync`."""

@@ -18,14 +18,25 @@ from typing import Any, Callable, Optional, Union
 
 import orjson
 
+from tracehouse._deferred import critical
 from tracehouse._internal_errors import log_internal_error
 from tracehouse._json import JSON_OPTIONS, json_default, json_safe
+from tracehouse.collector.ingest.frames import encode_frames
 from tracehouse.collector.ingest.spool import SpoolWriter
+from tracehouse.exporters._budget import EveryInterval, SpoolBudget
 from tracehouse.exporters._records import SpanRecord, record_to_dict
 
 Record = Union[SpanRecord, dict[str, Any]]  # a finished span, or a ready record (a run's metrics or state)
 
 logger = logging.getLogger("tracehouse")
+
+
+def _encode_batch(batch: list[dict[str, Any]]) -> bytes:
+    """One JSON array; a record that cannot be encoded is scrubbed, never allowed to sink its batch."""
+    try:
+        return orjson.dumps(batch, default=json_default, option=JSON_OPTIONS)
+    except Exception:
+        return b"[" + b",".join(_encode_one(record) for record in batch) + b"]"
 
 
 def _encode_one(record: dict[str, Any]) -> bytes:
@@ -52,15 +63,19 @@ class SpoolSink:
         interval: float = 0.5,
         fsync_interval: float = 1.0,
         on_written: Optional[Callable[[int], None]] = None,
+        max_spool_bytes: int = 0,
     ) -> None:
         self.spool = SpoolWriter(spool_dir)
+        self.budget = SpoolBudget(spool_dir, max_spool_bytes)
+        self.over_cap = 0  # records not written: the spool was at max_spool_bytes
+        self._over_cap_warning = EveryInterval()
+        self._dropped_warning = EveryInterval(level=logging.ERROR)
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.interval = interval
         self.fsync_interval = fsync_interval
         self.written = 0  # records appended to the spool so far
         self.failed_writes = 0
-        self._drop_events = 0
         self._backoff = 0.0
         self._retry_at = 0.0  # after a failed write, no new attempt before this (time.monotonic)
         self.worker_errors = 0
@@ -108,47 +123,69 @@ class SpoolSink:
 
     def _drain(self, timeout: Optional[float]) -> bool:
         """Write everything queued to the spool; False if the lock was not had or the disk failed."""
-        if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
-            return False
-        try:
-            queue = self._queue
-            while queue:
-                records = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
-                if not self._write(records):
-                    queue.extendleft(reversed(records))
-                    return False
-            return True
-        finally:
-            self._write_lock.release()
+        with critical:  # a sweep's SIGTERM must not land between a pop and its write
+            if not self._write_lock.acquire(timeout=-1 if timeout is None else timeout):
+                return False
+            try:
+                queue = self._queue
+                while queue:
+                    records = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
+                    if not self._write(records):  # it put back what it could not write
+                        return False
+                return True
+            finally:
+                self._write_lock.release()
 
     def _write(self, records: list[Record]) -> bool:
-        payload = self._encode(records)
+        """Append `records` as frames of bounded size; on a disk error the unwritten ones go back
+        to the front of the queue (the written ones are not repeated)."""
+        batch = [record if type(record) is dict else record_to_dict(record) for record in records]  # type: ignore[arg-type]
+        done = 0
         try:
-            self.spool.append(payload)
+            for payload, count in encode_frames(batch, _encode_batch):
+                if not self.budget.take(len(payload)):
+                    self._refuse_over_cap(count)
+                else:
+                    self.spool.append(payload)
+                    self._count_written(count)
+                done += count
         except OSError as error:  # the disk refused (full, read-only, removed): keep the records queued
-            self.failed_writes += 1
-            self._backoff = min(max(self._backoff * 2, 0.1), 5.0)
-            self._retry_at = time.monotonic() + self._backoff
-            if self.failed_writes & (self.failed_writes - 1) == 0:  # 1st, 2nd, 4th, 8th... failure
-                logger.warning(
-                    "tracehouse could not write to the spool (%s; %d failures so far); %d spans wait in memory",
-                    error, self.failed_writes, len(self._queue) + len(records),
-                )  # fmt: skip
+            self._queue.extendleft(reversed(records[done:]))
+            self._failed(error, len(records) - done)
             return False
         self._backoff = 0.0
         self._retry_at = 0.0
-        self.written += len(records)
-        if self._on_written is not None:
-            self._on_written(len(records))
         return True
 
-    def _encode(self, records: list[Record]) -> bytes:
-        """One JSON array; a record that cannot be encoded is scrubbed, never allowed to sink its batch."""
-        batch = [record if type(record) is dict else record_to_dict(record) for record in records]  # type: ignore[arg-type]
-        try:
-            return orjson.dumps(batch, default=json_default, option=JSON_OPTIONS)
-        except Exception:
-            return b"[" + b",".join(_encode_one(record) for record in batch) + b"]"
+    def _refuse_over_cap(self, count: int) -> None:
+        self.over_cap += count
+        self._over_cap_warning.warn(
+            "tracehouse: the spool at %s holds %d bytes, its limit (max_spool_bytes=%d); records are counted in "
+            "th.stats() but not written until the collector or a reader takes what waits: %d record(s) so far",
+            self.budget.directory, self.budget.size, self.budget.max_bytes, self.over_cap, count=count,
+        )  # fmt: skip
+
+    def stats(self) -> dict[str, int]:
+        """This sink's counters (see `th.stats`)."""
+        return {"queued": len(self._queue), "written": self.written, "not_written_over_cap": self.over_cap,
+                "dropped_disk_refused": self.dropped, "failed_writes": self.failed_writes,
+                "spool_bytes": self.budget.size}  # fmt: skip
+
+    def _count_written(self, count: int) -> None:
+        if count:
+            self.written += count
+            if self._on_written is not None:
+                self._on_written(count)
+
+    def _failed(self, error: OSError, waiting: int) -> None:
+        self.failed_writes += 1
+        self._backoff = min(max(self._backoff * 2, 0.1), 5.0)
+        self._retry_at = time.monotonic() + self._backoff
+        if self.failed_writes & (self.failed_writes - 1) == 0:  # 1st, 2nd, 4th, 8th... failure
+            logger.warning(
+                "tracehouse could not write to the spool (%s; %d failures so far); %d spans wait in memory",
+                error, self.failed_writes, len(self._queue) + waiting,
+            )  # fmt: skip
 
     def _shed_overflow(self) -> None:
         """Only while the disk refuses writes: drop the oldest batch to bound memory, and say so."""
@@ -159,12 +196,9 @@ class SpoolSink:
             dropped += 1
         if dropped:
             self.dropped += dropped
-            self._drop_events += 1
-            if self._drop_events & (self._drop_events - 1) != 0:  # log the 1st, 2nd, 4th, 8th... time
-                return
-            logger.error(
-                "tracehouse dropped %d spans (%d in all): the spool cannot be written and memory is full",
-                dropped, self.dropped,
+            self._dropped_warning.warn(
+                "tracehouse dropped %d spans (%d in all, see th.stats()): the spool cannot be written and the "
+                "memory queue is full", dropped, self.dropped, count=dropped,
             )  # fmt: skip
 
     def _sync(self) -> None:

@@ -29,7 +29,7 @@ if _TYPE_CHECKING:
     )
     from tracehouse.integrations.openai.instrument import OpenAIInstrumentation, instrument_openai, uninstrument_openai
     from tracehouse.reads.reading import history, latency, query, runs, sync, trace_tree, traces
-    from tracehouse.spans.api import configure, flush, get_settings
+    from tracehouse.spans.api import configure, flush, get_settings, stats
     from tracehouse.spans.config import Settings
     from tracehouse.spans.decorator import SpanScope, current_span, span, trace
     from tracehouse.spans.feedback import score
@@ -51,7 +51,7 @@ _WHERE = {  # module -> the public names it defines
     ),
     "tracehouse.integrations.openai.instrument": ("OpenAIInstrumentation", "instrument_openai", "uninstrument_openai"),
     "tracehouse.reads.reading": ("history", "latency", "query", "runs", "sync", "trace_tree", "traces"),
-    "tracehouse.spans.api": ("configure", "flush", "get_settings"),
+    "tracehouse.spans.api": ("configure", "flush", "get_settings", "stats"),
     "tracehouse.spans.config": ("Settings",),
     "tracehouse.spans.decorator": ("SpanScope", "current_span", "span", "trace"),
     "tracehouse.spans.feedback": ("score",),
@@ -115,6 +115,7 @@ __all__ = [
     "score",
     "set_model_price",
     "span",
+    "stats",
     "sweep",
     "sweep_control",
     "sweep_results",

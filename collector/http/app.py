@@ -30,9 +30,9 @@ from tracehouse.collector.ui import pages
 
 if TYPE_CHECKING:
     from tracehouse.collector.blobs import BlobStore
+    from tracehouse.collector.ingest.batch_writer import BatchWriter
+    from tracehouse.collector.ingest.follower import SpoolFollower
     from tracehouse.collector.ingest.wal import CollectorWal
-    from tracehouse.collector.ingest.writer import BatchWriter
-    from tracehouse.collector.server import SpoolFollower
     from tracehouse.collector.store.store import Store
 
 # FastAPI 0.16x traces every request through the global OpenTelemetry provider; in the collector

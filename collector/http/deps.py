@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -24,14 +26,15 @@ from tracehouse.collector.store.keys import ANONYMOUS_ADMIN, KeyStore, Principal
 
 if TYPE_CHECKING:
     from tracehouse.collector.blobs import BlobStore
+    from tracehouse.collector.ingest.batch_writer import BatchWriter
+    from tracehouse.collector.ingest.follower import SpoolFollower
     from tracehouse.collector.ingest.wal import CollectorWal
-    from tracehouse.collector.ingest.writer import BatchWriter
     from tracehouse.collector.owner.access import StoreAccess
-    from tracehouse.collector.server import SpoolFollower
     from tracehouse.collector.store.store import Store
     from tracehouse.collector.sweeps.controller import SweepController
 
 OWNER = Principal(project=None, key_id=OWNER_KEY_ID)
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,17 +52,35 @@ class Collector:
     sweeps: Optional[SweepController] = None
     owner_access: Optional[StoreAccess] = None
     counters: dict[str, int] = field(default_factory=lambda: {"requests_rejected": 0, "spans_rejected_at_decode": 0})
+    # Reads and ingest have threads of their own: a slow dashboard query never holds up OTLP decoding
+    # and WAL appends (the event loop's default pool would make them queue behind each other).
+    read_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, "tracehouse-read"))
+    ingest_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, "tracehouse-ingest"))
 
     def backlog(self) -> int:
-        """Spans answered (in the WAL) and not yet inserted."""
+        """Spans answered (in the WAL) and not yet inserted (local processes' segments not counted)."""
         if self.wal is None or self.follower is None:
             return 0
-        return max(0, self.wal.appended - self.follower.ingested)
+        return max(0, self.wal.appended - self.follower.wal_ingested)
+
+    async def read(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`function(*args, **kwargs)` on a read thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.read_pool, partial(function, *args, **kwargs))
+
+    async def ingest(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`function(*args, **kwargs)` on an ingest thread (decoding, WAL appends)."""
+        return await asyncio.get_running_loop().run_in_executor(self.ingest_pool, partial(function, *args, **kwargs))
 
     async def caught_up(self) -> None:
-        """Ingest what the WAL and the data dir's spool hold, so a read sees every answered request."""
+        """Wait until what the WAL and the data dir's spool held is stored, so a read sees every
+        answered request (bounded: see SpoolFollower.catch_up)."""
         if self.follower is not None:
-            await asyncio.to_thread(self.follower.catch_up)
+            await self.read(self.follower.catch_up)
+
+    def close(self) -> None:
+        """Stop the read and ingest threads (after what they are doing)."""
+        self.read_pool.shutdown(wait=True)
+        self.ingest_pool.shutdown(wait=True)
 
     def record(self, record: dict[str, Any]) -> None:
         """A record of the collector itself (the sweep controller's claims), durable on return."""

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from tracehouse._errors import ConfigError, NotFoundError, StoreError
 from tracehouse.collector.http.deps import AuthError, error_response, json_response
 from tracehouse.collector.http.guard import BodyError, is_disk_full
-from tracehouse.collector.ingest.writer import Overloaded
+from tracehouse.collector.ingest.batch_writer import Overloaded
 
 
 async def _body(request: Request, error: Exception) -> Response:

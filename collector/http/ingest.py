@@ -9,13 +9,14 @@ token (`X-Tracehouse-Batch`) makes a resend a no-op.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tracehouse.collector.http.deps import AuthError, Caller, Collector, CollectorDep, error_response, json_response
-from tracehouse.collector.ingest.writer import BadBatch, Overloaded, WriteResult
+from tracehouse.collector.ingest.batch_writer import Overloaded
+from tracehouse.collector.ingest.writer import BadBatch, WriteResult
 from tracehouse.collector.otlp.decode import OtlpError, decode_traces
 from tracehouse.collector.store.keys import Principal
 
@@ -47,13 +48,13 @@ def _check_projects(who: Principal, records: list[dict[str, Any]]) -> None:
 async def _accept(collector: Collector, records: list[dict[str, Any]]) -> WriteResult:
     """Durable in the WAL (or stored, without one) before the request is answered."""
     if collector.wal is None or collector.follower is None:
-        future = await asyncio.to_thread(collector.writer.submit, records, None)  # maps records off the loop
+        future = await collector.ingest(collector.writer.submit, records, None)  # maps records off the loop
         return await asyncio.wrap_future(future)
     waiting = collector.backlog()
     if waiting + len(records) > collector.config.max_backlog:
         collector.writer.stats.overloaded += 1
         raise Overloaded(retry_after=max(1.0, waiting / 20_000))
-    await asyncio.to_thread(collector.wal.append, records)
+    await collector.ingest(collector.wal.append, records)
     return WriteResult(rows=len(records))
 
 
@@ -64,7 +65,7 @@ async def otlp_traces(request: Request, collector: CollectorDep, who: Caller) ->
     content_type = request.headers.get("content-type", "")
     try:
         body = await _read_body(request, config.max_body_bytes)
-        decoded = await asyncio.to_thread(  # CPU work off the event loop
+        decoded = await collector.ingest(  # CPU work off the event loop
             decode_traces, body, content_type, request.headers.get("content-encoding"),
             who.project or config.default_project, max_bytes=config.max_body_bytes * 4,
         )  # fmt: skip
@@ -90,7 +91,11 @@ async def records(request: Request, collector: CollectorDep, who: Caller) -> Res
         return error_response(415, "expected application/json: a JSON array of records")
     if body.lstrip()[:1] != b"[":
         return error_response(400, "expected a JSON array of record objects")
-    token: Optional[str] = request.headers.get("x-tracehouse-batch") or None
+    sent = request.headers.get("x-tracehouse-batch") or None
+    if sent is not None and len(sent) > 512:
+        return error_response(400, "X-Tracehouse-Batch: at most 512 characters")
+    # scoped to the caller's project: a key of another project cannot make this batch look resent
+    token = None if sent is None else f"{who.project or '*'}|{sent}"
     # Passed on undecoded: the embedded store parses and maps it (see store/rows/span_sql.py), off the GIL.
     future = collector.writer.submit_json(body, token, None if who.admin else who.project)
     try:

@@ -3,8 +3,6 @@ the answer, once), `GET /api/v1/keys`, `DELETE /api/v1/keys/{key_id}`."""
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -23,7 +21,7 @@ async def create_key(request: Request, collector: CollectorDep, who: Caller) -> 
     if not isinstance(payload, dict) or (not payload.get("admin") and not isinstance(payload.get("project"), str)):
         return error_response(400, 'expected {"project": "...", "name": "..."} or {"admin": true}')
     project = None if payload.get("admin") else q.check_project(payload["project"])
-    key_id, key = await asyncio.to_thread(collector.keys.create, project, str(payload.get("name", "")))
+    key_id, key = await collector.read(collector.keys.create, project, str(payload.get("name", "")))
     return json_response({"key_id": key_id, "key": key, "project": project, "admin": project is None})
 
 
@@ -31,14 +29,14 @@ async def create_key(request: Request, collector: CollectorDep, who: Caller) -> 
 async def list_keys(collector: CollectorDep, who: Caller) -> Response:
     """Every key, never its secret."""
     admin_only(who)
-    return json_response({"keys": await asyncio.to_thread(collector.keys.list)})
+    return json_response({"keys": await collector.read(collector.keys.list)})
 
 
 @router.delete("/api/v1/keys/{key_id}")
 async def revoke_key(key_id: str, collector: CollectorDep, who: Caller) -> Response:
     """Revoke a key by id."""
     admin_only(who)
-    if not await asyncio.to_thread(collector.keys.revoke, key_id):
+    if not await collector.read(collector.keys.revoke, key_id):
         return error_response(404, f"no key {key_id!r}")
     return json_response({"revoked": key_id})
 

@@ -9,7 +9,6 @@ which only processes that can read the data dir have.
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from fastapi import APIRouter, Request
@@ -51,7 +50,7 @@ async def owner(request: Request, collector: CollectorDep, who: Caller) -> Respo
         return json_response({"error": f"database: {problem}", "option": "database", "problem": problem}, 400)
     info = {"pid": os.getpid(), "kind": "collector", "store": store.url}
     assert collector.owner_access is not None
-    status, body = await asyncio.to_thread(dispatch, collector.owner_access, op, args, info)
+    status, body = await collector.read(dispatch, collector.owner_access, op, args, info)
     return Response(body, status, media_type="application/json")
 
 

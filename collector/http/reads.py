@@ -4,7 +4,6 @@ log first, so what was answered is what it sees."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
@@ -31,7 +30,7 @@ async def query(request: Request, collector: CollectorDep, who: Caller) -> Respo
     if not isinstance(sql, str) or not sql.strip() or not isinstance(parameters, dict):
         return error_response(400, 'expected {"sql": "...", "parameters": {...}}')
     limits = query_limits(payload, collector.config)
-    frame = await asyncio.to_thread(collector.store.query_readonly_df, sql, parameters, limits)
+    frame = await collector.read(collector.store.query_readonly_df, sql, parameters, limits)
     return json_response(frame_json(frame))
 
 
@@ -59,9 +58,7 @@ async def traces(
     """Recent traces of a project, newest first."""
     bound = collector.bind_project(who, project)
     await collector.caught_up()
-    frame = await asyncio.to_thread(
-        q.traces, collector.store, bound, limit=limit, since=since, name=name, status=status
-    )
+    frame = await collector.read(q.traces, collector.store, bound, limit=limit, since=since, name=name, status=status)
     return json_response(frame_json(frame))
 
 
@@ -70,7 +67,7 @@ async def trace_tree(trace_id: str, collector: CollectorDep, who: Caller, projec
     """One trace's spans as a tree."""
     bound = collector.bind_project(who, project)
     await collector.caught_up()
-    return json_response(await asyncio.to_thread(q.trace_tree, collector.store, bound, trace_id))
+    return json_response(await collector.read(q.trace_tree, collector.store, bound, trace_id))
 
 
 @router.get("/api/v1/latency")
@@ -80,7 +77,7 @@ async def latency(
     """Latency percentiles, errors, tokens and cost per group."""
     bound = collector.bind_project(who, project)
     await collector.caught_up()
-    return json_response(frame_json(await asyncio.to_thread(q.latency, collector.store, bound, by=by, since=since)))
+    return json_response(frame_json(await collector.read(q.latency, collector.store, bound, by=by, since=since)))
 
 
 __all__ = ["query_limits", "router"]

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import re
@@ -55,9 +54,7 @@ async def read(request: Request, collector: CollectorDep, who: Caller) -> Respon
     if is_admin_read(payload["name"]) and not who.admin:
         return error_response(403, f"the read {payload['name']!r} looks across projects: it needs an admin key")
     await collector.caught_up()
-    frame = await asyncio.to_thread(
-        run_read, collector.store, payload["name"], project, payload.get("parameters") or {}
-    )
+    frame = await collector.read(run_read, collector.store, payload["name"], project, payload.get("parameters") or {})
     return json_response(frame_json(frame))
 
 
@@ -80,7 +77,7 @@ async def _readable(collector: Collector, who: Principal, digest: str) -> bool:
     if who.admin:
         return True
     await collector.caught_up()
-    return await asyncio.to_thread(blob_referenced, collector.store, str(who.project), digest)
+    return await collector.read(blob_referenced, collector.store, str(who.project), digest)
 
 
 @router.head("/api/v1/blobs/{digest}")
@@ -88,7 +85,7 @@ async def has_blob(digest: str, collector: CollectorDep, who: Caller) -> Respons
     """200 when the blob is there (and the caller may know it), else 404."""
     if not await _readable(collector, who, digest):
         return Response(status_code=404)
-    found = await asyncio.to_thread(_blob_store(collector).exists, digest)
+    found = await collector.read(_blob_store(collector).exists, digest)
     return Response(status_code=200 if found else 404)
 
 
@@ -103,7 +100,7 @@ async def get_blob(digest: str, collector: CollectorDep, who: Caller) -> Respons
         if not local.is_file():
             raise NotFoundError(f"blob {digest} is not in the collector's blob store")
         return FileResponse(local, media_type="application/octet-stream")
-    return Response(await asyncio.to_thread(blobs.read_bytes, digest), media_type="application/octet-stream")
+    return Response(await collector.read(blobs.read_bytes, digest), media_type="application/octet-stream")
 
 
 @router.put("/api/v1/blobs/{digest}")
@@ -123,7 +120,7 @@ async def put_blob(request: Request, digest: str, collector: CollectorDep, who: 
                 out.write(chunk)
         if sha.hexdigest() != digest:
             raise ConfigError("digest", f"the body's SHA-256 is {sha.hexdigest()}, not {digest}")
-        await asyncio.to_thread(blobs.put_file, path)
+        await collector.read(blobs.put_file, path)
         return json_response({"digest": digest, "size": size})
     finally:
         os.unlink(path)

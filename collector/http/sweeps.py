@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
@@ -49,7 +48,7 @@ def _pid(payload: dict[str, Any]) -> int:
 async def create(request: Request, collector: CollectorDep, who: Caller) -> Response:
     """Create a sweep from a W&B sweep config."""
     payload, project = await _body(request, collector, who)
-    sweep_id = await asyncio.to_thread(_controller(collector).create, project, payload.get("config"))
+    sweep_id = await collector.read(_controller(collector).create, project, payload.get("config"))
     return json_response({"sweep_id": sweep_id})
 
 
@@ -58,7 +57,7 @@ async def status(sweep_id: str, collector: CollectorDep, who: Caller, project: O
     """A sweep's state, trials and best trial."""
     bound = collector.bind_project(who, project)
     await collector.caught_up()
-    return json_response(await asyncio.to_thread(_controller(collector).status, bound, sweep_id))
+    return json_response(await collector.read(_controller(collector).status, bound, sweep_id))
 
 
 @router.post("/api/v1/sweeps/{sweep_id}/next")
@@ -66,7 +65,7 @@ async def next_trial(request: Request, sweep_id: str, collector: CollectorDep, w
     """The next trial for an agent (or why there is none)."""
     payload, project = await _body(request, collector, who)
     agent, host = str(payload.get("agent_id")), str(payload.get("host", ""))
-    answer = await asyncio.to_thread(_controller(collector).next_trial, project, sweep_id, agent, host, _pid(payload))
+    answer = await collector.read(_controller(collector).next_trial, project, sweep_id, agent, host, _pid(payload))
     return json_response(answer)
 
 
@@ -78,9 +77,7 @@ async def heartbeat(request: Request, sweep_id: str, collector: CollectorDep, wh
     if not isinstance(running, list):
         raise ConfigError("running", "expected a list of run ids")
     agent, host, runs = str(payload.get("agent_id")), str(payload.get("host", "")), [str(r) for r in running]
-    answer = await asyncio.to_thread(
-        _controller(collector).heartbeat, project, sweep_id, agent, runs, host, _pid(payload)
-    )
+    answer = await collector.read(_controller(collector).heartbeat, project, sweep_id, agent, runs, host, _pid(payload))
     return json_response(answer)
 
 
@@ -88,7 +85,7 @@ async def heartbeat(request: Request, sweep_id: str, collector: CollectorDep, wh
 async def control(request: Request, sweep_id: str, collector: CollectorDep, who: Caller) -> Response:
     """stop, pause, resume or cancel a sweep."""
     payload, project = await _body(request, collector, who)
-    state = await asyncio.to_thread(_controller(collector).control, project, sweep_id, str(payload.get("action")))
+    state = await collector.read(_controller(collector).control, project, sweep_id, str(payload.get("action")))
     return json_response({"state": state})
 
 

@@ -15,9 +15,9 @@ import struct
 import time
 import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 SEGMENT_MAGIC = b"THSPOOL1\n"
 FRAME_MAGIC = b"THF1"
@@ -25,7 +25,8 @@ _HEADER = struct.Struct("<4sII")
 HEADER_SIZE = _HEADER.size
 SEGMENT_SUFFIX = ".seg"
 NEW_SUFFIX = ".new"  # a segment being created; holds no frames until renamed to .seg
-MAX_FRAME_BYTES = 256 * 1024 * 1024
+MAX_FRAME_BYTES = 1024 * 1024 * 1024  # what a reader accepts (older versions wrote frames of any size)
+WRITE_FRAME_BYTES = 8 * 1024 * 1024  # what writers write at most (see frames.py): below any body limit
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -56,6 +57,7 @@ class SpoolWriter:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             _write_all(fd, SEGMENT_MAGIC)
             os.rename(staging, path)
+            fsync_directory(self.directory)  # the new name survives a power cut
         except OSError:
             os.close(fd)
             staging.unlink(missing_ok=True)
@@ -64,10 +66,16 @@ class SpoolWriter:
 
     def append(self, payload: bytes) -> None:
         """Append one frame holding `payload` (a JSON array of records)."""
+        self.append_all([payload])
+
+    def append_all(self, payloads: list[bytes]) -> None:
+        """Append one frame per payload, all or none (a failed write leaves none of them)."""
         if self._fd is None:
             self._open_segment()
         assert self._fd is not None
-        frame = encode_frame(payload)
+        frame = (
+            b"".join(encode_frame(payload) for payload in payloads) if len(payloads) > 1 else encode_frame(payloads[0])
+        )
         try:
             _write_all(self._fd, frame)
         except OSError:
@@ -118,11 +126,26 @@ class SpoolWriter:
             self._fd = None
 
 
+def fsync_directory(directory: Path) -> None:
+    """fsync a directory, so a file created or renamed in it is durable under its name."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def segment_pid(name: str) -> Optional[int]:
+    """The id of the process that wrote a segment (`<time>-<pid>-<random>.seg`), if the name has one."""
+    parts = name.split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
 def segment_is_live(path: Path) -> bool:
@@ -158,39 +181,110 @@ class SegmentScan:
     problem: Optional[str] = None  # set when the segment is not ours or is damaged at `end`
     incomplete_tail: int = 0  # bytes after `end` that do not (yet) form a whole frame
     skipped_frames: int = 0  # frames with a bad checksum skipped over
+    damaged_bytes: int = 0  # bytes of damaged frame headers skipped to reach the next good frame
+    damaged_at: list[int] = field(default_factory=list)  # where each damaged region began
 
 
-def scan_segment(path: Path, offset: int = 0, max_bytes: int = 64 * 1024 * 1024) -> SegmentScan:
-    """Read whole frames from `offset` (0 = start of file) until about `max_bytes` of payload."""
+def scan_segment(path: Path, offset: int = 0, max_bytes: int = 64 * 1024 * 1024, finished: bool = False) -> SegmentScan:
+    """Read whole frames from `offset` (0 = start of file) until about `max_bytes` of payload.
+
+    A damaged frame header does not end the read: the scan looks for the next header whose
+    payload's checksum matches and goes on from there, counting the bytes it skipped. In a
+    `finished` segment (its writer is gone) a frame cut short is damage too when good frames
+    follow it; otherwise it is the torn tail of a killed writer.
+    """
     with open(path, "rb") as handle:
         if offset == 0:
             magic = handle.read(len(SEGMENT_MAGIC))
+            if len(magic) < len(SEGMENT_MAGIC):
+                return SegmentScan([], 0, incomplete_tail=len(magic))
             if magic != SEGMENT_MAGIC:
-                if SEGMENT_MAGIC.startswith(magic):  # the writer has not finished the header yet
-                    return SegmentScan([], 0, incomplete_tail=len(magic))
                 return SegmentScan([], 0, problem="not a tracehouse spool segment (bad magic)")
             offset = len(SEGMENT_MAGIC)
         handle.seek(offset)
-        frames: list[Frame] = []
-        pos, skipped, total = offset, 0, 0
+        scan = SegmentScan([], offset)
+        total = 0
         while total < max_bytes:
             header = handle.read(HEADER_SIZE)
             if len(header) < HEADER_SIZE:
-                return SegmentScan(frames, pos, incomplete_tail=len(header), skipped_frames=skipped)
+                scan.incomplete_tail = len(header)
+                return scan
             magic, length, crc = _HEADER.unpack(header)
             if magic != FRAME_MAGIC or length > MAX_FRAME_BYTES:
-                return SegmentScan(frames, pos, problem="damaged frame header", skipped_frames=skipped)
+                if _skip_damage(handle, scan) or _damaged_to_end(handle, scan, finished):
+                    continue
+                return scan  # a live writer may still append good frames after the damage
             payload = handle.read(length)
             if len(payload) < length:
-                return SegmentScan(frames, pos, incomplete_tail=HEADER_SIZE + len(payload), skipped_frames=skipped)
-            end = pos + HEADER_SIZE + length
+                if finished and _skip_damage(handle, scan):
+                    continue
+                scan.incomplete_tail = HEADER_SIZE + len(payload)
+                return scan
+            end = scan.end + HEADER_SIZE + length
             if zlib.crc32(payload) == crc:
-                frames.append(Frame(pos, end, payload))
+                scan.frames.append(Frame(scan.end, end, payload))
                 total += length
+            elif _header_or_end_follows(handle):
+                scan.skipped_frames += 1  # the payload is damaged, its header is not
+            elif _skip_damage(handle, scan) or _damaged_to_end(handle, scan, finished):
+                continue  # the length itself was wrong: the scan went on where frames resume
             else:
-                skipped += 1
-            pos = end
-        return SegmentScan(frames, pos, skipped_frames=skipped)
+                return scan
+            scan.end = end
+        return scan
+
+
+def _header_or_end_follows(handle: BinaryIO) -> bool:
+    """Whether the file, at its current position, ends or holds a frame header (position kept)."""
+    at = handle.tell()
+    magic = handle.read(len(FRAME_MAGIC))
+    handle.seek(at)
+    return FRAME_MAGIC.startswith(magic)  # b"" (the end) or a header, perhaps still being written
+
+
+def _damaged_to_end(handle: BinaryIO, scan: SegmentScan, finished: bool) -> bool:
+    """In a finished segment, count everything from `scan.end` on as damaged and move to the end."""
+    if not finished:
+        return False
+    size = handle.seek(0, os.SEEK_END)
+    if size > scan.end:
+        scan.damaged_at.append(scan.end)
+        scan.damaged_bytes += size - scan.end
+        scan.end = size
+    return True
+
+
+def _skip_damage(handle: BinaryIO, scan: SegmentScan) -> bool:
+    """Move `scan.end` (and the file) to the next good frame after damage at `scan.end`.
+
+    Returns False, moving nothing, when no good frame follows; a damaged header then moves the
+    scan to the end of the file (what follows it cannot be read)."""
+    handle.seek(scan.end + 1)
+    rest = handle.read()
+    found = _next_good_frame(rest)
+    if found is None:
+        handle.seek(scan.end)
+        return False
+    skipped = found + 1
+    scan.damaged_at.append(scan.end)
+    scan.damaged_bytes += skipped
+    scan.end += skipped
+    handle.seek(scan.end)
+    return True
+
+
+def _next_good_frame(data: bytes) -> Optional[int]:
+    """The offset in `data` of the first frame header whose payload is whole and matches its CRC."""
+    index = data.find(FRAME_MAGIC)
+    while index >= 0:
+        if index + HEADER_SIZE <= len(data):
+            _, length, crc = _HEADER.unpack_from(data, index)
+            start = index + HEADER_SIZE
+            whole = length <= MAX_FRAME_BYTES and start + length <= len(data)
+            if whole and zlib.crc32(data[start : start + length]) == crc:
+                return index
+        index = data.find(FRAME_MAGIC, index + 1)
+    return None
 
 
 def join_json_arrays(payloads: list[bytes]) -> Optional[bytes]:

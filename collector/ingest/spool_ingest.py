@@ -18,13 +18,15 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 import orjson
 
 from tracehouse.collector.ingest.spool import (
     NEW_SUFFIX,
     Frame,
+    SegmentScan,
+    fsync_directory,
     join_json_arrays,
     list_segments,
     scan_segment,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tracehouse")
 QUARANTINE = "quarantine"
+FINISHED = 2**62  # the progress of a segment that was read to its end and removed (or set aside)
 _LOCK_NAME = ".ingest.lock"
 
 
@@ -48,6 +51,9 @@ class IngestReport:
     segments_done: int = 0
     rejected: int = 0
     problems: list[str] = field(default_factory=list)
+    damaged_bytes: int = 0  # unreadable bytes skipped (the frames after them were read)
+    by_segment: dict[str, int] = field(default_factory=dict)  # records taken, by segment name
+    requeued: int = 0  # quarantined segments put back to be read again (`sync --quarantine`)
 
     def merge(self, other: IngestReport) -> None:
         """Add another report's counts to this one."""
@@ -55,6 +61,10 @@ class IngestReport:
         self.segments_done += other.segments_done
         self.rejected += other.rejected
         self.problems.extend(other.problems)
+        self.damaged_bytes += other.damaged_bytes
+        self.requeued += other.requeued
+        for name, taken in other.by_segment.items():
+            self.by_segment[name] = self.by_segment.get(name, 0) + taken
 
 
 @dataclass
@@ -90,7 +100,7 @@ class _Ack:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_directory(path.parent)  # else a power cut can roll the ack back and the range be re-read
+        fsync_directory(path.parent)  # else a power cut can roll the ack back and the range be re-read
 
 
 def _remove_abandoned_new_segments(spool_dir: Path, min_age_seconds: float = 60.0) -> None:
@@ -102,14 +112,6 @@ def _remove_abandoned_new_segments(spool_dir: Path, min_age_seconds: float = 60.
                 path.unlink()
         except FileNotFoundError:
             continue
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # Problems already reported by this process, so a foreign file is not warned about on every read.
@@ -167,6 +169,7 @@ class SpoolIngester:
         max_rows_per_insert: int = 20_000,
         max_bytes_per_insert: int = 64 * 1024 * 1024,
         max_inflight: int = 1,
+        on_progress: Optional[Callable[[str, int], None]] = None,
     ) -> None:
         self.destination: Destination = (
             destination if hasattr(destination, "write") else StoreDestination(destination)  # type: ignore[arg-type]
@@ -174,9 +177,16 @@ class SpoolIngester:
         self.max_rows_per_insert = max_rows_per_insert
         self.max_bytes_per_insert = max_bytes_per_insert
         self.max_inflight = max_inflight  # ranges delivered at once (a collector overlaps their work)
+        self._deadline: Optional[float] = None
+        # (segment name, bytes read so far) after each commit; FINISHED once a segment is done with
+        self.on_progress = on_progress
 
-    def ingest(self, spool_dir: Path) -> IngestReport:
-        """One pass over `spool_dir`: every complete frame is inserted; finished segments are deleted."""
+    def ingest(self, spool_dir: Path, seconds: Optional[float] = None) -> IngestReport:
+        """One pass over `spool_dir`: every complete frame is inserted; finished segments are deleted.
+
+        With `seconds`, the pass stops starting new ranges after that long (a read's catch-up must
+        not chase frames that keep arriving); what is left waits for the next pass."""
+        self._deadline = None if seconds is None else time.monotonic() + seconds
         report = IngestReport()
         segments, others = list_segments(spool_dir)
         for other in others:
@@ -188,6 +198,8 @@ class SpoolIngester:
         with open(spool_dir / _LOCK_NAME, "a") as lock:  # one ingester per spool directory at a time
             fcntl.flock(lock, fcntl.LOCK_EX)
             for segment in segments:
+                if self._past_deadline():
+                    break
                 try:
                     report.merge(self._ingest_segment(segment))
                 except FileNotFoundError:
@@ -198,13 +210,21 @@ class SpoolIngester:
         report = IngestReport()
         live = segment_is_live(segment)
         ack = _Ack.load(segment)
+        if self.on_progress is not None:
+            self.on_progress(segment.name, ack.committed)  # what earlier passes (or processes) stored
         for start, end in list(ack.inflight):  # a reader died mid-insert: redo exactly those ranges
             scan = scan_segment(segment, start, max_bytes=end - start)
             self._deliver_ranges(segment, ack, [([f for f in scan.frames if f.end <= end], start, end)], report)
+        damaged = False
         while True:
-            scan = scan_segment(segment, ack.committed)
+            scan = scan_segment(segment, ack.committed, finished=not live)
             if scan.skipped_frames:
                 _report(report, segment, f"{scan.skipped_frames} frame(s) with a bad checksum skipped")
+            if scan.damaged_bytes:
+                damaged = True
+                report.damaged_bytes += scan.damaged_bytes
+                _report(report, segment, f"{scan.damaged_bytes} damaged byte(s) at byte {scan.damaged_at[0]} "
+                                         "skipped; the frames after them were read")  # fmt: skip
             if scan.frames or scan.end > ack.committed:
                 self._insert_in_batches(segment, ack, scan.frames, scan.end, report)
             if scan.problem is not None:
@@ -212,15 +232,28 @@ class SpoolIngester:
                     _report(report, segment, f"{scan.problem} at byte {scan.end}; moved to {QUARANTINE}/")
                     self._quarantine(segment)
                 return report
-            if not scan.frames:
+            if not scan.frames or self._past_deadline():
                 break
-        if not live:
-            if scan.incomplete_tail:
-                _report(report, segment, f"torn tail of {scan.incomplete_tail} bytes skipped (writer was killed?)")
+        if not live and not scan.frames:
+            self._finish_segment(segment, scan, damaged, report)
+        return report
+
+    def _finish_segment(self, segment: Path, scan: SegmentScan, damaged: bool, report: IngestReport) -> None:
+        """A finished segment read to its end: deleted, or kept in quarantine/ when bytes of it were damaged."""
+        if scan.incomplete_tail:
+            _report(report, segment, f"torn tail of {scan.incomplete_tail} bytes skipped (writer was killed?)")
+        if damaged:
+            _report(report, segment, f"its readable frames are stored; kept in {QUARANTINE}/ for inspection")
+            self._quarantine(segment)
+        else:
             segment.unlink(missing_ok=True)
             _Ack.path_for(segment).unlink(missing_ok=True)
-            report.segments_done += 1
-        return report
+        report.segments_done += 1
+        if self.on_progress is not None:
+            self.on_progress(segment.name, FINISHED)
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() > self._deadline
 
     def _insert_in_batches(self, segment: Path, ack: _Ack, frames: list[Frame], end: int, report: IngestReport) -> None:
         ranges: list[tuple[list[Frame], int, int]] = []
@@ -273,20 +306,43 @@ class SpoolIngester:
             if pool is not None:
                 pool.shutdown(wait=True)  # on failure: let the ranges in flight finish before the pass ends
 
-    @staticmethod
     def _commit(
-        segment: Path, ack: _Ack, start: int, end: int, future: Future[WriteResult], report: IngestReport
+        self, segment: Path, ack: _Ack, start: int, end: int, future: Future[WriteResult], report: IngestReport
     ) -> None:
-        result = future.result()  # raises the delivery's error: the range stays in flight for a redo
+        try:
+            result = future.result()  # raises the delivery's error: the range stays in flight for a redo
+        except Exception as error:
+            if not getattr(error, "refused_for_good", False) or segment.parent.name == QUARANTINE:
+                raise
+            result = self._set_aside(segment, start, end, error, report)
         if result.unknown_types:
             _report(report, segment, f"{result.unknown_types} record(s) of an unknown type skipped")
         for reason in result.rejected[:5]:
             _report(report, segment, f"rejected {reason}")
         report.rejected += len(result.rejected)
         report.rows += result.rows
+        report.by_segment[segment.name] = report.by_segment.get(segment.name, 0) + result.rows + len(result.rejected)
         ack.inflight.remove((start, end))
         ack.committed = max(ack.committed, end)  # ranges commit in order, so all before `end` is in
         ack.save(segment)
+        if self.on_progress is not None:
+            self.on_progress(segment.name, ack.committed)
+
+    @staticmethod
+    def _set_aside(segment: Path, start: int, end: int, error: Exception, report: IngestReport) -> WriteResult:
+        """A range the destination refuses for good: its frames go to a segment in quarantine/ (for
+        `tracehouse sync --quarantine` once the cause is fixed) and the spool moves on."""
+        from tracehouse.collector.ingest.spool import SpoolWriter
+        from tracehouse.collector.ingest.writer import WriteResult
+
+        frames = scan_segment(segment, start, max_bytes=end - start).frames
+        payloads = [frame.payload for frame in frames if frame.end <= end]
+        if payloads:
+            writer = SpoolWriter(segment.parent / QUARANTINE)
+            writer.append_all(payloads)
+            writer.close()
+        _report(report, segment, f"bytes {start}-{end} refused ({error}); set aside in {QUARANTINE}/")
+        return WriteResult()
 
     def _deliver(self, frames: list[Frame], token: str, report: IngestReport, segment: Path) -> WriteResult:
         """Frames as they are when the destination takes raw payloads, else decoded (bad frames skipped)."""
@@ -310,9 +366,17 @@ class SpoolIngester:
                 records.extend(r for r in decoded if isinstance(r, dict))
         return self.destination.write(records, token)
 
-    @staticmethod
-    def _quarantine(segment: Path) -> None:
+    def _quarantine(self, segment: Path) -> None:
+        """Move a segment (and how far it was read) to quarantine/: `tracehouse sync --quarantine`
+        reads it again from there, resyncing past what is damaged. One read from there stays."""
+        if self.on_progress is not None:
+            self.on_progress(segment.name, FINISHED)
+        if segment.parent.name == QUARANTINE:
+            return
         target = segment.parent / QUARANTINE
         target.mkdir(exist_ok=True)
+        ack = _Ack.path_for(segment)
+        if ack.exists():
+            shutil.move(str(ack), str(target / ack.name))
         shutil.move(str(segment), str(target / segment.name))
-        _Ack.path_for(segment).unlink(missing_ok=True)
+        fsync_directory(target)

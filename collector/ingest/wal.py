@@ -17,7 +17,12 @@ from typing import Any
 import orjson
 
 from tracehouse._json import JSON_OPTIONS, json_default
+from tracehouse.collector.ingest.frames import encode_frames
 from tracehouse.collector.ingest.spool import SpoolWriter
+
+
+def _encode(records: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps(records, default=json_default, option=JSON_OPTIONS)
 
 
 class CollectorWal:
@@ -37,9 +42,9 @@ class CollectorWal:
         Group commit: concurrent appends write one after another, and one fsync makes all the
         frames written before it durable, so a burst of requests shares fsyncs.
         """
-        payload = orjson.dumps(records, default=json_default, option=JSON_OPTIONS)
+        frames = encode_frames(records, _encode)  # bounded: a reader never refuses a frame as too big
         with self._lock:
-            self._writer.append(payload)
+            self._writer.append_all([payload for payload, _ in frames])
             self._written += 1
             mine = self._written
         with self._sync_lock:

@@ -356,4 +356,22 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE {db}.scores ADD COLUMN IF NOT EXISTS error String",
         ],
     ),
+    (
+        "0008_rejected",
+        [
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.rejected (
+                at DateTime64(6, 'UTC') DEFAULT now64(6),
+                project LowCardinality(String),
+                table_name LowCardinality(String),
+                reason String,
+                row String CODEC(ZSTD(3)),
+                batch String
+            ) ENGINE = MergeTree
+            PARTITION BY toYYYYMM(at)
+            ORDER BY (project, at)
+            SETTINGS {_DEDUP}
+            """,
+        ],
+    ),
 ]

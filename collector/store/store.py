@@ -8,6 +8,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from tracehouse._errors import StoreError
+from tracehouse.collector.store.clients import ClientPool
 from tracehouse.collector.store.engine import connect as _connect
 from tracehouse.collector.store.migrations import MIGRATIONS
 from tracehouse.collector.store.readonly import DEFAULT_LIMITS, QueryLimits, ReaderPool, readonly_error
@@ -23,7 +24,34 @@ _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class BadRowsError(StoreError):
-    """An insert was refused because of the values in it (not because the store is unavailable)."""
+    """An insert was refused because of the values in it (not because the store is unavailable).
+
+    Retrying the same rows fails the same way: the writer splits the batch to isolate them."""
+
+
+# ClickHouse error codes that blame the rows of an insert, not the store: parse and conversion
+# failures, values out of range, NULL into a plain column, string too large, and (for code 252,
+# TOO_MANY_PARTS) "too many partitions for single INSERT block". 252 also means "too many parts",
+# which is the store being behind on merges: transient, so the message decides.
+_ROW_FAULT_CODES = frozenset({6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 349, 407})
+_CODE_RE = re.compile(r"Code: (\d+)\.")
+
+
+def refusal(error: BaseException, what: str) -> StoreError:
+    """The StoreError for a failed insert or statement: BadRowsError when the values are at fault."""
+    from clickhouse_connect.driver.exceptions import DataError
+
+    text = _first_line(error)
+    match = _CODE_RE.search(str(error))
+    code = int(match.group(1)) if match else None
+    at_fault = (
+        isinstance(error, DataError)
+        or code in _ROW_FAULT_CODES
+        or (code == 252 and "too many partitions" in str(error).lower())
+    )
+    if at_fault:
+        return BadRowsError(f"{what} refused the values: {text}")
+    return StoreError(f"{what} failed: {text}")
 
 
 class Store:
@@ -48,8 +76,9 @@ class Store:
             raise StoreError(f"cannot create database {database!r}: {error}") from error
         finally:
             admin.close()  # after the database client is open: closing chDB's last client stops the engine
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the client's: inserts, commands, migrations
         self._readers = ReaderPool(lambda settings: _connect(url, database, settings=settings))
+        self._reads = ClientPool(lambda: _connect(url, database))  # trusted reads: never behind an insert
         self._types: dict[str, dict[str, str]] = {}
         self._reaching_functions: Optional[frozenset[str]] = None
         self.migrate()
@@ -61,6 +90,7 @@ class Store:
         other.client = _connect(self.url, self.database)
         other._lock = threading.Lock()
         other._readers = ReaderPool(lambda settings: _connect(self.url, self.database, settings=settings))
+        other._reads = ClientPool(lambda: _connect(self.url, self.database))
         other._types = {}
         other._reaching_functions = None
         return other
@@ -94,8 +124,6 @@ class Store:
         names = list(columns)
         if not names or not len(columns[names[0]]):
             return
-        from clickhouse_connect.driver.exceptions import DataError
-
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         try:
             with self._lock:
@@ -104,10 +132,8 @@ class Store:
                     table, [columns[n] for n in names], column_names=names, column_oriented=True,
                     database=self.database, settings=settings, column_type_names=[types[n] for n in names],
                 )  # fmt: skip
-        except DataError as error:  # a value does not fit its column: the rows are at fault, not the store
-            raise BadRowsError(f"insert into {table} refused the values: {_first_line(error)}") from error
         except Exception as error:
-            raise StoreError(f"insert into {table} failed: {_first_line(error)}") from error
+            raise refusal(error, f"insert into {table}") from error
 
     def _column_types(self, table: str) -> dict[str, str]:
         """Column types of a table, read once (the client would otherwise DESCRIBE it on every insert)."""
@@ -120,8 +146,8 @@ class Store:
     def query_df(self, sql: str, parameters: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
         """Run a SELECT; the result as a pandas DataFrame. Values bind as {name:Type} parameters."""
         try:
-            with self._lock:
-                return self.client.query_df(sql, parameters=dict(parameters or {}))
+            with self._reads.borrow() as client:
+                return client.query_df(sql, parameters=dict(parameters or {}))
         except Exception as error:
             raise StoreError(f"query failed: {_first_line(error)}") from error
 
@@ -129,35 +155,22 @@ class Store:
         self, sql: str, parameters: Optional[Mapping[str, Any]] = None, settings: Optional[dict[str, Any]] = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a SELECT; (column names, rows)."""
-        return self._rows(self.client, sql, parameters, settings)
+        try:
+            with self._reads.borrow() as client:
+                result = client.query(sql, parameters=dict(parameters or {}), settings=settings)
+        except Exception as error:
+            raise StoreError(f"query failed: {_first_line(error)}") from error
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
 
     def command(
         self, sql: str, parameters: Optional[Mapping[str, Any]] = None, settings: Optional[dict[str, Any]] = None
     ) -> None:
         """Run a statement that returns no rows (an INSERT ... SELECT); BadRowsError when values do not fit."""
-        from clickhouse_connect.driver.exceptions import DataError
-
         try:
             with self._lock:
                 self.client.command(sql, parameters=dict(parameters or {}), settings=settings)
-        except DataError as error:
-            raise BadRowsError(f"statement refused the values: {_first_line(error)}") from error
         except Exception as error:
-            raise StoreError(f"statement failed: {_first_line(error)}") from error
-
-    def _rows(
-        self,
-        client: Client,
-        sql: str,
-        parameters: Optional[Mapping[str, Any]],
-        settings: Optional[dict[str, Any]] = None,
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        try:
-            with self._lock:
-                result = client.query(sql, parameters=dict(parameters or {}), settings=settings)
-        except Exception as error:
-            raise StoreError(f"query failed: {_first_line(error)}") from error
-        return list(result.column_names), [tuple(r) for r in result.result_rows]
+            raise refusal(error, "statement") from error
 
     def query_readonly(
         self, sql: str, parameters: Optional[Mapping[str, Any]] = None, limits: QueryLimits = DEFAULT_LIMITS
@@ -198,8 +211,8 @@ class Store:
     def ping(self) -> bool:
         """True when the store answers."""
         try:
-            with self._lock:
-                self.client.query("SELECT 1")
+            with self._reads.borrow() as client:
+                client.query("SELECT 1")
             return True
         except Exception:
             return False
@@ -207,6 +220,7 @@ class Store:
     def close(self) -> None:
         """Close the clients (for chDB, the data directory's lock is released with the last client)."""
         self._readers.close()
+        self._reads.close()
         self.client.close()
 
 

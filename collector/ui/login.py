@@ -4,7 +4,6 @@ must match a cookie only this origin can set). Also the UI's one script, `/stati
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
 from pathlib import Path
@@ -61,7 +60,7 @@ async def login(request: Request) -> Response:
     if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         return _refused(403, "Forbidden", "this form expired or came from another site; open the sign-in page again")
     collector = parts(request)
-    if collector.require_keys and (not key or await asyncio.to_thread(collector.keys.verify, key) is None):
+    if collector.require_keys and (not key or await collector.read(collector.keys.verify, key) is None):
         return _form(401, target, error="unknown or revoked key")
     response = RedirectResponse(target, 303)
     response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict")

@@ -8,7 +8,6 @@ that its JSON twin returns too; `ui/render.py` turns errors into messages, `ui/l
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -26,44 +25,43 @@ from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates
 router = APIRouter()
 router.include_router(login.router)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
-run = asyncio.to_thread
 
 
 # --- the data of each page (shared by the page and its JSON twin) ---------------------------------
 async def dashboard_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     window, by = args.dashboard_args(request.query_params)
-    return await run(data.dashboard, collector.store, project, window, by)
+    return await collector.read(data.dashboard, collector.store, project, window, by)
 
 
 async def traces_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     window, filters, before = args.trace_args(request.query_params)
-    return await run(data.traces, collector.store, project, window, filters, before)
+    return await collector.read(data.traces, collector.store, project, window, filters, before)
 
 
 async def trace_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    return await run(data.trace, collector.store, project, request.path_params["trace_id"])
+    return await collector.read(data.trace, collector.store, project, request.path_params["trace_id"])
 
 
 async def runs_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    return await run(data.runs, collector.store, project, *args.runs_args(request.query_params))
+    return await collector.read(data.runs, collector.store, project, *args.runs_args(request.query_params))
 
 
 async def run_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    return await run(data.run, collector.store, project, request.path_params["run_id"])
+    return await collector.read(data.run, collector.store, project, request.path_params["run_id"])
 
 
 async def compare_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     ids = [i for raw in request.query_params.getlist("ids") for i in raw.split(",") if i]
-    return await run(data.compare, collector.store, project, ids)
+    return await collector.read(data.compare, collector.store, project, ids)
 
 
 async def sweeps_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    return await run(data.sweeps, collector.store, project)
+    return await collector.read(data.sweeps, collector.store, project)
 
 
 async def sweep_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     assert collector.sweeps is not None
-    return await run(data.sweep, collector.sweeps, project, request.path_params["sweep_id"])
+    return await collector.read(data.sweep, collector.sweeps, project, request.path_params["sweep_id"])
 
 
 # --- what each page adds to its data ---------------------------------------------------------------

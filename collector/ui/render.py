@@ -9,7 +9,6 @@ page; no stack trace ever reaches the browser. `api(build)` is the JSON twin.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -48,7 +47,7 @@ async def visible_projects(collector: Collector, who: Principal) -> list[str]:
     """The projects a caller may see: all for admin, only its own for a project key."""
     if not who.admin:
         return [str(who.project)]
-    return await asyncio.to_thread(q.known_projects, collector.store)
+    return await collector.read(q.known_projects, collector.store)
 
 
 async def context(request: Request, collector: Collector) -> tuple[str, dict[str, Any]]:

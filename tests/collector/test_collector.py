@@ -149,8 +149,8 @@ def test_metrics_and_readiness(collector: TestClient) -> None:
 
 
 def test_a_full_queue_answers_503_with_retry_after(collector: TestClient) -> None:
-    from tracehouse.collector.ingest import writer as _writer
-    from tracehouse.collector.ingest.writer import Overloaded
+    from tracehouse.collector.ingest import batch_writer as _writer
+    from tracehouse.collector.ingest.batch_writer import Overloaded
 
     original = _writer.BatchWriter._enqueue  # where every submission is admitted or refused
 

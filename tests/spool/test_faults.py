@@ -149,7 +149,7 @@ def test_corrupt_segment_quarantined_foreign_file_left(th_env: th.Settings, capl
     assert th.query("SELECT count() AS n FROM spans WHERE name = 'still-tracing'")["n"][0] == 1
 
 
-def test_segment_damaged_midway_keeps_frames_before_damage(th_env: th.Settings, tmp_path: Path) -> None:
+def test_segment_damaged_at_its_last_frame_keeps_frames_before_damage(th_env: th.Settings, tmp_path: Path) -> None:
     spool = tmp_path / "raw"
     writer = SpoolWriter(spool)
     for _ in range(3):
@@ -162,9 +162,9 @@ def test_segment_damaged_midway_keeps_frames_before_damage(th_env: th.Settings, 
     data[frames[2].start : frames[2].start + HEADER_SIZE] = b"\xee" * HEADER_SIZE
     segment.write_bytes(bytes(data))
     report = SpoolIngester(get_store()).ingest(spool)
-    assert report.rows == 4 and any("damaged frame header" in p for p in report.problems)
+    assert report.rows == 4 and any("damaged byte(s) at byte" in p for p in report.problems)
+    assert report.damaged_bytes == len(data) - frames[2].start
     assert (spool / QUARANTINE / segment.name).exists() and not segment.exists()
-    assert not segment.with_name(segment.name + ".ack").exists()
     SpoolIngester(get_store()).ingest(spool)
     assert _count("name = 'midway'") == 4
 

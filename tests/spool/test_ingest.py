@@ -374,30 +374,26 @@ def test_out_of_range_values_are_rejected_not_fatal(th_env: th.Settings, tmp_pat
     assert list_segments(spool)[0] == []
 
 
-def test_rows_the_store_refuses_are_isolated_and_the_rest_land(
-    th_env: th.Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_rows_the_store_refuses_are_isolated_kept_in_rejected_and_the_rest_land(
+    th_env: th.Settings, tmp_path: Path
 ) -> None:
-    from tracehouse.collector.store.store import BadRowsError, Store
-
-    real_insert = Store.insert
-
-    def picky_insert(self: Store, table: str, columns: Any, dedup_token: Any = None) -> None:
-        if "refused" in columns["name"]:
-            raise BadRowsError("insert into spans refused the values: test")
-        real_insert(self, table, columns, dedup_token)
-
-    def refusing_command(self: Store, sql: str, *args: Any, **kwargs: Any) -> None:
-        raise BadRowsError("statement refused the values: test")  # the batch as a whole, mapped in the store
-
-    monkeypatch.setattr(Store, "insert", picky_insert)
-    monkeypatch.setattr(Store, "command", refusing_command)  # so the batch falls back to the Python mapping
     spool = tmp_path / "raw"
-    names = ["a", "refused", "b", "c", "refused", "d", "e"]
-    _closed_segment(spool, [[_span_dict(n) for n in names]])
+    now = time.time_ns()
+    metrics = [
+        {"type": "metrics", "project": "test", "run_id": "r1", "step": 2**70 if i == 2 else i, "time_ns": now,
+         "values": {"loss": float(i)}}
+        for i in range(5)
+    ]  # fmt: skip
+    _closed_segment(spool, [[_span_dict("a"), *metrics, _span_dict("b")]])
     report = _ingest(spool)
-    assert (report.rows, report.rejected) == (5, 2)
-    assert _count("name = 'refused'") == 0 and _count() == 5
-    assert list_segments(spool)[0] == []
+    assert report.rejected == 1 and any("step" in p for p in report.problems)
+    assert _count() == 2
+    stored = th.query("SELECT step FROM metrics WHERE run_id = 'r1' ORDER BY step")["step"].tolist()
+    assert stored == [0, 1, 3, 4]  # the refused row isolated by bisection; its neighbours are in
+    kept = th.query("SELECT table_name, reason, row FROM rejected")
+    assert kept["table_name"].tolist() == ["metrics"] and "step" in kept["reason"][0]
+    assert json.loads(kept["row"][0])["step"] == str(2**70)
+    assert list_segments(spool)[0] == []  # the range moved on
 
 
 def test_unknown_record_type_is_skipped_and_reported(th_env: th.Settings, tmp_path: Path) -> None:

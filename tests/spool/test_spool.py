@@ -239,24 +239,68 @@ def test_corrupted_payload_byte_skips_only_that_frame(tmp_path: Path) -> None:
     assert scan.problem is None and scan.end == path.stat().st_size
 
 
-def test_damaged_frame_header_stops_scan(tmp_path: Path) -> None:
+def test_damaged_frame_header_is_skipped_and_the_scan_resyncs(tmp_path: Path) -> None:
     payloads = _payloads(4)
     _, path = _write_segment(tmp_path, payloads)
     frames = scan_segment(path).frames
     data = bytearray(path.read_bytes())
-    data[frames[2].start : frames[2].start + 4] = b"XXXX"
+    data[frames[1].start : frames[1].start + 4] = b"XXXX"
     path.write_bytes(bytes(data))
     scan = scan_segment(path)
-    assert [f.payload for f in scan.frames] == payloads[:2]
-    assert scan.problem is not None and "header" in scan.problem
-    assert scan.end == frames[2].start
+    assert [f.payload for f in scan.frames] == [payloads[0], payloads[2], payloads[3]]
+    assert scan.problem is None and scan.damaged_at == [frames[1].start]
+    assert scan.damaged_bytes == frames[2].start - frames[1].start
+    assert scan.end == path.stat().st_size
+
+
+def test_a_wrong_length_in_a_header_resyncs_at_the_next_good_frame(tmp_path: Path) -> None:
+    payloads = _payloads(4)
+    _, path = _write_segment(tmp_path, payloads)
+    frames = scan_segment(path).frames
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, frames[1].start + 4, 7)  # a plausible length, wrong: its CRC fails
+    path.write_bytes(bytes(data))
+    scan = scan_segment(path)
+    assert [f.payload for f in scan.frames] == [payloads[0], payloads[2], payloads[3]]
+    assert scan.skipped_frames == 0 and scan.damaged_bytes == frames[2].start - frames[1].start
+
+
+def test_a_length_past_the_end_is_damage_only_in_a_finished_segment(tmp_path: Path) -> None:
+    payloads = _payloads(3)
+    _, path = _write_segment(tmp_path, payloads)
+    frames = scan_segment(path).frames
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, frames[0].start + 4, 10_000_000)
+    path.write_bytes(bytes(data))
+    live = scan_segment(path)  # a writer could still be writing that frame: wait for it
+    assert live.frames == [] and live.incomplete_tail > 0
+    finished = scan_segment(path, finished=True)
+    assert [f.payload for f in finished.frames] == payloads[1:]
+
+
+def test_damage_at_the_end_of_a_live_segment_waits_for_more_frames(tmp_path: Path) -> None:
+    payloads = _payloads(2)
+    _, path = _write_segment(tmp_path, payloads)
+    frames = scan_segment(path).frames
+    data = bytearray(path.read_bytes())
+    data[frames[1].start : frames[1].start + 4] = b"XXXX"
+    path.write_bytes(bytes(data))
+    live = scan_segment(path)
+    assert [f.payload for f in live.frames] == payloads[:1] and live.end == frames[1].start
+    finished = scan_segment(path, finished=True)
+    assert finished.end == path.stat().st_size and finished.damaged_bytes == path.stat().st_size - frames[1].start
+    with open(path, "ab") as handle:  # the writer appends another frame after the damage
+        handle.write(encode_frame(b"[3]"))
+    assert [f.payload for f in scan_segment(path, live.end).frames] == [b"[3]"]
 
 
 def test_absurd_frame_length_is_a_damaged_header(tmp_path: Path) -> None:
     path = tmp_path / "0-1-abc.seg"
     path.write_bytes(SEGMENT_MAGIC + struct.pack("<4sII", FRAME_MAGIC, 0xFFFFFFFF, 0) + b"junk")
     scan = scan_segment(path)
-    assert scan.frames == [] and scan.problem is not None
+    assert scan.frames == [] and scan.end == len(SEGMENT_MAGIC)
+    finished = scan_segment(path, finished=True)
+    assert finished.frames == [] and finished.damaged_bytes == 12 + 4
 
 
 def test_wrong_magic_is_a_problem(tmp_path: Path) -> None:

@@ -117,55 +117,8 @@ def _parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return params
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed so the docs test can list every command)."""
-    parser = argparse.ArgumentParser(prog="tracehouse", description="Query the traces in a tracehouse store.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--project", help="project (default: TRACEHOUSE_PROJECT or 'default')")
-    common.add_argument("--data-dir", help="data directory (default: TRACEHOUSE_DIR or ~/.tracehouse)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    q = sub.add_parser("query", parents=[common], help="run SQL against the store")
-    q.add_argument("sql", help="SQL; bind values as {name:Type} with --param name=value")
-    q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a query parameter")
-    q.add_argument("--max-rows", type=int, default=1_000_000, help="refuse results over this many rows (1,000,000)")
-    q.add_argument("--timeout", type=float, default=60.0, help="stop the query after this many seconds (60)")
-
-    t = sub.add_parser("traces", parents=[common], help="list recent traces")
-    t.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-    t.add_argument("--since", default="24h", help="time window such as 15m, 1h, 7d (default 24h)")
-    t.add_argument("--name", help="only traces containing a span of this name")
-    t.add_argument("--status", choices=["ok", "error"], help="only traces with this status")
-
-    one = sub.add_parser("trace", parents=[common], help="show one trace as a tree")
-    one.add_argument("trace_id", help="32 hex digits")
-
-    lat = sub.add_parser("latency", parents=[common], help="latency percentiles, errors, tokens and cost per group")
-    lat.add_argument(
-        "--by", default="name", choices=["name", "model", "kind", "service"], help="group by (default name)"
-    )
-    lat.add_argument("--since", default="1h", help="time window such as 15m, 1h, 7d (default 1h)")
-
-    sub.add_parser(
-        "sync", parents=[common], help="deliver what is left in the spool, and offline runs, to the store or collector"
-    )
-
-    sub.add_parser("runs", parents=[common], help="list the project's runs: state, config and summary")
-    one_run = sub.add_parser("run", parents=[common], help="show one run: config, summary, last metrics")
-    one_run.add_argument("run_id", help="the run's id")
-
-    art = sub.add_parser("artifact", help="artifacts: download a version, list them")
-    art_sub = art.add_subparsers(dest="artifact_command", required=True, metavar="ACTION")
-    get = art_sub.add_parser("get", parents=[common], help="download a version and verify it")
-    get.add_argument("spec", metavar="NAME:ALIAS", help="name:latest, name:v3, name:best or project/name:alias")
-    get.add_argument("--root", help="directory to download into (default ./artifacts/NAME:VERSION)")
-    get.add_argument("--allow-local-references", action="store_true",
-                     help="copy file:// references from this machine too")  # fmt: skip
-    art_sub.add_parser("list", parents=[common], help="list artifacts: versions, aliases, sizes")
-    add_sweep_parsers(sub, common)
-    add_eval_parsers(sub, common)
-
+def _add_server_parsers(sub: Any) -> None:
+    """`serve`, `ui` and `keys`: the commands of the collector and its store."""
     srv = sub.add_parser("serve", help="run the collector: OTLP/HTTP, REST API, the one writer of the store")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     srv.add_argument("--port", type=int, default=4318, help="port (default 4318, OTLP/HTTP's)")
@@ -196,6 +149,62 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (create, *(keys_sub.choices[n] for n in ("list", "revoke"))):
         action.add_argument("--data-dir", help="data directory of the store (default TRACEHOUSE_DIR)")
         action.add_argument("--json", action="store_true", help="print JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed so the docs test can list every command)."""
+    parser = argparse.ArgumentParser(prog="tracehouse", description="Query the traces in a tracehouse store.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", help="project (default: TRACEHOUSE_PROJECT or 'default')")
+    common.add_argument("--data-dir", help="data directory (default: TRACEHOUSE_DIR or ~/.tracehouse)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    q = sub.add_parser("query", parents=[common], help="run SQL against the store")
+    q.add_argument("sql", help="SQL; bind values as {name:Type} with --param name=value")
+    q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a query parameter")
+    q.add_argument("--max-rows", type=int, default=1_000_000, help="refuse results over this many rows (1,000,000)")
+    q.add_argument("--timeout", type=float, default=60.0, help="stop the query after this many seconds (60)")
+
+    t = sub.add_parser("traces", parents=[common], help="list recent traces")
+    t.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    t.add_argument("--since", default="24h", help="time window such as 15m, 1h, 7d (default 24h)")
+    t.add_argument("--name", help="only traces containing a span of this name")
+    t.add_argument("--status", choices=["ok", "error"], help="only traces with this status")
+
+    one = sub.add_parser("trace", parents=[common], help="show one trace as a tree")
+    one.add_argument("trace_id", help="32 hex digits")
+
+    lat = sub.add_parser("latency", parents=[common], help="latency percentiles, errors, tokens and cost per group")
+    lat.add_argument(
+        "--by", default="name", choices=["name", "model", "kind", "service"], help="group by (default name)"
+    )
+    lat.add_argument("--since", default="1h", help="time window such as 15m, 1h, 7d (default 1h)")
+
+    sync = sub.add_parser(
+        "sync", parents=[common], help="deliver what is left in the spool, and offline runs, to the store or collector"
+    )
+    sync.add_argument(
+        "--quarantine", action="store_true",
+        help="also read again the segments set aside in the spool's quarantine/ (damaged, or refused by the collector)",
+    )  # fmt: skip
+
+    sub.add_parser("runs", parents=[common], help="list the project's runs: state, config and summary")
+    one_run = sub.add_parser("run", parents=[common], help="show one run: config, summary, last metrics")
+    one_run.add_argument("run_id", help="the run's id")
+
+    art = sub.add_parser("artifact", help="artifacts: download a version, list them")
+    art_sub = art.add_subparsers(dest="artifact_command", required=True, metavar="ACTION")
+    get = art_sub.add_parser("get", parents=[common], help="download a version and verify it")
+    get.add_argument("spec", metavar="NAME:ALIAS", help="name:latest, name:v3, name:best or project/name:alias")
+    get.add_argument("--root", help="directory to download into (default ./artifacts/NAME:VERSION)")
+    get.add_argument("--allow-local-references", action="store_true",
+                     help="copy file:// references from this machine too")  # fmt: skip
+    art_sub.add_parser("list", parents=[common], help="list artifacts: versions, aliases, sizes")
+    add_sweep_parsers(sub, common)
+    add_eval_parsers(sub, common)
+
+    _add_server_parsers(sub)
     return parser
 
 
@@ -338,8 +347,9 @@ def _run(th: Any, args: argparse.Namespace) -> int:
     elif args.command == "eval":
         run_eval_command(th, args, format_table, _dumps)
     elif args.command == "sync":
-        report = th.sync()
-        summary = {"rows": report.rows, "segments": report.segments_done, "rejected": report.rejected}
+        report = th.sync(quarantine=args.quarantine)
+        summary = {"rows": report.rows, "segments": report.segments_done, "rejected": report.rejected,
+                   "requeued": report.requeued}  # fmt: skip
         if args.json:
             print(_dumps({**summary, "problems": report.problems}))
         else:
@@ -350,6 +360,8 @@ def _run(th: Any, args: argparse.Namespace) -> int:
                 else ("ingested", f"into {settings.store_url}")
             )
             print(f"{verb} {report.rows} records from {report.segments_done} finished segment(s) {target}")
+            if args.quarantine:
+                print(f"  {report.requeued} quarantined segment(s) read again")
             for problem in report.problems:
                 print(f"  warning: {problem}")
     return 0

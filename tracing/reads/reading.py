@@ -8,6 +8,7 @@ where the store is: here when this process owns it, at its owner when another pr
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar, cast
 
 from tracehouse._errors import ConfigError, NotFoundError
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from tracehouse.collector.ingest.spool_ingest import IngestReport
     from tracehouse.collector.store.store import Store
 
+logger = logging.getLogger("tracehouse")
 __all__ = ["build_tree", "get_store", "latency", "query", "sync", "trace_tree", "traces"]
 T = TypeVar("T")
 DEFAULT_MAX_ROWS = 1_000_000
@@ -62,9 +64,15 @@ def catch_up() -> IngestReport:
     return IngestReport(done.rows, done.segments_done, done.rejected, list(done.problems or []))
 
 
-def sync() -> IngestReport:
-    """`tracehouse sync`: deliver everything left in the spool, and the records of offline runs."""
+def sync(quarantine: bool = False) -> IngestReport:
+    """`tracehouse sync`: deliver everything left in the spool, and the records of offline runs.
+
+    With `quarantine`, segments set aside in the spool's `quarantine/` (damaged, or refused by the
+    collector) are read again first: what they hold that was not stored yet is delivered, damage
+    skipped; `report.requeued` counts them."""
+    requeued = _requeue_quarantine() if quarantine else 0
     report = catch_up()
+    report.requeued += requeued
     offline = runtime.settings.offline_spool_dir
     if offline.is_dir() and any(offline.iterdir()):
         settings = runtime.settings
@@ -74,6 +82,19 @@ def sync() -> IngestReport:
             push_local_blobs(blob_store())
         report.merge(_run(lambda access: _ingest_dir(access, offline)))
     return report
+
+
+def _requeue_quarantine() -> int:
+    from tracehouse.collector.ingest.quarantine import requeue_quarantine
+
+    settings = runtime.settings
+    count = 0
+    for spool_dir in (settings.spool_dir, settings.offline_spool_dir):
+        done = requeue_quarantine(spool_dir)
+        count += len(done.requeued)
+        for name in done.kept:
+            logger.info("tracehouse: %s/quarantine/%s is read to its end already; kept for inspection", spool_dir, name)
+    return count
 
 
 def _ingest_dir(access: Any, spool_dir: Any) -> IngestReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from tracehouse.collector.owner.access import CatchUpReport
     from tracehouse.exporters._sender import CollectorClient
 
+logger = logging.getLogger("tracehouse")
 _clients: dict[tuple[str, Optional[str]], CollectorClient] = {}
 _lock = threading.Lock()
 
@@ -116,25 +118,35 @@ class RemoteAccess:
         report = self.ingest_dir(runtime.settings.spool_dir)
         return CatchUpReport(report.rows, report.segments_done, report.rejected, report.problems)
 
+    def _before_read(self) -> None:
+        """Send what this process recorded, so the read sees it; a collector refusing that (or a
+        batch of it) is a warning here, not a failed read: the records wait in the spool."""
+        from tracehouse.exporters._sender import SendError
+
+        try:
+            self.catch_up()
+        except SendError as error:
+            logger.warning("tracehouse: reading without this process's latest records (%s)", error)
+
     def query(self, sql: str, parameters: Optional[Mapping[str, Any]] = None, **limits: Any) -> pd.DataFrame:
-        self.catch_up()
+        self._before_read()
         return query(sql, parameters, **limits)
 
     def read(self, name: str, project: str, parameters: Mapping[str, Any]) -> pd.DataFrame:
-        self.catch_up()
+        self._before_read()
         return read(name, project, parameters)
 
     def traces(self, project: str, limit: int = 20, since: Any = "24h", name: Optional[str] = None,
                status: Optional[str] = None) -> pd.DataFrame:  # fmt: skip
-        self.catch_up()
+        self._before_read()
         return traces(project, limit, since, name, status)
 
     def trace_tree(self, project: str, trace_id: str) -> dict[str, Any]:
-        self.catch_up()
+        self._before_read()
         return trace_tree(project, trace_id)
 
     def latency(self, project: str, by: str = "name", since: Any = "1h") -> pd.DataFrame:
-        self.catch_up()
+        self._before_read()
         return latency(project, by, since)
 
     def keys(self, action: str, args: Mapping[str, Any]) -> Any:

@@ -1,4 +1,4 @@
-"""Module-level configuration API: configure, get_settings, flush."""
+"""Module-level configuration API: configure, get_settings, flush, stats."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def configure(
     clickhouse_url: Optional[str] = None,
     database: Optional[str] = None,
     blob_url: Optional[str] = None,
+    max_spool_bytes: Union[int, str, None] = None,
     flush_timeout: Optional[float] = None,
 ) -> Settings:
     """Set tracehouse's options; anything not given comes from its environment variable, else its default.
@@ -33,14 +34,17 @@ def configure(
     (TRACEHOUSE_MAX_PAYLOAD_BYTES, 65536), redact (a callable str -> str), disabled
     (TRACEHOUSE_DISABLED, false), service_name (OTEL_SERVICE_NAME), clickhouse_url
     (TRACEHOUSE_CLICKHOUSE_URL), database (TRACEHOUSE_DATABASE, "tracehouse"), blob_url
-    (TRACEHOUSE_BLOB_URL, an fsspec URL for artifact and media files; default `blobs/` in data_dir), flush_timeout
+    (TRACEHOUSE_BLOB_URL, an fsspec URL for artifact and media files; default `blobs/` in data_dir),
+    max_spool_bytes (TRACEHOUSE_MAX_SPOOL_BYTES, 4GiB: disk the spool may use while records wait;
+    past it they are counted in `stats()`, not written; 0 = no limit), flush_timeout
     (TRACEHOUSE_FLUSH_TIMEOUT, 5 s). A bad value raises ConfigError naming the option; the previous
     settings then stay in force. Calling it is optional.
     """
     settings = resolve_settings(
         project=project, data_dir=data_dir, endpoint=endpoint, api_key=api_key, capture_content=capture_content,
         max_payload_bytes=max_payload_bytes, redact=redact, disabled=disabled, service_name=service_name,
-        clickhouse_url=clickhouse_url, database=database, blob_url=blob_url, flush_timeout=flush_timeout,
+        clickhouse_url=clickhouse_url, database=database, blob_url=blob_url, max_spool_bytes=max_spool_bytes,
+        flush_timeout=flush_timeout,
     )  # fmt: skip
     _runtime.apply(settings)
     _runtime.ensure_provider()  # so OTel spans started before the first tracehouse span are recorded too
@@ -50,6 +54,13 @@ def configure(
 def get_settings() -> Settings:
     """The settings in force."""
     return _runtime.settings
+
+
+def stats() -> dict[str, int]:
+    """What this process recorded and where it is: records queued in memory, written to the spool,
+    not written (over `max_spool_bytes`, or dropped while the disk refused writes and memory was
+    full), spool bytes on disk, failed writes, and records shipped to a collector."""
+    return _runtime.stats()
 
 
 def flush(timeout: Optional[float] = None) -> bool:

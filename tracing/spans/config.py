@@ -91,6 +91,25 @@ def _parse_payload_limit(option: str, value: Any) -> int:
     return number
 
 
+def _parse_byte_size(option: str, value: Any) -> int:
+    """A number of bytes: an integer, or one with a unit (500MB, 4GiB); 0 means no limit."""
+    text = str(value).strip().lower().replace(" ", "") if not isinstance(value, bool) else ""
+    units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+             "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+    number, unit = text, ""
+    for suffix in sorted(units, key=len, reverse=True):
+        if suffix and text.endswith(suffix):
+            number, unit = text[: -len(suffix)], suffix
+            break
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if not amount >= 0 or amount != amount or amount == float("inf"):
+        raise ConfigError(option, f"expected a size in bytes such as 4GiB or 500MB (0 for no limit), got {value!r}")
+    return int(amount * units[unit])
+
+
 def _parse_positive_float(option: str, value: Any) -> float:
     try:
         number = float(value) if not isinstance(value, bool) else -1.0
@@ -151,6 +170,13 @@ PARAMS: dict[str, Param] = {
         _parse_blob_url,
         "Where artifact and media files are stored (an fsspec URL); unset = `blobs/` in the data dir.",
     ),
+    "max_spool_bytes": Param(
+        "TRACEHOUSE_MAX_SPOOL_BYTES",
+        4 * 2**30,
+        _parse_byte_size,
+        "Disk the spool may use while records wait (collector down, store unread); past it new records are "
+        "counted in th.stats() and warned about, not written. 0 = no limit.",
+    ),
     "flush_timeout": Param(
         "TRACEHOUSE_FLUSH_TIMEOUT",
         5.0,
@@ -176,6 +202,7 @@ class Settings:
     clickhouse_url: Optional[str]
     database: str
     blob_url: Optional[str]
+    max_spool_bytes: int
     flush_timeout: float
 
     @property

@@ -39,6 +39,8 @@ def score(target: Any, name: str, value: Any, comment: Optional[str] = None, pro
         raise ConfigError("value", f"expected a number, a bool or a label, got {type(value).__name__}")
     if comment is not None and not isinstance(comment, str):
         raise ConfigError("comment", f"expected text, got {comment!r}")
+    if runtime.settings.disabled:  # tracing is a no-op: so is feedback on it
+        return
     runtime.sink().submit({
         "type": "score", "project": runtime.settings.project if project is None else _parse_project("project", project),
         "target_type": kind, "trace_id": trace_id, "span_id": span_id, "name": name,

@@ -107,7 +107,10 @@ class Runtime:
                 if self._sink is None:
                     from tracehouse.exporters._sink import SpoolSink
 
-                    self._sink = SpoolSink(self.settings.spool_dir, on_written=self._spool_written)
+                    self._sink = SpoolSink(
+                        self.settings.spool_dir, on_written=self._spool_written,
+                        max_spool_bytes=self.settings.max_spool_bytes,
+                    )  # fmt: skip
                     if "multiprocessing" in sys.modules and self._finalizer_pid != os.getpid():
                         # its worker processes leave through os._exit, so atexit hooks never run there;
                         # a Finalize registered now (after multiprocessing's own reset) does. Not tied
@@ -130,7 +133,9 @@ class Runtime:
                     from tracehouse.exporters._sink import SpoolSink
 
                     self.sink()  # registers the exit hooks that flush both
-                    self._offline_sink = SpoolSink(self.settings.offline_spool_dir)
+                    self._offline_sink = SpoolSink(
+                        self.settings.offline_spool_dir, max_spool_bytes=self.settings.max_spool_bytes
+                    )
                 sink = self._offline_sink
         return sink
 
@@ -245,6 +250,19 @@ class Runtime:
         if shipper is not None:
             shipper.wake()
         return flushed
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this process's spool sinks and shipper (see `th.stats`)."""
+        totals = {"queued": 0, "written": 0, "not_written_over_cap": 0, "dropped_disk_refused": 0,
+                  "failed_writes": 0, "spool_bytes": 0, "shipped": 0}  # fmt: skip
+        for sink in (self._sink, self._offline_sink):
+            if sink is not None:
+                for name, value in sink.stats().items():
+                    totals[name] += value
+        totals["max_spool_bytes"] = self.settings.max_spool_bytes
+        shipper = self._shipper
+        totals["shipped"] = shipper.shipped if shipper is not None else 0
+        return totals
 
     def _run_flush_hooks(self, final: bool) -> None:
         for hook in list(self.flush_hooks):

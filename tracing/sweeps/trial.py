@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from tracehouse._deferred import raise_or_defer
 from tracehouse.spans.runtime import runtime
 
 logger = logging.getLogger("tracehouse")
@@ -76,7 +77,8 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
     """The agent stopped this trial: the run ends `stopped`, not crashed."""
     if _mark_stopped is not None:
         _mark_stopped()
-    raise RunStopped("the sweep stopped this trial")
+    # not while the main thread is between taking records off a queue and writing them
+    raise_or_defer(lambda: RunStopped("the sweep stopped this trial"))
 
 
 def note_started(run_id: str) -> None:

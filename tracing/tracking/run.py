@@ -18,6 +18,7 @@ from collections import abc
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from tracehouse._deferred import critical
 from tracehouse._errors import ConfigError
 from tracehouse._internal_errors import log_internal_error
 from tracehouse.collector.store.rows.runs import table_summary
@@ -123,6 +124,10 @@ class Run:
     def _commit(self) -> None:
         if not self._pending:
             return
+        with critical:  # a sweep's SIGTERM waits until the step's values are handed to the sink
+            self._commit_pending()
+
+    def _commit_pending(self) -> None:
         pending, self._pending = self._pending, {}
         numbers, others = {}, {}
         for key, value in pending.items():

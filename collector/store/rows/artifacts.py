@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 
+from tracehouse.collector.store.isolate import keep_rejected_record
+from tracehouse.collector.store.store import BadRowsError
+
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
 
@@ -161,4 +164,7 @@ def write_artifact_records(store: Store, records: list[dict[str, Any]], token: O
             written += 1
         except (KeyError, TypeError, ValueError) as error:
             rejected.append(f"{record.get('type')} record {record.get('name')!r}: {type(error).__name__}: {error}")
+        except BadRowsError as error:  # the store refused its values: kept in `rejected`, the rest goes on
+            keep_rejected_record(store, record, str(error), _token(token, f"r{index}"))
+            rejected.append(f"{record.get('type')} record {record.get('name')!r}: {error}")
     return written, rejected

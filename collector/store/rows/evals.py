@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 
+from tracehouse.collector.store.isolate import keep_rejected_record, store_isolating
 from tracehouse.collector.store.rows.artifacts import numbering, versions_by_digest
+from tracehouse.collector.store.store import BadRowsError
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
@@ -86,6 +88,11 @@ def write_eval_records(store: Store, records: list[dict[str, Any]], token: Optio
             written += 1
         except (KeyError, TypeError, ValueError) as error:
             rejected.append(f"{record.get('type')} record {record.get('name')!r}: {type(error).__name__}: {error}")
+        except BadRowsError as error:  # the store refused its values: kept in `rejected`, the rest goes on
+            keep_rejected_record(store, record, str(error), f"{token}/r{index}" if token else None)
+            rejected.append(f"{record.get('type')} record {record.get('name')!r}: {error}")
     if columns["score_id"]:
-        store.insert("scores", columns, dedup_token=f"{token}/scores" if token else None)
+        refused = store_isolating(store, "scores", columns, f"{token}/scores" if token else None)
+        written -= len(refused)
+        rejected.extend(f"score row: {reason}" for _, reason in refused)
     return written, rejected
