@@ -42,6 +42,7 @@ class ServeOptions:
     blob_location: str = ""  # the blob store it serves (artifact and media contents); "" = none
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback and `host` ("*": any)
     body_timeout: float = 30.0
+    max_body_bytes: int = 32 * 1024 * 1024  # an OTLP or records request body (after decompression: 4x)
 
 
 def is_loopback(host: str) -> bool:
@@ -95,6 +96,7 @@ def build(options: ServeOptions) -> CollectorParts:
     config = CollectorConfig(
         default_project=options.default_project, max_backlog=options.max_backlog, owner_secret=secret,
         allowed_hosts=allowed_hosts(options.host, options.allowed_hosts), body_timeout=options.body_timeout,
+        max_body_bytes=options.max_body_bytes,
     )  # fmt: skip
     blobs = None
     if options.blob_location:

@@ -84,3 +84,47 @@ class Collector:
         assert self.process is not None
         self.process.send_signal(sig)
         return self.process.wait(60)
+
+
+class InProcessCollector:
+    """A collector app (`build(options)`) served by uvicorn on a thread of this process: for tests that
+    need real sockets and options `tracehouse serve` has no flag for."""
+
+    def __init__(self, options: Any) -> None:
+        from tracehouse.collector.server import build
+
+        self.parts = build(options)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+        self._thread: Any = None
+
+    def __enter__(self) -> InProcessCollector:
+        import threading
+
+        import uvicorn
+
+        config = uvicorn.Config(self.parts.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the in-process collector did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+        self.parts.close()
+
+    def count(self, where: str = "1") -> int:
+        """Spans matching `where`, read through the collector (so it catches up first)."""
+        request = urllib.request.Request(
+            self.url + "/api/v1/query", data=json.dumps({"sql": f"SELECT count() FROM spans WHERE {where}"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return int(json.loads(answer.read())["rows"][0][0])

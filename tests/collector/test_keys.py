@@ -214,3 +214,21 @@ def test_a_project_key_sees_only_its_own_project_name(secured: tuple[TestClient,
     client.cookies.set("tracehouse_key", keys["alpha"])
     page = client.get("/traces")
     assert page.status_code == 200 and "alpha" in page.text and "beta" not in page.text
+
+
+def test_a_batch_token_of_one_project_cannot_swallow_another_projects_batch(
+    secured: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, keys = secured
+    for project, span_id in (("alpha", "1" * 16), ("beta", "2" * 16)):
+        answer = client.post("/api/v1/records", content=json.dumps([_record(project, span_id)]),
+                             headers={**_auth(keys[project]), "Content-Type": "application/json",
+                                      "X-Tracehouse-Batch": "same-token"})  # fmt: skip
+        assert answer.status_code == 200 and answer.json()["accepted"] == 1
+    rows = client.post("/api/v1/query", json={"sql": "SELECT project FROM spans ORDER BY project"},
+                       headers=_auth(keys["admin"])).json()["rows"]  # fmt: skip
+    assert rows == [["alpha"], ["beta"]]
+    too_long = client.post("/api/v1/records", content=json.dumps([_record("alpha", "3" * 16)]),
+                           headers={**_auth(keys["alpha"]), "Content-Type": "application/json",
+                                    "X-Tracehouse-Batch": "t" * 600})  # fmt: skip
+    assert too_long.status_code == 400
