@@ -153,5 +153,10 @@ def part_collector(collector: CollectorProcess, bodies: list[bytes], sizes: list
     }
 
 
+def quantile_ms(values: list[float], q: float) -> Optional[float]:
+    """The `q` quantile of `values` (seconds) in milliseconds; None when there are none."""
+    return _ms(_quantile(values, q))
+
+
 def _ms(seconds: Optional[float]) -> Optional[float]:
     return None if seconds is None else seconds * 1e3

@@ -8,6 +8,7 @@ from _common import fmt_number, render_table
 
 TARGET_COLLECTOR_SPANS_PER_S = 30_000.0
 TARGET_SENDER_RATIO = 5.0
+TARGET_COLLECTOR_PEAK_RSS_MB = 500.0
 
 
 def _sender_ratio(results: dict[str, Any], other: str = "stock") -> Optional[float]:
@@ -33,6 +34,10 @@ def evaluate(results: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
         check("collector spans lost", col["dropped"], "0", col["dropped"] == 0 and not col["rejected_spans"])
     elif "collector" in results["parts"]:
         check("collector OTLP ingest spans/s", None, f">= {TARGET_COLLECTOR_SPANS_PER_S:,.0f}", None)
+    _check_mixed(results, check)
+    rss = results.get("collector_peak_rss_mb")
+    check("collector peak RSS MB", rss, f"<= {TARGET_COLLECTOR_PEAK_RSS_MB:.0f}",
+          None if rss is None else rss <= TARGET_COLLECTOR_PEAK_RSS_MB)  # fmt: skip
     ratio = _sender_ratio(results)
     if "sdk" in results["parts"] and "stock" in results["parts"]:
         check("sdk sender / stock exporter spans/s", ratio, f">= {TARGET_SENDER_RATIO:.0f}",
@@ -45,6 +50,39 @@ def evaluate(results: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
     code = stop.get("exit_code")
     check("collector exit code on SIGTERM", code, "0", None if not stop else code == 0)
     return checks
+
+
+def _check_mixed(results: dict[str, Any], check: Any) -> None:
+    mixed = results.get("mixed")
+    if mixed is None:
+        return
+    if "skipped" in mixed:
+        check("mixed load: ingest spans/s", None, f">= {TARGET_COLLECTOR_SPANS_PER_S:,.0f}", None)
+        return
+    rate = mixed["spans_per_second"]
+    check("mixed load: ingest spans/s", rate, f">= {TARGET_COLLECTOR_SPANS_PER_S:,.0f}",
+          rate is not None and rate >= TARGET_COLLECTOR_SPANS_PER_S)  # fmt: skip
+    check("mixed load: spans lost", mixed["dropped"], "0", mixed["dropped"] == 0)
+    check("mixed load: reads failed", mixed["read_failures"], "0", mixed["read_failures"] == 0 and mixed["reads"] > 0)
+    check("mixed load: read p95 ms", mixed["read_ms_p95"], "reported", True)
+
+
+def _mixed_detail(mixed: dict[str, Any]) -> list[str]:
+    by_path = ", ".join(f"{path} {fmt_number(ms, 0)}" for path, ms in mixed["read_ms_p95_by_path"].items())
+    out = [
+        f"mixed load: {mixed['stored']:,} of {mixed['spans']:,} spans stored in {mixed['seconds']:.2f} s = "
+        f"{fmt_number(mixed['spans_per_second'], 0)} spans/s (posting {mixed['send_seconds']:.2f} s, 503s "
+        f"{mixed['status_503']}, request p95 {fmt_number(mixed['request_ms_p95'], 1)} ms) while the reader answered "
+        f"{mixed['reads']:,} dashboard reads: p50 {fmt_number(mixed['read_ms_p50'], 1)} ms, p95 "
+        f"{fmt_number(mixed['read_ms_p95'], 1)} ms, max {fmt_number(mixed['read_ms_max'], 1)} ms, "
+        f"{mixed['read_failures']} failed",
+        f"  read p95 ms by endpoint: {by_path}",
+    ]
+    cpu = mixed.get("collector_cpu_seconds")
+    if cpu is not None and mixed["seconds"]:
+        out.append(f"  collector CPU: {cpu / mixed['seconds']:.2f} cores busy")
+    out.extend(f"  read error: {sample}" for sample in mixed["read_failure_samples"])
+    return out
 
 
 def _part_rows(results: dict[str, Any], n: int, col: Any) -> list[list[str]]:
@@ -120,13 +158,18 @@ def report(results: dict[str, Any]) -> str:
 
     if col is not None and "skipped" not in col:
         out += ["", *_collector_detail(results, col)]
+    mixed = results.get("mixed")
+    if mixed is not None and "skipped" not in mixed:
+        out += _mixed_detail(mixed)
+    elif mixed is not None:
+        out.append(f"mixed load: skipped: {mixed['skipped']}")
     out.append(
         f"collector: ready in {fmt_number(results.get('collector_start_seconds'), 2)} s, peak RSS "
         f"{fmt_number(results.get('collector_peak_rss_mb'), 1)} MB, SIGTERM -> exit code "
         f"{(results.get('collector_stop') or {}).get('exit_code')} in "
         f"{fmt_number((results.get('collector_stop') or {}).get('stop_seconds'), 2)} s; load generator peak RSS "
         f"{fmt_number(results.get('load_generator_peak_rss_mb'), 1)} MB; bodies built in "
-        f"{fmt_number(results.get('build_seconds'), 1)} s (not timed)"
+        f"{fmt_number(results.get('build_seconds_collector'), 1)} s (not timed)"
     )
     ratio = _sender_ratio(results)
     if ratio is not None:

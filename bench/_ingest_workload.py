@@ -59,15 +59,18 @@ def build_bodies(count: int, batch: int, project: str, seed: int) -> list[bytes]
     return bodies
 
 
-def prebuild(spans: int, batch: int, workers: int = 2) -> tuple[list[bytes], list[int]]:
-    """Bodies holding exactly `spans` spans (the last one may be smaller), built in `workers` processes."""
+def prebuild(
+    spans: int, batch: int, workers: int = 2, project: str = "ingest", first: int = 0
+) -> tuple[list[bytes], list[int]]:
+    """Bodies holding exactly `spans` spans (the last one may be smaller) of `project`, built in `workers`
+    processes; span numbers start at `first` (distinct ids per part)."""
     sizes = [batch] * (spans // batch) + ([spans % batch] if spans % batch else [])
     full = spans // batch
     chunks = [(full * w // workers, full * (w + 1) // workers) for w in range(workers)]
     bodies: list[bytes] = []
     with ProcessPoolExecutor(workers) as pool:
-        futures = [pool.submit(build_bodies, hi - lo, batch, "ingest", lo * batch) for lo, hi in chunks]
-        tail = pool.submit(build_bodies, 1, sizes[-1], "ingest", full * batch) if len(sizes) > full else None
+        futures = [pool.submit(build_bodies, hi - lo, batch, project, first + lo * batch) for lo, hi in chunks]
+        tail = pool.submit(build_bodies, 1, sizes[-1], project, first + full * batch) if len(sizes) > full else None
         for future in futures:
             bodies.extend(future.result())
         if tail is not None:

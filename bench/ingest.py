@@ -4,7 +4,7 @@ Run from the repository root::
 
     python bench/ingest.py                    # defaults: 200,000 spans per part (~1-2 min on 2 cores)
     python bench/ingest.py --spans 50000 --clients 2
-    python bench/ingest.py --parts collector  # only part 1 (parts: collector, sdk, stock, stock-discard)
+    python bench/ingest.py --parts collector  # only part 1 (parts: collector, mixed, sdk, stock, stock-discard)
 
 One real collector is started for the whole run: ``python -m tracehouse serve --port P --data-dir D``
 in a subprocess, on a free loopback port, with a fresh data directory (embedded chDB), no API keys.
@@ -48,6 +48,11 @@ The run waits for ``/readyz``. Counts are read back through the collector's own
    spans are counted from the bodies it received, seconds end when ``provider.shutdown()`` returns.
    It shows the stock exporter's own ceiling, i.e. how much of its figure above is the collector's
    answer latency (the exporter sends one batch at a time and waits for each answer).
+   Part ``mixed`` (``_ingest_mixed.py``): the same load (``--spans`` fresh spans, project ``mixed``)
+   while one reader thread runs the dashboard's reads back to back (``/api/v1/ui/dashboard``,
+   ``/api/v1/ui/traces``, ``/api/v1/latency`` by model, a SQL aggregate through ``/api/v1/query``).
+   Targets: ingest >= 30,000 spans/s as in part 1, every read answered 200; read latency p50/p95/max
+   reported (also per endpoint). The collector's peak RSS covers this load: target <= 500 MB.
 3. Memory and CPU: peak RSS (``VmHWM`` of /proc/<pid>/status) of the collector, read just before it
    is stopped, and of each sender process and of this load generator (each reads its own); the
    collector's CPU seconds during part 1 (/proc/<pid>/stat). The collector is then stopped with
@@ -75,14 +80,39 @@ from typing import Any, Optional
 from _common import machine_info, own_peak_rss_mb, parse_choices, proc_status_mb, progress, run_child, write_results
 from _ingest_clients import part_collector
 from _ingest_collector import CollectorProcess
+from _ingest_mixed import part_mixed
 from _ingest_report import evaluate, report
 from _ingest_senders import child_main, part_stock_discard, sender_argv
 from _ingest_workload import prebuild
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
-PARTS = ("collector", "sdk", "stock", "stock-discard")
+PARTS = ("collector", "mixed", "sdk", "stock", "stock-discard")
 VERSIONED_PACKAGES = ("tracehouse", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http", "chdb",
                       "clickhouse-connect", "fastapi", "uvicorn")  # fmt: skip
+
+
+def _prebuild_if(
+    parts: list[str], part: str, args: argparse.Namespace, results: dict[str, Any]
+) -> tuple[list[bytes], list[int]]:
+    """The OTLP bodies of `part` (project "ingest" or "mixed", distinct span numbers), when it runs."""
+    if part not in parts:
+        return [], []
+    project, first = ("ingest", 0) if part == "collector" else ("mixed", args.spans)
+    progress(f"building {args.spans:,} spans of project {project} as OTLP bodies of {args.batch} (not timed) ...")
+    t = time.perf_counter()
+    built = prebuild(args.spans, args.batch, project=project, first=first)
+    results[f"build_seconds_{part}"] = time.perf_counter() - t
+    return built
+
+
+def _guarded(function: Any, *args: Any) -> dict[str, Any]:
+    """A part's results, or {"skipped": reason} when it raised (the other parts still run)."""
+    try:
+        result: dict[str, Any] = function(*args)
+        return result
+    except Exception as error:
+        traceback.print_exc()
+        return {"skipped": f"{type(error).__name__}: {error}"[:300]}
 
 
 def parent_main(args: argparse.Namespace) -> int:
@@ -103,23 +133,18 @@ def parent_main(args: argparse.Namespace) -> int:
         try:
             progress(f"starting the collector on {collector.url} ...")
             collector.start()
-            bodies: list[bytes] = []
-            sizes: list[int] = []
-            if "collector" in parts:
-                progress(f"building {args.spans:,} spans as OTLP bodies of {args.batch} (not timed) ...")
-                t = time.perf_counter()
-                bodies, sizes = prebuild(args.spans, args.batch)
-                results["build_seconds"] = time.perf_counter() - t
+            bodies, sizes = _prebuild_if(parts, "collector", args, results)
             collector.wait_ready()
             results["collector_start_seconds"] = collector.start_seconds
             if "collector" in parts:
                 progress(f"part 1: posting with {args.clients} client threads ...")
-                try:
-                    results["collector"] = part_collector(collector, bodies, sizes, args.clients)
-                except Exception as error:
-                    traceback.print_exc()
-                    results["collector"] = {"skipped": f"{type(error).__name__}: {error}"[:300]}
-                bodies = []
+                results["collector"] = _guarded(part_collector, collector, bodies, sizes, args.clients)
+            bodies = []
+            bodies, sizes = _prebuild_if(parts, "mixed", args, results)
+            if "mixed" in parts:
+                progress(f"part mixed: {args.clients} client threads posting, a reader looping the dashboard ...")
+                results["mixed"] = _guarded(part_mixed, collector, bodies, sizes, args.clients)
+            bodies = []
             for part in ("sdk", "stock"):
                 if part in parts:
                     progress(f"part 2: {part} sender ...")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import logging
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,31 @@ def build(options: ServeOptions) -> CollectorParts:
     return CollectorParts(app, store, writer, follower, wal, secret)
 
 
+def retain_less_freed_memory() -> None:
+    """Tune glibc's malloc for a long-lived collector (no-op elsewhere).
+
+    chDB's engine allocates with the process's malloc from many threads: by default every thread
+    may get an arena of its own, and the mmap threshold rises to the largest block freed so far, so
+    the 20 MB buffers of each insert end up in arenas that never shrink. A fixed 128 KiB threshold
+    (big blocks are mapped and unmapped) and two arenas kept peak RSS ~15% lower under full ingest
+    (bench/ingest.py), at no measurable cost in throughput.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # not glibc (musl has no mallopt)
+    m_mmap_threshold, m_arena_max = -3, -8
+    mallopt(m_mmap_threshold, 128 * 1024)
+    mallopt(m_arena_max, 2)
+
+
 def _server_class() -> Any:
     import uvicorn
 
@@ -130,6 +156,7 @@ def serve(options: ServeOptions) -> None:
     from tracehouse.collector.owner.takeover import Advertiser, take_over
 
     _Server = _server_class()
+    retain_less_freed_memory()
     take_over(options.store_url)
     parts = build(options)
     gc.freeze()  # the long-lived start-up objects leave the collector's GC passes (cheaper per request)

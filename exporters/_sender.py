@@ -245,11 +245,13 @@ class CollectorDestination:
             halves = (records[:middle], records[middle:])
             return _merged([self.write(part, f"{token}/{i}") for i, part in enumerate(halves)])
         from tracehouse.collector.ingest.frames import shrink_record
+        from tracehouse.collector.ingest.writer import WriteResult
 
         size = len(orjson.dumps(records[0])) if records else 0
         if size <= 4096:
-            raise SendError(f"the collector refuses even a {size}-byte record: {error.reason}", retryable=False,
-                            status=413)  # fmt: skip
+            logger.warning("tracehouse: the collector refuses even a %d-byte record (%s); it waits in the spool's "
+                           "quarantine/ for `tracehouse sync --quarantine`", size, error.reason)  # fmt: skip
+            return WriteResult(set_aside=list(records))
         shortened = orjson.loads(shrink_record(records[0], size // 2))
         logger.warning("tracehouse: a %d-byte record is over the collector's body limit; sending it shortened", size)
         return self.write([shortened], f"{token}/cut")
@@ -283,6 +285,7 @@ def _merged(results: list[Any]) -> Any:
         merged.rows += result.rows
         merged.rejected.extend(result.rejected)
         merged.unknown_types += result.unknown_types
+        merged.set_aside.extend(result.set_aside)
     return merged
 
 
@@ -307,7 +310,8 @@ class SpoolShipper(threading.Thread):
         self._unsent = 0  # records written to the spool since the last pass began
         self._wake = threading.Event()
         self._stopped = False
-        self._backoff = 0.0
+        self._backoff = 0.0  # the wait before the next pass, while the collector fails
+        self._failures = 0  # passes failed in a row (the exponent of the backoff)
         self._lock = threading.Lock()
 
     def notify_written(self, rows: int) -> None:
@@ -346,7 +350,7 @@ class SpoolShipper(threading.Thread):
                 # A pass woken by volume skips the flush: the spans are in the spool already, and
                 # flushing would wait on a queue that a busy process keeps refilling.
                 self.ship_once(flush=not woken)
-                self._backoff = 0.0
+                self._backoff, self._failures = 0.0, 0
             except SendError as error:
                 first = self._backoff == 0.0
                 self._backoff = self._next_backoff(error)
@@ -354,17 +358,21 @@ class SpoolShipper(threading.Thread):
                     again = "retrying" if error.retryable else f"trying again in {self._backoff:.0f} s"
                     logger.warning("tracehouse: %s; spans wait in the spool, %s", error, again)
             except Exception:
-                self._backoff = jittered(min(max(self._backoff * 2, 1.0), 30.0))
+                self._backoff = self._exponential()
                 logger.exception("tracehouse shipper error; spans wait in the spool")
 
     def _next_backoff(self, error: SendError) -> float:
         """How long to wait after a failed pass: what the collector asked for, else exponential with
         jitter; a refusal that retrying does not change (a revoked key) waits minutes, not seconds."""
-        if error.retry_after is not None:
-            return jittered(error.retry_after) if error.retry_after > 1 else error.retry_after
+        if error.retry_after is not None:  # never sooner than asked; spread a little later
+            return error.retry_after * random.uniform(1.0, 1.25)
         if not error.retryable:
             return jittered(MAX_RETRY_AFTER)
-        return jittered(min(max(self._backoff * 2, 1.0), 30.0))
+        return self._exponential()
+
+    def _exponential(self) -> float:
+        self._failures += 1
+        return jittered(min(2.0 ** (self._failures - 1), 30.0))
 
     def stop(self, timeout: float) -> None:
         """A last pass bounded by `timeout`, then stop; what is not sent stays for `tracehouse sync`."""

@@ -27,7 +27,7 @@ def readyz(collector: CollectorDep) -> Response:
 @router.get("/metrics")
 def metrics(collector: CollectorDep) -> Response:
     """Prometheus text: received, written, rejected, queue depth, inserts and their time."""
-    stats, counters = collector.writer.stats, collector.counters
+    stats, counters, follower = collector.writer.stats, collector.counters, collector.follower
     queued = collector.writer.queued_rows + collector.backlog()
     lines = [
         ("tracehouse_records_received_total", "counter", "Records accepted into the write queue", stats.received),
@@ -40,6 +40,10 @@ def metrics(collector: CollectorDep) -> Response:
         ("tracehouse_inserts_total", "counter", "Inserts into the store", stats.inserts),
         ("tracehouse_insert_failures_total", "counter", "Inserts that failed", stats.failed_inserts),
         ("tracehouse_insert_seconds_total", "counter", "Time spent inserting", round(stats.insert_seconds, 6)),
+        ("tracehouse_spool_damaged_bytes_total", "counter", "Unreadable spool bytes skipped",
+         follower.damaged_bytes if follower else 0),
+        ("tracehouse_spool_set_aside_total", "counter", "Spool ranges refused for good, kept in quarantine/",
+         follower.set_aside if follower else 0),
     ]  # fmt: skip
     text = "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h, v in lines)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

@@ -52,6 +52,8 @@ class SpoolFollower(threading.Thread):
         self.spool_dir, self.interval, self.catch_up_timeout = spool_dir, interval, catch_up_timeout
         self.ingested = 0  # records taken from the spool (stored or rejected)
         self.wal_ingested = 0  # of those, from this process's own segments: its write-ahead log
+        self.damaged_bytes = 0  # unreadable spool bytes skipped (the frames after them were read)
+        self.set_aside = 0  # ranges the store refused for good, moved to quarantine/
         # two ranges at once: the writer's two threads insert them side by side
         self._ingester = SpoolIngester(WriterDestination(writer), max_inflight=2, on_progress=self._progressed)
         self._pass_lock = threading.Lock()  # one pass at a time
@@ -77,6 +79,8 @@ class SpoolFollower(threading.Thread):
         with self._cond:
             self.ingested += taken
             self.wal_ingested += own
+            self.damaged_bytes += report.damaged_bytes
+            self.set_aside += report.set_aside
             for name in [n for n, end in self._progress.items() if end == FINISHED]:
                 del self._progress[name]  # done with; a finished name never comes back
         return taken

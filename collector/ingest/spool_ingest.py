@@ -54,6 +54,7 @@ class IngestReport:
     damaged_bytes: int = 0  # unreadable bytes skipped (the frames after them were read)
     by_segment: dict[str, int] = field(default_factory=dict)  # records taken, by segment name
     requeued: int = 0  # quarantined segments put back to be read again (`sync --quarantine`)
+    set_aside: int = 0  # ranges the destination refused for good, moved to quarantine/
 
     def merge(self, other: IngestReport) -> None:
         """Add another report's counts to this one."""
@@ -63,6 +64,7 @@ class IngestReport:
         self.problems.extend(other.problems)
         self.damaged_bytes += other.damaged_bytes
         self.requeued += other.requeued
+        self.set_aside += other.set_aside
         for name, taken in other.by_segment.items():
             self.by_segment[name] = self.by_segment.get(name, 0) + taken
 
@@ -315,6 +317,8 @@ class SpoolIngester:
             if not getattr(error, "refused_for_good", False) or segment.parent.name == QUARANTINE:
                 raise
             result = self._set_aside(segment, start, end, error, report)
+        if result.set_aside:
+            self._keep_refused(segment, result.set_aside, report)
         if result.unknown_types:
             _report(report, segment, f"{result.unknown_types} record(s) of an unknown type skipped")
         for reason in result.rejected[:5]:
@@ -342,7 +346,21 @@ class SpoolIngester:
             writer.append_all(payloads)
             writer.close()
         _report(report, segment, f"bytes {start}-{end} refused ({error}); set aside in {QUARANTINE}/")
+        report.set_aside += 1
         return WriteResult()
+
+    @staticmethod
+    def _keep_refused(segment: Path, records: list[dict[str, Any]], report: IngestReport) -> None:
+        """Records of a range the destination refused for good one by one (the rest was taken): kept
+        in a segment in quarantine/ for `tracehouse sync --quarantine`."""
+        from tracehouse.collector.ingest.frames import encode_frames
+        from tracehouse.collector.ingest.spool import SpoolWriter
+
+        writer = SpoolWriter(segment.parent / QUARANTINE)
+        writer.append_all([payload for payload, _ in encode_frames(records, orjson.dumps)])
+        writer.close()
+        _report(report, segment, f"{len(records)} record(s) refused by the destination; set aside in {QUARANTINE}/")
+        report.set_aside += 1
 
     def _deliver(self, frames: list[Frame], token: str, report: IngestReport, segment: Path) -> WriteResult:
         """Frames as they are when the destination takes raw payloads, else decoded (bad frames skipped)."""

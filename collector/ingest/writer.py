@@ -32,6 +32,9 @@ class WriteResult:
     rows: int = 0
     rejected: list[str] = field(default_factory=list)  # one reason per refused record
     unknown_types: int = 0
+    # records a collector refused for good (over its body limit even alone): the spool keeps them
+    # in quarantine/ for `tracehouse sync --quarantine`, and the rest of their range goes on
+    set_aside: list[dict[str, Any]] = field(default_factory=list)
 
 
 def map_records(records: list[dict[str, Any]]) -> tuple[dict[str, list[Any]], WriteResult]:

@@ -14,7 +14,7 @@ datetime or an integer column reads back as what it was.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
@@ -45,6 +45,11 @@ class CatchUpReport:
     segments_done: int = 0
     rejected: int = 0
     problems: Optional[list[str]] = None
+    damaged_bytes: int = 0  # unreadable spool bytes skipped
+    set_aside: int = 0  # ranges refused for good, moved to quarantine/
+
+
+_REPORT_FIELDS = frozenset(f.name for f in fields(CatchUpReport))  # an owner of another version may send more
 
 
 class StoreAccess:
@@ -199,7 +204,7 @@ def decode_result(answer: Mapping[str, Any]) -> Any:
     if "frame" in answer:
         return decode_frame(answer["frame"])
     if "report" in answer:
-        return CatchUpReport(**answer["report"])
+        return CatchUpReport(**{k: v for k, v in answer["report"].items() if k in _REPORT_FIELDS})
     return answer.get("value")
 
 

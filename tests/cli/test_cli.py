@@ -105,7 +105,8 @@ def test_sync_reports_what_it_ingested(th_env: th.Settings, capsys: pytest.Captu
     reconfigure(th_env)  # closes the segment, so sync can trim it
     code, out, _ = run_cli(capsys, "sync", "--json")
     assert code == 0
-    assert json.loads(out) == {"rows": 5, "segments": 1, "rejected": 0, "requeued": 0, "problems": []}
+    expected = {"rows": 5, "segments": 1, "rejected": 0, "requeued": 0, "damaged_bytes": 0, "set_aside": 0}
+    assert json.loads(out) == {**expected, "problems": []}
 
 
 def test_every_command_is_documented_in_the_readme() -> None:

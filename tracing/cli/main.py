@@ -349,7 +349,8 @@ def _run(th: Any, args: argparse.Namespace) -> int:
     elif args.command == "sync":
         report = th.sync(quarantine=args.quarantine)
         summary = {"rows": report.rows, "segments": report.segments_done, "rejected": report.rejected,
-                   "requeued": report.requeued}  # fmt: skip
+                   "requeued": report.requeued, "damaged_bytes": report.damaged_bytes,
+                   "set_aside": report.set_aside}  # fmt: skip
         if args.json:
             print(_dumps({**summary, "problems": report.problems}))
         else:
@@ -362,6 +363,9 @@ def _run(th: Any, args: argparse.Namespace) -> int:
             print(f"{verb} {report.rows} records from {report.segments_done} finished segment(s) {target}")
             if args.quarantine:
                 print(f"  {report.requeued} quarantined segment(s) read again")
+            if report.damaged_bytes or report.set_aside:
+                print(f"  {report.damaged_bytes} damaged byte(s) skipped, {report.set_aside} refused range(s) set aside"
+                      " in quarantine/ (`tracehouse sync --quarantine` reads them again)")  # fmt: skip
             for problem in report.problems:
                 print(f"  warning: {problem}")
     return 0

@@ -173,7 +173,8 @@ def _catch_up_locally(store: Store) -> CatchUpReport:
     if (settings.store_url, settings.database) != (store.url, store.database):
         return CatchUpReport()  # another process's database: its records come through /api/v1/records
     report = SpoolIngester(store).ingest(settings.spool_dir)
-    return CatchUpReport(report.rows, report.segments_done, report.rejected, report.problems)
+    return CatchUpReport(report.rows, report.segments_done, report.rejected, report.problems, report.damaged_bytes,
+                         report.set_aside)  # fmt: skip
 
 
 def access() -> Access:

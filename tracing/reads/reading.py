@@ -61,7 +61,8 @@ def catch_up() -> IngestReport:
     from tracehouse.collector.ingest.spool_ingest import IngestReport
 
     done = _run(lambda access: access.catch_up())
-    return IngestReport(done.rows, done.segments_done, done.rejected, list(done.problems or []))
+    return IngestReport(done.rows, done.segments_done, done.rejected, list(done.problems or []),
+                        damaged_bytes=done.damaged_bytes, set_aside=done.set_aside)  # fmt: skip
 
 
 def sync(quarantine: bool = False) -> IngestReport:

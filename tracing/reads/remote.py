@@ -116,7 +116,8 @@ class RemoteAccess:
 
         runtime.flush()
         report = self.ingest_dir(runtime.settings.spool_dir)
-        return CatchUpReport(report.rows, report.segments_done, report.rejected, report.problems)
+        return CatchUpReport(report.rows, report.segments_done, report.rejected, report.problems, report.damaged_bytes,
+                         report.set_aside)  # fmt: skip
 
     def _before_read(self) -> None:
         """Send what this process recorded, so the read sees it; a collector refusing that (or a
