@@ -7,14 +7,16 @@ requests, finishes the ones in flight, inserts everything accepted, then exits.
 
 from __future__ import annotations
 
+import errno
 import gc
 import ipaddress
 import logging
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from tracehouse._errors import ConfigError
 from tracehouse.collector.http.guard import allowed_hosts
@@ -22,6 +24,7 @@ from tracehouse.collector.ingest.batch_writer import BatchWriter
 from tracehouse.collector.ingest.follower import SpoolFollower
 from tracehouse.collector.ingest.wal import CollectorWal
 from tracehouse.collector.owner.ownership import new_secret
+from tracehouse.collector.store.engine import redact_url
 from tracehouse.collector.store.store import Store
 
 logger = logging.getLogger("tracehouse")
@@ -147,8 +150,35 @@ def _server_class() -> Any:
     return Server
 
 
-def serve(options: ServeOptions) -> None:
-    """Run the collector until SIGTERM/SIGINT; everything accepted is written before it returns."""
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port`, or a ConfigError saying why not (a port in use, say), before
+    anything else starts: the collector never announces an address it cannot serve."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise ConfigError("host", f"{host!r} is not an address or a name this machine resolves ({error})") from None
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart within TIME_WAIT still binds
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError("port", f"{host}:{port} is in use (another `tracehouse serve` or `ui`?); "
+                                      "choose another with --port") from None  # fmt: skip
+        if error.errno == errno.EACCES:
+            raise ConfigError("port", f"port {port} needs privileges on this machine; choose one above 1023") from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError("host", f"{host!r} is not an address of this machine") from None
+        raise ConfigError("host", f"cannot listen on {host}:{port}: {error.strerror}") from None
+    listener.listen(2048)  # connections made before the server loop runs wait in the backlog
+    return listener
+
+
+def serve(options: ServeOptions, announce: Optional[Callable[[str], None]] = None) -> None:
+    """Run the collector until SIGTERM/SIGINT; everything accepted is written before it returns.
+
+    `announce(url)` runs once the address is bound and the store open (default: one line on stderr)."""
     try:
         import uvicorn
     except ImportError as error:
@@ -156,19 +186,29 @@ def serve(options: ServeOptions) -> None:
     from tracehouse.collector.owner.takeover import Advertiser, take_over
 
     _Server = _server_class()
+    listener = bind_listener(options.host, options.port)
     retain_less_freed_memory()
-    take_over(options.store_url)
-    parts = build(options)
+    try:
+        take_over(options.store_url)
+        parts = build(options)
+    except BaseException:
+        listener.close()
+        raise
     gc.freeze()  # the long-lived start-up objects leave the collector's GC passes (cheaper per request)
     gc.set_threshold(50_000, 20, 20)  # decoding makes many short-lived dicts: collect young objects less often
     config = uvicorn.Config(parts.app, host=options.host, port=options.port, log_level="warning", lifespan="off")
     server = _Server(config)
     advertiser = Advertiser(options.store_url, options.host, parts.owner_secret, options.spool_dir)
     advertiser.start(server)
-    logger.warning("tracehouse collector listening on http://%s:%d (store %s)", options.host, options.port,
-                   options.store_url)  # fmt: skip
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    url = f"http://{host}:{listener.getsockname()[1]}"  # the port bound (the system's choice for --port 0)
+    if announce is not None:
+        announce(url)
+    else:
+        print(f"tracehouse collector listening on {url} (store {redact_url(options.store_url)})", file=sys.stderr,
+              flush=True)  # fmt: skip
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
         advertiser.withdraw()
         parts.close()

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
+import sys
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 import tracehouse as th
 from tracehouse.cli.main import format_table, format_tree
@@ -78,30 +82,47 @@ def answer(question: str, model: str = "gpt-4o-mini") -> str:
     return generate(question, retrieve(question), model=model)
 
 
+def cli_command() -> str:
+    """How to run `tracehouse` from where the user stands: plain when it is on PATH (the venv is
+    active), else the path of this interpreter's script (`.venv/bin/tracehouse`)."""
+    script = Path(sys.executable).parent / "tracehouse"
+    on_path = shutil.which("tracehouse")
+    if on_path and Path(on_path).resolve() == script.resolve():
+        return "tracehouse"
+    if not script.exists():
+        return f"{sys.executable} -m tracehouse"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def main() -> None:
     random.seed(7)
+    started = datetime.now(timezone.utc)
     for round_ in range(4):
         for question in QUESTIONS:
             answer(question, model=MODELS[round_ % 2])
 
     settings = th.get_settings()
-    print(f"Traced {4 * len(QUESTIONS)} questions in project {settings.project!r}.\n")
+    print(f"Traced {4 * len(QUESTIONS)} questions in project {settings.project!r}; the tables cover this run.\n")
     for by in ("name", "model"):
-        table = th.latency(by=by, since="1h")
+        table = th.latency(by=by, since=started)
         columns = [by, "count", "p50_ms", "p95_ms", "p99_ms", "error_rate", "input_tokens", "output_tokens", "cost_usd"]
-        print(f"Latency by {by} (last hour):")
+        print(f"Latency by {by} (this run):")
         print(format_table(columns, table[columns].astype(object).where(table[columns].notna(), None).values.tolist()))
         print()
-    newest = th.traces(limit=1)
+    newest = th.traces(limit=1, since=started)
     print("The newest trace:")
     print("\n".join(format_tree(th.trace_tree(str(newest.trace_id[0])))))
     print()
     print(f"Spool (write-ahead log): {settings.spool_dir}")
     print(f"Store (chDB, ClickHouse SQL): {settings.store_url}  database {settings.database!r}")
     print(
-        "Query it: tracehouse query "
+        f"Query it: {cli_command()} query "
         '"SELECT name, duration_ms, model, total_tokens FROM spans ORDER BY start_time DESC LIMIT 5"'
     )
+    print(f"Browse it: {cli_command()} ui")
 
 
 if __name__ == "__main__":

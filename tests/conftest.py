@@ -23,7 +23,14 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="tracehouse-tests-"))
 # Registered before tracehouse is imported, so it runs after tracehouse's own exit hook (LIFO).
 atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 os.environ["TRACEHOUSE_DIR"] = str(_SESSION_DIR / "default-data")  # never write to ~/.tracehouse
-for _name in ("TRACEHOUSE_PROJECT", "TRACEHOUSE_ENDPOINT", "TRACEHOUSE_DISABLED", "TRACEHOUSE_CLICKHOUSE_URL"):
+for _name in (
+    "TRACEHOUSE_PROJECT",
+    "TRACEHOUSE_ENDPOINT",
+    "TRACEHOUSE_DISABLED",
+    "TRACEHOUSE_CLICKHOUSE_URL",
+    "TRACEHOUSE_SILENT",
+    "WANDB_SILENT",
+):
     os.environ.pop(_name, None)
 
 import tracehouse as th  # noqa: E402

@@ -103,7 +103,7 @@ FROM (
         (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
         count() AS spans,
         if(countIf(status = 'error') > 0, 'error', 'ok') AS status,
-        sum(ifNull(total_tokens, 0)) AS total_tokens,
+        sumOrNull(total_tokens) AS total_tokens,  -- NULL when no span of the trace reported tokens
         sumOrNull(cost_usd) AS cost_usd,
         argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
         argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
@@ -219,8 +219,8 @@ def latency(store: Store, project: str, by: str = "name", since: Since = "1h") -
             round(quantiles(0.5, 0.95, 0.99)(duration_ms)[2], 3) AS p95_ms,
             round(quantiles(0.5, 0.95, 0.99)(duration_ms)[3], 3) AS p99_ms,
             round(countIf(status = 'error') / count(), 4) AS error_rate,
-            sum(ifNull(input_tokens, 0)) AS input_tokens,
-            sum(ifNull(output_tokens, 0)) AS output_tokens,
+            sumOrNull(input_tokens) AS input_tokens,  -- NULL (unknown), not 0, when no span reported them
+            sumOrNull(output_tokens) AS output_tokens,
             sumOrNull(cost_usd) AS cost_usd
         FROM spans
         WHERE project = {{project:String}} AND start_time >= {{since:DateTime64(9, 'UTC')}}

@@ -96,7 +96,8 @@ def _documents(text: Any) -> list[str]:
 
 def runs(store: Store, project: str, filters: Optional[dict[str, Any]], sort: Optional[str], desc: bool,
          columns: Optional[list[str]]) -> dict[str, Any]:  # fmt: skip
-    """The runs table: fixed columns plus the chosen config./summary. columns, filtered and sorted."""
+    """The runs table: fixed columns plus the chosen config./summary. columns, filtered and sorted. Values
+    are as logged (an int stays an int); every row holds every chosen column, null where the run lacks it."""
     frame = run_read(store, "runs", project, {"c": 120_000, **({"filters": filters} if filters else {})})
     rows = []
     for record in frame.to_dict("records"):
@@ -106,6 +107,8 @@ def runs(store: Store, project: str, filters: Optional[dict[str, Any]], sort: Op
         rows.append(flat)
     available = sorted({k for r in rows for k in r if k.startswith(("config.", "summary."))})
     chosen = [c for c in columns if c in available] if columns is not None else available[:8]
+    for row in rows:
+        row.update({c: None for c in chosen if c not in row})
     if sort:
         if sort not in (*RUN_COLUMNS, *available):
             raise ConfigError("sort", f"no column {sort!r} to sort by")

@@ -73,15 +73,23 @@ def overview(store: Store, project: str, window: TimeRange) -> dict[str, Any]:
     """Totals over the window: calls, p50/p95/p99 (ms), error rate, tokens, cost."""
     _, rows = store.query_rows(
         "SELECT count() AS count, quantiles(0.5, 0.95, 0.99)(duration_ms) AS q, "
-        "countIf(status = 'error') AS errors, sum(ifNull(total_tokens, 0)) AS tokens, sum(ifNull(cost_usd, 0)) AS "
+        "countIf(status = 'error') AS errors, sumOrNull(total_tokens) AS tokens, sumOrNull(cost_usd) AS "
         f"cost FROM spans WHERE {_WINDOW}",
         _bounds(project, window),
     )
     count, quantiles, errors, tokens, cost = rows[0]
     q = [round(float(v), 3) for v in quantiles] if count else [0.0, 0.0, 0.0]
     return {"count": int(count), "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2],
-            "error_rate": round(errors / count, 4) if count else 0.0, "tokens": int(tokens),
-            "cost_usd": round(float(cost), 6)}  # fmt: skip
+            "error_rate": round(errors / count, 4) if count else 0.0, "tokens": _int_or_none(tokens),
+            "cost_usd": _float_or_none(cost)}  # fmt: skip
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    return None if value is None else int(value)
+
+
+def _float_or_none(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
 
 
 def check_group(by: Any) -> str:
@@ -123,8 +131,8 @@ def groups(store: Store, project: str, window: TimeRange, by: str) -> list[dict[
     column = LATENCY_GROUPS[check_group(by)]
     _columns, rows = store.query_rows(
         f"SELECT {column} AS group, count() AS count, quantiles(0.5, 0.95, 0.99)(duration_ms) AS q, "
-        "countIf(status = 'error') / count() AS error_rate, sum(ifNull(total_tokens, 0)) AS tokens, "
-        f"sum(ifNull(cost_usd, 0)) AS cost_usd FROM spans WHERE {_WINDOW} GROUP BY group ORDER BY q[2] DESC "
+        "countIf(status = 'error') / count() AS error_rate, sumOrNull(total_tokens) AS tokens, "
+        f"sumOrNull(cost_usd) AS cost_usd FROM spans WHERE {_WINDOW} GROUP BY group ORDER BY q[2] DESC "
         "LIMIT 50",
         _bounds(project, window),
     )
@@ -136,8 +144,8 @@ def groups(store: Store, project: str, window: TimeRange, by: str) -> list[dict[
             "p95_ms": round(float(q[1]), 3),
             "p99_ms": round(float(q[2]), 3),
             "error_rate": round(float(e), 4),
-            "tokens": int(t),
-            "cost_usd": round(float(c), 6),
+            "tokens": _int_or_none(t),
+            "cost_usd": _float_or_none(c),
         }
         for g, n, q, e, t, c in rows
     ]
@@ -186,7 +194,7 @@ SELECT trace_id, min(start_time) AS started,
        argMin(name, (parent_span_id != '', start_time)) AS root_name,
        (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
        count() AS spans, if(countIf(status = 'error') > 0, 'error', 'ok') AS status,
-       sum(ifNull(total_tokens, 0)) AS total_tokens, sumOrNull(cost_usd) AS cost_usd,
+       sumOrNull(total_tokens) AS total_tokens, sumOrNull(cost_usd) AS cost_usd,
        argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
        argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
 FROM spans

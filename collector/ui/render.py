@@ -32,10 +32,15 @@ Build = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 def _environment() -> Any:
     import jinja2
 
-    return jinja2.Environment(
+    from tracehouse import _numbers
+
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True,
         undefined=jinja2.ChainableUndefined,
     )  # fmt: skip
+    environment.filters["cost"] = _numbers.cost  # "$0.000256", "—" when unknown
+    environment.filters["count"] = _numbers.count  # "1,234", "—" when unknown
+    return environment
 
 
 def html(template: str, http_status: int = 200, **values: Any) -> HTMLResponse:

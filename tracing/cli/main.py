@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,8 +12,10 @@ from typing import Any, Optional, Sequence
 import orjson
 
 from tracehouse._errors import TracehouseError
+from tracehouse._numbers import is_unknown
 from tracehouse.cli.evals import add_parsers as add_eval_parsers
 from tracehouse.cli.evals import run_command as run_eval_command
+from tracehouse.cli.parsing import Parser, port_number, refuse
 from tracehouse.cli.sweeps import add_parsers as add_sweep_parsers
 from tracehouse.cli.sweeps import run_command as run_sweep_command
 
@@ -22,7 +23,7 @@ _MAX_CELL = 60
 
 
 def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_unknown(value):  # a count or cost the store does not have: blank, never 0
         return ""
     if isinstance(value, float):
         return f"{value:.6g}" if abs(value) < 1e-3 and value else f"{value:,.3f}".rstrip("0").rstrip(".")
@@ -121,7 +122,7 @@ def _add_server_parsers(sub: Any) -> None:
     """`serve`, `ui` and `keys`: the commands of the collector and its store."""
     srv = sub.add_parser("serve", help="run the collector: OTLP/HTTP, REST API, the one writer of the store")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    srv.add_argument("--port", type=int, default=4318, help="port (default 4318, OTLP/HTTP's)")
+    srv.add_argument("--port", type=port_number, default=4318, help="port (default 4318, OTLP/HTTP's)")
     srv.add_argument("--data-dir", help="data directory: local spool and embedded store (default TRACEHOUSE_DIR)")
     srv.add_argument("--clickhouse", metavar="URL", help="a ClickHouse server instead of the embedded store")
     srv.add_argument("--database", help="ClickHouse database (default TRACEHOUSE_DATABASE or tracehouse)")
@@ -132,7 +133,7 @@ def _add_server_parsers(sub: Any) -> None:
                      help="a Host name to answer besides loopback and --host (repeatable; '*' for any)")  # fmt: skip
 
     ui = sub.add_parser("ui", help="open the web UI on the local store (a collector on loopback)")
-    ui.add_argument("--port", type=int, default=4318, help="port (default 4318)")
+    ui.add_argument("--port", type=port_number, default=4318, help="port (default 4318)")
     ui.add_argument("--data-dir", help="data directory (default TRACEHOUSE_DIR)")
     ui.add_argument("--no-browser", action="store_true", help="only print the address")
 
@@ -153,18 +154,23 @@ def _add_server_parsers(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so the docs test can list every command)."""
-    parser = argparse.ArgumentParser(prog="tracehouse", description="Query the traces in a tracehouse store.")
-    common = argparse.ArgumentParser(add_help=False)
+    from tracehouse._version import VERSION
+
+    parser = Parser(prog="tracehouse", description="Traces, runs, sweeps and evaluations in a tracehouse store.")
+    parser.add_argument("--version", action="version", version=f"tracehouse {VERSION}")
+    store = Parser(add_help=False)  # commands over the whole store (every project)
+    store.add_argument("--data-dir", help="data directory (default: TRACEHOUSE_DIR or ~/.tracehouse)")
+    store.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common = Parser(add_help=False, parents=[store])  # commands about one project
     common.add_argument("--project", help="project (default: TRACEHOUSE_PROJECT or 'default')")
-    common.add_argument("--data-dir", help="data directory (default: TRACEHOUSE_DIR or ~/.tracehouse)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    q = sub.add_parser("query", parents=[common], help="run SQL against the store")
+    q = sub.add_parser("query", parents=[store], help="run SQL against the store (every project: filter on `project`)")
     q.add_argument("sql", help="SQL; bind values as {name:Type} with --param name=value")
     q.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a query parameter")
     q.add_argument("--max-rows", type=int, default=1_000_000, help="refuse results over this many rows (1,000,000)")
     q.add_argument("--timeout", type=float, default=60.0, help="stop the query after this many seconds (60)")
+    refuse(q, "--project", "SQL reads every project; filter with WHERE project = '...'")
 
     t = sub.add_parser("traces", parents=[common], help="list recent traces")
     t.add_argument("--limit", type=int, default=20, help="how many (default 20)")
@@ -182,12 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     lat.add_argument("--since", default="1h", help="time window such as 15m, 1h, 7d (default 1h)")
 
     sync = sub.add_parser(
-        "sync", parents=[common], help="deliver what is left in the spool, and offline runs, to the store or collector"
+        "sync", parents=[store], help="deliver what is left in the spool, and offline runs, to the store or collector"
     )
     sync.add_argument(
         "--quarantine", action="store_true",
         help="also read again the segments set aside in the spool's quarantine/ (damaged, or refused by the collector)",
     )  # fmt: skip
+    refuse(sync, "--project", "sync delivers every project's records")
 
     sub.add_parser("runs", parents=[common], help="list the project's runs: state, config and summary")
     one_run = sub.add_parser("run", parents=[common], help="show one run: config, summary, last metrics")
@@ -242,7 +249,7 @@ def _check_data_dir(th: Any, args: argparse.Namespace) -> None:
         raise th.ConfigError("--data-dir", f"{data_dir!r} is not a directory (no tracehouse data there)")
 
 
-def _serve(th: Any, args: argparse.Namespace) -> int:
+def _serve(th: Any, args: argparse.Namespace, announce: Any = None) -> int:
     from tracehouse.collector.server import ServeOptions, is_loopback, serve
 
     require_keys = args.require_keys or (not is_loopback(args.host) and not args.insecure)
@@ -256,7 +263,8 @@ def _serve(th: Any, args: argparse.Namespace) -> int:
             host=args.host, port=args.port, store_url=settings.store_url, database=settings.database,
             spool_dir=settings.spool_dir, default_project=settings.project, require_keys=require_keys,
             blob_location=settings.blob_location, allowed_hosts=tuple(args.allowed_host),
-        )
+        ),
+        announce,
     )  # fmt: skip
     return 0
 
@@ -276,10 +284,13 @@ def _ui(th: Any, args: argparse.Namespace) -> int:
         if not args.no_browser:
             webbrowser.open(f"{running.url}/")
         return 0
-    url = f"http://127.0.0.1:{args.port}/"
-    print(f"tracehouse UI at {url} (Ctrl-C stops it)", flush=True)
-    if not args.no_browser:
-        threading.Timer(1.5, webbrowser.open, (url,)).start()
+
+    def announce(base: str) -> None:  # once the port is bound: never a URL that is about to fail
+        url = f"{base}/"
+        print(f"tracehouse UI at {url} (Ctrl-C stops it)", flush=True)
+        if not args.no_browser:
+            threading.Timer(1.0, webbrowser.open, (url,)).start()
+
     return _serve(
         th,
         argparse.Namespace(
@@ -293,6 +304,7 @@ def _ui(th: Any, args: argparse.Namespace) -> int:
             insecure=False,
             allowed_host=[],
         ),
+        announce,
     )
 
 

@@ -28,7 +28,8 @@ def run_command(th: Any, args: argparse.Namespace, print_frame: Any, dumps: Any)
     if args.command == "agent":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         ran = th.agent(args.sweep_id, count=args.count)
-        print(f"agent ran {ran} trial(s) of sweep {args.sweep_id}")
+        print(dumps({"sweep_id": args.sweep_id, "trials": ran}) if args.json else
+              f"agent ran {ran} trial(s) of sweep {args.sweep_id}")  # fmt: skip
         return
     action = next((a for a in ACTIONS if getattr(args, a)), None)
     if action is not None:

@@ -198,8 +198,10 @@ def runs(
     project: Optional[str] = None, filters: Optional[Mapping[str, Any]] = None, crashed_after: float = 120.0
 ) -> pd.DataFrame:
     """The project's runs, newest first: id, name, state, tags, group, job type, times, and one
-    `config.<key>` / `summary.<key>` column per key. A `running` run whose heartbeat (every 30 s)
-    is older than `crashed_after` seconds shows as `crashed`: its process died without finishing.
+    `config.<key>` / `summary.<key>` column per key, each value as it was logged (an int stays an int
+    when another run lacks the key or holds a float; a run without the key has None). A `running`
+    run whose heartbeat (every 30 s) is older than `crashed_after` seconds shows as `crashed`: its
+    process died without finishing.
 
     `filters` takes W&B's MongoDB-style filters: `{"state": "finished", "config.lr": {"$lt": 0.01},
     "summary.loss": {"$lte": 0.2}, "tags": {"$in": ["baseline"]}, "$or": [...]}`, run by the store
@@ -222,8 +224,28 @@ def runs(
     parts = [frame.drop(columns=["config", "summary"])]
     for column in ("config", "summary"):
         flat = [flat_values(json.loads(text or "{}"), f"{column}.") for text in frame[column]]
-        parts.append(pd.DataFrame(flat, index=frame.index))
+        parts.append(_value_columns(flat, frame.index))
     return cast("pd.DataFrame", pd.concat(parts, axis=1).reset_index(drop=True))
+
+
+_NATIVE = (int, float, bool, str)  # what a column of one kind, in every run, keeps as its pandas dtype
+
+
+def _value_columns(rows: list[dict[str, Any]], index: Any) -> pd.DataFrame:
+    """One column per dotted key of the runs' values (`rows`, one dict per run), each value as it was
+    logged. A key every run has, with values of one type (all int, all float, all bool or all str),
+    keeps that type's dtype; any other key is an object column of the logged values with None where a
+    run lacks it: pandas alone would read `2` back as `2.0` (and a missing key as NaN) as soon as
+    one run lacks the key or holds a float there."""
+    import pandas as pd
+
+    columns: dict[str, Any] = {}
+    for key in dict.fromkeys(k for row in rows for k in row):  # first-seen order, as the runs hold them
+        cells = [row.get(key) for row in rows]
+        kinds = {type(cell) for cell in cells}
+        native = len(kinds) == 1 and kinds <= set(_NATIVE)  # a run without the key adds NoneType
+        columns[key] = pd.Series(cells, index=index, dtype=None if native else object)
+    return cast("pd.DataFrame", pd.DataFrame(columns, index=index))
 
 
 def run_project(run_id: str, project: Optional[str] = None) -> str:

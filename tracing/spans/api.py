@@ -25,6 +25,7 @@ def configure(
     blob_url: Optional[str] = None,
     max_spool_bytes: Union[int, str, None] = None,
     flush_timeout: Optional[float] = None,
+    silent: Optional[bool] = None,
 ) -> Settings:
     """Set tracehouse's options; anything not given comes from its environment variable, else its default.
 
@@ -37,14 +38,15 @@ def configure(
     (TRACEHOUSE_BLOB_URL, an fsspec URL for artifact and media files; default `blobs/` in data_dir),
     max_spool_bytes (TRACEHOUSE_MAX_SPOOL_BYTES, 4GiB: disk the spool may use while records wait;
     past it they are counted in `stats()`, not written; 0 = no limit), flush_timeout
-    (TRACEHOUSE_FLUSH_TIMEOUT, 5 s). A bad value raises ConfigError naming the option; the previous
-    settings then stay in force. Calling it is optional.
+    (TRACEHOUSE_FLUSH_TIMEOUT, 5 s), silent (TRACEHOUSE_SILENT, or W&B's WANDB_SILENT, false: `init()`
+    prints no line naming the run and where to look at it). A bad value raises ConfigError naming the
+    option; the previous settings then stay in force. Calling it is optional.
     """
     settings = resolve_settings(
         project=project, data_dir=data_dir, endpoint=endpoint, api_key=api_key, capture_content=capture_content,
         max_payload_bytes=max_payload_bytes, redact=redact, disabled=disabled, service_name=service_name,
         clickhouse_url=clickhouse_url, database=database, blob_url=blob_url, max_spool_bytes=max_spool_bytes,
-        flush_timeout=flush_timeout,
+        flush_timeout=flush_timeout, silent=silent,
     )  # fmt: skip
     _runtime.apply(settings)
     _runtime.ensure_provider()  # so OTel spans started before the first tracehouse span are recorded too

@@ -128,12 +128,16 @@ def _parse_redact(option: str, value: Any) -> Optional[Callable[[str], str]]:
 
 @dataclass(frozen=True)
 class Param:
-    """One setting: its environment variable, default, parser and meaning."""
+    """One setting: its environment variable, default, parser and meaning.
+
+    `also`: another tool's variables read when `env` is unset (W&B's `WANDB_SILENT`); a value of theirs
+    that does not parse is theirs, so it is ignored rather than an error."""
 
     env: Optional[str]
     default: Any
     parse: Callable[[str, Any], Any]
     doc: str
+    also: tuple[str, ...] = ()
 
 
 PARAMS: dict[str, Param] = {
@@ -183,6 +187,13 @@ PARAMS: dict[str, Param] = {
         _parse_positive_float,
         "Seconds a flush may take: at exit, on configure() and before reads.",
     ),
+    "silent": Param(
+        "TRACEHOUSE_SILENT",
+        False,
+        _parse_bool,
+        "th.init() prints no line naming the run and where to look at it (W&B's WANDB_SILENT is honoured too).",
+        also=("WANDB_SILENT",),
+    ),
 }
 
 
@@ -204,6 +215,7 @@ class Settings:
     blob_url: Optional[str]
     max_spool_bytes: int
     flush_timeout: float
+    silent: bool
 
     @property
     def spool_dir(self) -> Path:
@@ -246,6 +258,18 @@ def resolve_settings(**arguments: Any) -> Settings:
         elif param.env and param.env in os.environ:
             raw, source = os.environ[param.env], param.env
         else:
-            raw, source = param.default, name
+            raw, source = _foreign(param, name)
         values[name] = param.parse(source, raw) if raw is not None else None
     return Settings(**values)
+
+
+def _foreign(param: Param, name: str) -> tuple[Any, str]:
+    """The first of another tool's variables (`param.also`) that is set and parses, else the default."""
+    for env in param.also:
+        if env in os.environ:
+            try:
+                param.parse(env, os.environ[env])
+            except ConfigError:
+                continue
+            return os.environ[env], env
+    return param.default, name

@@ -18,6 +18,7 @@ from tracehouse.spans.config import _parse_project
 from tracehouse.spans.runtime import runtime
 from tracehouse.sweeps.trial import note_started, pending_trial
 from tracehouse.tracking.artifacts.artifact import Artifact
+from tracehouse.tracking.banner import announce
 from tracehouse.tracking.config import as_mapping
 from tracehouse.tracking.files import restore as restore_file
 from tracehouse.tracking.metrics import MetricRule
@@ -52,6 +53,9 @@ def init(
     `mode`: "online" (default, or TRACEHOUSE_MODE), "offline" (records wait in the offline spool until
     `tracehouse sync`), "disabled" (the same API, nothing recorded). `dir`: the run's local file
     directory (`run.dir`); files left there are saved with the run when it finishes.
+
+    It prints one line on stderr naming the run and where to look at it (the UI's run page when a
+    collector is known); `silent` (TRACEHOUSE_SILENT or WANDB_SILENT) and mode="disabled" print nothing.
     """
     mode, resume = _checked_mode(mode), _checked_resume(resume, id)
     values = as_mapping(config, "config")
@@ -90,6 +94,7 @@ def init(
         runtime.flush_hooks.append(_finish_at_exit)
     run._state_changed()
     _link_current_span(run)
+    announce(run, resumed=bool(stored))
     return run
 
 

@@ -1,0 +1,44 @@
+"""Numbers as people read them: an unknown value is a dash, not 0; a cost keeps its significant digits.
+
+Shared by the command line and the web UI, so a count or a cost reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+UNKNOWN = "—"
+
+
+def is_unknown(value: Any) -> bool:
+    """None, NaN or pandas' NA: a value the store does not have."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value) or (isinstance(value, float) and math.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def count(value: Any) -> str:
+    """An integer count with thousands separators; unknown as a dash."""
+    if is_unknown(value):
+        return UNKNOWN
+    return f"{int(value):,}"
+
+
+def cost(value: Any, digits: int = 3) -> str:
+    """US dollars with `digits` significant digits below a cent ($0.000256), cents above ($12.35)."""
+    if is_unknown(value):
+        return UNKNOWN
+    amount = float(value)
+    if amount == 0:
+        return "$0"
+    if abs(amount) >= 0.01:
+        return f"${amount:,.2f}"
+    decimals = digits - 1 - math.floor(math.log10(abs(amount)))
+    return f"${amount:.{decimals}f}"
+
+
+__all__ = ["UNKNOWN", "cost", "count", "is_unknown"]
