@@ -166,6 +166,12 @@ class Image:
 MEDIA_TYPES = (Table, Histogram, Image)
 
 
+def is_media(value: Any) -> bool:
+    """A value that stores itself: `th.Table`, `th.Image`, ... and every other media or plot type
+    (each has `_to_value(put)` returning its stored form, a dict with a `_type`)."""
+    return callable(getattr(type(value), "_to_value", None))
+
+
 def _flat_numbers(values: Any) -> list[Any]:
     if hasattr(values, "ravel") and hasattr(values, "tolist"):  # numpy array
         return list(values.ravel().tolist())
@@ -179,7 +185,7 @@ def _flat_numbers(values: Any) -> list[Any]:
 
 
 def _cell(value: Any, put: PutBytes) -> Any:
-    if isinstance(value, MEDIA_TYPES):
+    if is_media(value):
         return value._to_value(put)
     if value is None or type(value) in (str, int, float, bool):
         return value
@@ -191,7 +197,7 @@ def _cell(value: Any, put: PutBytes) -> Any:
 
 def to_value(value: Any, put: PutBytes) -> Optional[dict[str, Any]]:
     """The stored form of a non-numeric logged value, or None when its type is not supported."""
-    if isinstance(value, MEDIA_TYPES):
+    if is_media(value):
         return value._to_value(put)
     if isinstance(value, str):
         return {"_type": "text", "value": value}

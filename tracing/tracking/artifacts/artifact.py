@@ -211,9 +211,9 @@ class Artifact:
     def add(self, obj: Any, name: str) -> ArtifactEntry:
         """Add a `th.Table`, `th.Histogram` or `th.Image` as `<name>.<type>.json` (read back with `get`)."""
         from tracehouse.tracking.blobs import blob_store
-        from tracehouse.tracking.media import MEDIA_TYPES
+        from tracehouse.tracking.media import is_media
 
-        if not isinstance(obj, MEDIA_TYPES):
+        if not is_media(obj):
             raise ConfigError("obj", f"expected a th.Table, th.Histogram or th.Image, got {type(obj).__name__}")
         value = obj._to_value(blob_store().put_bytes)
         with self.new_file(f"{_entry_path(name)}.{value['_type']}.json", mode="wb") as handle:
