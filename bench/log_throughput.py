@@ -33,7 +33,8 @@ fresh interpreter per peer (one after the other, the order rotating each round),
 A figure is the median of the rounds. Targets (PASS/FAIL): tracehouse log <= 8 us per call and >= 20x faster
 than wandb, init <= 50 ms, finish <= 200 ms with every step durable, every step queryable afterwards.
 Results are also written as JSON to ``bench/results/log_throughput.json``. A peer that cannot be imported or
-run is reported as ``skipped: <reason>``.
+run is reported as ``skipped: <reason>``. ``--parts media`` (in the default parts) logs an image and a table per
+step instead, tracehouse against wandb, ``--media-steps`` steps: see ``_log_media.py``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import _log_media
 from _common import (
     emit,
     finish,
@@ -64,11 +66,12 @@ from _common import (
     render_table,
     run_child,
 )
-from _wandb_log import count_wandb_history
+from _wandb_log import count_wandb_history, offline_env, offline_run_log
 
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results" / "log_throughput.json"
 PEERS = ("tracehouse", "wandb", "mlflow")
+PARTS = ("metrics", "media")
 KEYS = tuple(f"m{i}" for i in range(10))
 CONFIG = {"lr": 0.001, "batch_size": 32, "model": "bench"}
 TARGET_LOG_US = 8.0
@@ -76,7 +79,7 @@ TARGET_WANDB_RATIO = 20.0
 TARGET_INIT_MS = 50.0
 TARGET_FINISH_MS = 200.0
 
-Payloads = list[dict[str, float]]
+Payloads = list[dict[str, Any]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,9 +147,10 @@ def _run_peer(
     finish: Callable[[Any, Any], Any],
     steps: int,
     pass_step: bool = False,
+    payloads: Optional[Payloads] = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Time import, setup, init, the log loop and finish of one peer; returns (module, run, figures)."""
-    payloads = _payloads(steps)
+    payloads = _payloads(steps) if payloads is None else payloads
     t0 = time.perf_counter()
     lib = import_lib()
     t1 = time.perf_counter()
@@ -218,10 +222,7 @@ def peer_tracehouse(steps: int, data_dir: Path) -> dict[str, Any]:
 
 
 def peer_wandb(steps: int, data_dir: Path) -> dict[str, Any]:
-    os.environ.update(
-        WANDB_SILENT="true", WANDB_MODE="offline", WANDB_DIR=str(data_dir), WANDB_CONFIG_DIR=str(data_dir / "config"),
-        WANDB_CACHE_DIR=str(data_dir / "cache"), WANDB_DATA_DIR=str(data_dir / "data"),
-    )  # fmt: skip
+    offline_env(data_dir)
 
     def import_lib() -> Any:
         import wandb
@@ -236,10 +237,7 @@ def peer_wandb(steps: int, data_dir: Path) -> dict[str, Any]:
         lambda lib, run: run.finish(),
         steps,
     )
-    logs = glob.glob(str(data_dir / "wandb" / f"offline-run-*-{run.id}" / "*.wandb"))
-    if len(logs) != 1:
-        raise RuntimeError(f"expected one .wandb file for run {run.id}, found {len(logs)}")
-    result.update(count_wandb_history(Path(logs[0])))
+    result.update(count_wandb_history(offline_run_log(data_dir, run.id), KEYS))
     return result
 
 
@@ -288,7 +286,9 @@ def child_main(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="th-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if args.peer == "tracehouse":
+        if args.part == "media":
+            result = _log_media.peer(args.peer, args.steps, data_dir, _run_peer, CONFIG)
+        elif args.peer == "tracehouse":
             result = peer_tracehouse(args.steps, data_dir)
         elif args.peer == "wandb":
             result = peer_wandb(args.steps, data_dir)
@@ -370,7 +370,15 @@ def evaluate(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def report(results: dict[str, Any]) -> str:
-    """The human-readable report of a full run."""
+    """The human-readable report of a full run: the parts run, then every check."""
+    out = [_metrics_report(results)] if results["peers"] else []
+    if "media" in results:
+        out.append(_log_media.report(results["media"]))
+    out.append(render_table(["check", "value", "target", "result"], results["checks"]))
+    return "\n\n".join(out)
+
+
+def _metrics_report(results: dict[str, Any]) -> str:
     peers: dict[str, dict[str, Any]] = results["peers"]
     steps = results["steps"]
     out = [f"log throughput: {steps:,} steps of log({{{len(KEYS)} float metrics}}), median of "
@@ -414,14 +422,12 @@ def report(results: dict[str, Any]) -> str:
         ratios = (fmt_number(_ratio(peers, other, figure), 1) for figure in figures)
         ratio_rows.append([f"{other} / tracehouse", *ratios])
     out.append(render_table(["ratio", "log us", "init ms", "finish ms", "CPU s"], ratio_rows))
-
-    out.append("")
-    out.append(render_table(["check", "value", "target", "result"], results["checks"]))
     return "\n".join(out)
 
 
 def parent_main(args: argparse.Namespace) -> int:
     selected = [p for p in PEERS if p in parse_choices(args.only, PEERS, "peer")] if args.only else list(PEERS)
+    parts = parse_choices(args.parts, PARTS, "part")
     started = time.perf_counter()
     results: dict[str, Any] = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -431,9 +437,9 @@ def parent_main(args: argparse.Namespace) -> int:
         **machine_info(("tracehouse", "wandb", "mlflow-skinny", "mlflow", "chdb", "orjson")),
         "peers": {},
     }
-    rounds: dict[str, list[dict[str, Any]]] = {peer: [] for peer in selected}
+    rounds: dict[str, list[dict[str, Any]]] = {peer: [] for peer in selected} if "metrics" in parts else {}
     with tempfile.TemporaryDirectory(prefix="th-bench-") as tmp:
-        for round_no in range(args.repeats):
+        for round_no in range(args.repeats if rounds else 0):
             shift = round_no % len(selected)
             for peer in selected[shift:] + selected[:shift]:
                 progress(f"round {round_no + 1}/{args.repeats}: {peer} ...")
@@ -441,8 +447,12 @@ def parent_main(args: argparse.Namespace) -> int:
                 argv = [str(HERE), "--steps", str(args.steps), "--peer", peer, "--data-dir", str(data_dir),
                         "--mlflow-store", args.mlflow_store]  # fmt: skip
                 rounds[peer].append(run_child(argv))
-    results["peers"] = {peer: summarise(rounds[peer]) for peer in selected}
-    results["checks"] = evaluate(results)
+        if "media" in parts:
+            results["media"] = _log_media.run_rounds(HERE, selected, args.media_steps, args.repeats, Path(tmp))
+    results["peers"] = {peer: summarise(rounds[peer]) for peer in rounds}
+    results["checks"] = (evaluate(results) if rounds else []) + (
+        _log_media.checks(results["media"]) if "media" in results else []
+    )
     return finish(results, started, report, args.out)
 
 
@@ -451,14 +461,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--steps", type=int, default=10_000, help="log calls per peer (default 10,000)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds, a fresh interpreter per peer each (default 3)")
     parser.add_argument("--only", default="", help=f"comma-separated peers to run (default all: {','.join(PEERS)})")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated parts (default all: {','.join(PARTS)})"
+    )
+    parser.add_argument("--media-steps", type=int, default=_log_media.DEFAULT_STEPS,
+                        help=f"steps of the media part (default {_log_media.DEFAULT_STEPS})")  # fmt: skip
     parser.add_argument("--mlflow-store", choices=("file", "sqlite"), default="file",
                         help="MLflow backend: file store (default) or sqlite (needs the full mlflow)")  # fmt: skip
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
     parser.add_argument("--peer", choices=PEERS, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=PARTS, default="metrics", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.repeats < 1:
-        parser.error("--steps and --repeats must be positive")
+    if args.steps < 1 or args.repeats < 1 or args.media_steps < 1:
+        parser.error("--steps, --media-steps and --repeats must be positive")
     if args.peer:
         return child_main(args)
     return parent_main(args)

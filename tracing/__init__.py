@@ -28,6 +28,7 @@ if _TYPE_CHECKING:
         uninstrument_langchain,
     )
     from tracehouse.integrations.openai.instrument import OpenAIInstrumentation, instrument_openai, uninstrument_openai
+    from tracehouse.reads.api import Api
     from tracehouse.reads.reading import history, latency, query, runs, sync, trace_tree, traces
     from tracehouse.spans.api import configure, flush, get_settings, stats
     from tracehouse.spans.config import Settings
@@ -38,11 +39,15 @@ if _TYPE_CHECKING:
     from tracehouse.sweeps.agent import agent
     from tracehouse.sweeps.sweep import param_importance, sweep, sweep_control, sweep_results, sweep_status
     from tracehouse.sweeps.trial import RunStopped
+    from tracehouse.tracking import plots as plot
     from tracehouse.tracking.artifacts.artifact import Artifact, ArtifactEntry
     from tracehouse.tracking.config import Config, Summary
-    from tracehouse.tracking.media import Histogram, Image, Table
+    from tracehouse.tracking.media import Audio, Histogram, Html, Image, Molecule, Object3D, Plotly, Table, Video
+    from tracehouse.tracking.plots import plot_table
     from tracehouse.tracking.run import Run, current_run
+    from tracehouse.tracking.run_wandb import AlertLevel
     from tracehouse.tracking.session import define_metric, finish, init, log, log_artifact, restore, save, use_artifact
+    from tracehouse.tracking.wandb_module import errors, login, setup, teardown, termerror, termlog, termwarn
 
 _WHERE = {  # module -> the public names it defines
     "tracehouse.collector.store.pricing": ("set_model_price",),
@@ -50,6 +55,8 @@ _WHERE = {  # module -> the public names it defines
         "LangChainInstrumentation", "instrument_langchain", "uninstrument_langchain",
     ),
     "tracehouse.integrations.openai.instrument": ("OpenAIInstrumentation", "instrument_openai", "uninstrument_openai"),
+    "tracehouse.reads.api": ("Api",),
+    "tracehouse.tracking.plots": ("plot_table",),
     "tracehouse.reads.reading": ("history", "latency", "query", "runs", "sync", "trace_tree", "traces"),
     "tracehouse.spans.api": ("configure", "flush", "get_settings", "stats"),
     "tracehouse.spans.config": ("Settings",),
@@ -62,8 +69,11 @@ _WHERE = {  # module -> the public names it defines
     "tracehouse.sweeps.trial": ("RunStopped",),
     "tracehouse.tracking.artifacts.artifact": ("Artifact", "ArtifactEntry"),
     "tracehouse.tracking.config": ("Config", "Summary"),
-    "tracehouse.tracking.media": ("Histogram", "Image", "Table"),
+    "tracehouse.tracking.media": ("Audio", "Histogram", "Html", "Image", "Molecule", "Object3D", "Plotly", "Table",
+                                  "Video"),
     "tracehouse.tracking.run": ("Run", "current_run"),
+    "tracehouse.tracking.run_wandb": ("AlertLevel",),
+    "tracehouse.tracking.wandb_module": ("errors", "login", "setup", "teardown", "termerror", "termlog", "termwarn"),
     "tracehouse.tracking.session": (
         "define_metric", "finish", "init", "log", "log_artifact", "restore", "save", "use_artifact",
     ),
@@ -71,7 +81,10 @@ _WHERE = {  # module -> the public names it defines
 _LAZY = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = [
+    "AlertLevel",
+    "Api",
     "Artifact",
+    "Audio",
     "ArtifactEntry",
     "Config",
     "ConfigError",
@@ -87,16 +100,22 @@ __all__ = [
     "StoreError",
     "Summary",
     "Histogram",
+    "Html",
     "Image",
+    "Molecule",
+    "Object3D",
+    "Plotly",
     "Table",
     "TraceSpan",
     "TracehouseError",
+    "Video",
     "__version__",
     "agent",
     "configure",
     "current_run",
     "current_span",
     "define_metric",
+    "errors",
     "finish",
     "flush",
     "get_settings",
@@ -107,13 +126,17 @@ __all__ = [
     "latency",
     "log",
     "log_artifact",
+    "login",
     "param_importance",
+    "plot",
+    "plot_table",
     "query",
     "restore",
     "runs",
     "save",
     "score",
     "set_model_price",
+    "setup",
     "span",
     "stats",
     "sweep",
@@ -121,6 +144,10 @@ __all__ = [
     "sweep_results",
     "sweep_status",
     "sync",
+    "teardown",
+    "termerror",
+    "termlog",
+    "termwarn",
     "trace",
     "trace_tree",
     "traces",
@@ -132,7 +159,7 @@ __all__ = [
 
 def __getattr__(name: str) -> _Any:
     """The public names, loaded on first use; `th.run`, `th.config`, `th.summary` (the active run and
-    its config and summary, W&B's names); `th.evals` (the evaluation API)."""
+    its config and summary, W&B's names); `th.evals` (the evaluation API); `th.plot` (W&B's charts)."""
     module = _LAZY.get(name)
     if module is not None:
         value = getattr(_importlib.import_module(module), name)
@@ -140,6 +167,8 @@ def __getattr__(name: str) -> _Any:
         return value
     if name == "evals":
         return _importlib.import_module("tracehouse.evals")
+    if name == "plot":  # W&B's `wandb.plot.line(...)`: the module of chart functions
+        return _importlib.import_module("tracehouse.tracking.plots")
     if name in ("run", "config", "summary"):
         run = _importlib.import_module("tracehouse.tracking.run").current_run()
         if name == "run" or run is None:

@@ -381,4 +381,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "0009_spans_compress_blocks",
         ["ALTER TABLE {db}.spans MODIFY SETTING max_compress_block_size = 131072"],
     ),
+    (
+        "0010_runs_entity",  # W&B's entity: the run's namespace (`entity/project/run_id`)
+        ["ALTER TABLE {db}.runs ADD COLUMN IF NOT EXISTS entity LowCardinality(String) DEFAULT '' AFTER notes"],
+    ),
 ]

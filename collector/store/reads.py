@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 READS: dict[str, str] = {
     "runs": (
         "SELECT run_id, name, if(state = 'running' AND heartbeat_at < now64(6) - toIntervalMillisecond({c:UInt64}),"
-        " 'crashed', state) AS state, tags, `group`, job_type, notes, sweep_id, created_at, updated_at, heartbeat_at,"
+        " 'crashed', state) AS state, tags, `group`, job_type, notes, entity, sweep_id, created_at, updated_at,"
+        " heartbeat_at,"
         " config,"
         " summary FROM runs FINAL WHERE project = {p:String} ORDER BY created_at DESC"
     ),

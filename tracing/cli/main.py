@@ -348,7 +348,8 @@ def _run(th: Any, args: argparse.Namespace) -> int:
         _print_frame(th.latency(by=args.by, since=args.since), args.json)
     elif args.command == "runs":
         frame = th.runs()
-        columns = [c for c in frame.columns if c not in ("tags", "group", "job_type", "notes", "heartbeat_at")]
+        hidden = ("tags", "group", "job_type", "notes", "entity", "heartbeat_at")
+        columns = [c for c in frame.columns if c not in hidden]
         _print_frame(frame[columns] if not args.json else frame, args.json)
     elif args.command == "run":
         _show_run(th, args.run_id, args.json)

@@ -199,7 +199,17 @@ PARAMS: dict[str, Param] = {
 
 @dataclass(frozen=True)
 class Settings:
-    """The resolved settings; build with :func:`resolve_settings`."""
+    """The resolved settings; build with :func:`resolve_settings`.
+
+    `th.Settings(silent=True, run_name=...)` with only some keywords is W&B's `wandb.Settings(...)`
+    (for `th.init(settings=...)`, see tracking/wandb_options.py), so W&B scripts run unchanged."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not args and set(kwargs) != set(cls.__dataclass_fields__):
+            from tracehouse.tracking.wandb_options import Settings as WandbSettings
+
+            return WandbSettings(**kwargs)
+        return super().__new__(cls)
 
     project: str
     data_dir: Path

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 from tracehouse._errors import ConfigError
 from tracehouse.spans.runtime import runtime
 from tracehouse.sweeps import trial as trials
-from tracehouse.sweeps.sweep import SweepBackend, _project, backend, check_sweep_id
+from tracehouse.sweeps.sweep import SweepBackend, _project, backend, sweep_path
 from tracehouse.sweeps.trial import PendingTrial, RunStopped, started
 
 logger = logging.getLogger("tracehouse")
@@ -69,14 +69,15 @@ def agent(
     function: Optional[Callable[[], Any]] = None,
     count: Optional[int] = None,
     project: Optional[str] = None,
+    entity: Optional[str] = None,
 ) -> int:
     """Run trials of a sweep until it is done (or `count` trials); returns how many ran.
 
     With `function`, each trial calls it in this process (it calls `th.init()` and logs the
     metric); without, each trial runs the sweep's `command` (default `${env} ${interpreter}
-    ${program} ${args}`) as a child process.
+    ${program} ${args}`) as a child process. `sweep_id` may be W&B's "entity/project/id" path.
     """
-    check_sweep_id(sweep_id)
+    sweep_id, project = sweep_path(sweep_id, project)
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         raise ConfigError("count", f"expected a positive number of trials, got {count!r}")
     if function is not None and not callable(function):

@@ -127,27 +127,52 @@ def check_sweep_id(sweep_id: Any) -> str:
     return sweep_id
 
 
-def sweep(config: Any, project: Optional[str] = None) -> str:
+def sweep_path(sweep_id: Any, project: Optional[str]) -> tuple[str, Optional[str]]:
+    """(sweep id, project) from W&B's "entity/project/sweep_id", "project/sweep_id" or a bare id."""
+    if isinstance(sweep_id, str) and "/" in sweep_id:
+        parts = sweep_id.split("/")
+        if len(parts) in (2, 3) and all(parts):
+            return parts[-1], project or parts[-2]
+    return check_sweep_id(sweep_id), project
+
+
+def sweep(
+    sweep: Any = None,
+    project: Optional[str] = None,
+    entity: Optional[str] = None,
+    prior_runs: Optional[list[str]] = None,
+    *,
+    config: Any = None,
+) -> str:
     """Create a sweep from a W&B sweep config (a dict, or a YAML file); returns its id.
 
-    The config is checked first: a ConfigError names the offending key and what is allowed.
+    W&B's signature: `sweep(sweep=cfg, project=, entity=)` (or `config=cfg`); `entity` is accepted
+    (tracehouse has no entities yet) and `prior_runs` is refused, not ignored (the controller warms
+    up from every finished trial of the sweep instead). The config is checked first: a ConfigError
+    names the offending key and what is allowed.
     """
     from tracehouse.collector.sweeps.config import parse_config
 
-    raw = load_config(config)
+    if (sweep is None) == (config is None):
+        raise ConfigError("sweep", "give the sweep config once: th.sweep(config) or th.sweep(sweep=config)")
+    if prior_runs:
+        raise ConfigError("prior_runs", "not supported: trials of other sweeps are not imported")
+    raw = load_config(sweep if sweep is not None else config)
     parse_config(raw)  # errors before any I/O
     return backend().create(_project(project or raw.get("project")), raw)
 
 
 def sweep_status(sweep_id: str, project: Optional[str] = None) -> dict[str, Any]:
     """The sweep's state, method, metric, every trial (parameters, state, metric, runtime) and the best."""
-    return backend().status(_project(project), check_sweep_id(sweep_id))
+    sweep_id, project = sweep_path(sweep_id, project)
+    return backend().status(_project(project), sweep_id)
 
 
 def sweep_control(sweep_id: str, action: str, project: Optional[str] = None) -> str:
     """ "stop" (no new trials), "pause", "resume" or "cancel" (running trials are stopped too);
     returns the sweep's new state."""
-    return backend().control(_project(project), check_sweep_id(sweep_id), action)
+    sweep_id, project = sweep_path(sweep_id, project)
+    return backend().control(_project(project), sweep_id, action)
 
 
 def sweep_results(sweep_id: str, project: Optional[str] = None) -> pd.DataFrame:

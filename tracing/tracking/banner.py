@@ -15,19 +15,22 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import quote
 
 from tracehouse._internal_errors import log_internal_error
 from tracehouse.spans.config import Settings
 from tracehouse.spans.runtime import runtime
-from tracehouse.tracking.run import Run
+
+if TYPE_CHECKING:
+    from tracehouse.tracking.run import Run
 
 
-def announce(run: Run, resumed: bool) -> None:
-    """Print the run's line on stderr, unless it is disabled or tracehouse is silent; never raises."""
+def announce(run: Run, resumed: bool, silent: Optional[bool] = None) -> None:
+    """Print the run's line on stderr, unless it is disabled or tracehouse is silent (the setting, or
+    `silent` of this init's `settings=`); never raises."""
     settings = runtime.settings
-    if run.disabled or settings.silent:
+    if run.disabled or (settings.silent if silent is None else silent):
         return
     try:
         line = banner(run, resumed, settings)

@@ -26,15 +26,19 @@ def as_mapping(value: Any, option: str) -> dict[str, Any]:
     raise ConfigError(option, f"expected a dict or an argparse.Namespace, got {type(value).__name__}")
 
 
+def _unchanged() -> None:
+    """A config or summary not bound to a run (W&B's `wandb.Config()`): nothing to tell."""
+
+
 class _AttrDict:
     """Item and attribute access over one dict; `on_change` is told after every change."""
 
     _data: dict[str, Any]
     _on_change: Callable[[], None]
 
-    def __init__(self, data: dict[str, Any], on_change: Callable[[], None]) -> None:
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_on_change", on_change)
+    def __init__(self, data: Optional[dict[str, Any]] = None, on_change: Optional[Callable[[], None]] = None) -> None:
+        object.__setattr__(self, "_data", {} if data is None else data)
+        object.__setattr__(self, "_on_change", on_change or _unchanged)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -85,7 +89,8 @@ class Config(_AttrDict):
 
     def update(self, values: Any, allow_val_change: bool = False) -> None:
         """Add keys (a dict or an argparse namespace); an existing key's value changes only with
-        `allow_val_change=True`."""
+        `allow_val_change=True` (or `th.init(allow_val_change=True)` for the whole run)."""
+        allow_val_change = allow_val_change or bool(getattr(self, "_allow_changes", False))
         new = as_mapping(values, "config")
         locked = getattr(self, "_locked", None)
         if locked:
@@ -100,6 +105,20 @@ class Config(_AttrDict):
                 )
         self._data.update(new)
         self._on_change()
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._on_change()
+
+    def __delattr__(self, key: str) -> None:
+        try:
+            self.__delitem__(key)
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def allow_changes(self) -> None:
+        """Every key's value may change from now on (W&B's `init(allow_val_change=True)`)."""
+        object.__setattr__(self, "_allow_changes", True)
 
     def _lock(self, keys: Any) -> None:
         """Keys a sweep set: the trial's values win over the script's, with a warning."""

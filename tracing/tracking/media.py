@@ -1,22 +1,28 @@
-"""Values that are not numbers: `th.Table`, `th.Histogram`, `th.Image`, text, arrays and frames.
+"""Values that are not numbers: `th.Table`, `th.Histogram`, text, arrays and frames, and the media
+of `media_image` (`th.Image`), `media_video` (`th.Video`) and `media_more` (`th.Audio`, `th.Html`,
+`th.Object3D`, `th.Molecule`, `th.Plotly`).
 
 `run.log` turns each into a JSON value with a `_type` that lands in `run_values` (one row per key
 and step); a table's rows land in `run_tables` (one JSON object per row, queryable with SQL's JSON
-functions), an image's bytes in the blob store (the row keeps the digest). W&B's conversions apply:
-a numpy array or a list of numbers becomes a histogram, a pandas DataFrame a table.
+functions), media bytes in the blob store (the row keeps the digest, size, format and metadata).
+W&B's conversions apply: a numpy array or a list of numbers becomes a histogram, a pandas DataFrame
+a table, a matplotlib figure an image (W&B turns it into plotly when it can; tracehouse keeps the
+picture), a plotly figure a `th.Plotly`.
 """
 
 from __future__ import annotations
 
 import math
-import struct
-import zlib
-from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from tracehouse._errors import ConfigError
+from tracehouse.tracking.media_base import PutBytes, is_matplotlib, is_plotly_figure
+from tracehouse.tracking.media_image import Image
+from tracehouse.tracking.media_more import Audio, Html, Molecule, Object3D, Plotly
+from tracehouse.tracking.media_video import Video
 
-PutBytes = Callable[[bytes], tuple[str, int]]
+__all__ = ["Audio", "Histogram", "Html", "Image", "Molecule", "Object3D", "Plotly", "PutBytes", "Table", "Video",
+           "is_media", "to_value"]  # fmt: skip
 
 
 class Table:
@@ -130,40 +136,7 @@ class Histogram:
         return {"_type": "histogram", "bins": self.bins, "values": self.histogram}
 
 
-class Image:
-    """An image (W&B's `wandb.Image`) from a file path, a PIL image or a numpy array; stored as a blob."""
-
-    def __init__(self, data_or_path: Any, mode: Optional[str] = None, caption: Optional[str] = None) -> None:
-        self.caption = caption
-        if isinstance(data_or_path, (str, Path)):
-            path = Path(data_or_path)
-            if not path.is_file():
-                raise ConfigError("data_or_path", f"{str(path)!r} is not a file")
-            self.data = path.read_bytes()
-            self.format = path.suffix.lstrip(".").lower() or "bin"
-            self.width, self.height = _png_size(self.data) if self.format == "png" else (0, 0)
-        elif hasattr(data_or_path, "save") and hasattr(data_or_path, "size"):  # a PIL image
-            import io
-
-            buffer = io.BytesIO()
-            data_or_path.save(buffer, format="PNG")
-            self.data, self.format = buffer.getvalue(), "png"
-            self.width, self.height = data_or_path.size
-        elif hasattr(data_or_path, "shape") and hasattr(data_or_path, "tolist"):
-            self.data, self.width, self.height = _encode_png(data_or_path, mode)
-            self.format = "png"
-        else:
-            raise ConfigError(
-                "data_or_path", f"expected a path, a PIL image or a numpy array, got {type(data_or_path)}"
-            )
-
-    def _to_value(self, put: PutBytes) -> dict[str, Any]:
-        digest, size = put(self.data)
-        return {"_type": "image", "digest": digest, "size": size, "format": self.format,
-                "width": self.width, "height": self.height, "caption": self.caption or ""}  # fmt: skip
-
-
-MEDIA_TYPES = (Table, Histogram, Image)
+MEDIA_TYPES = (Table, Histogram, Image, Audio, Video, Html, Object3D, Molecule, Plotly)
 
 
 def is_media(value: Any) -> bool:
@@ -198,9 +171,14 @@ def _cell(value: Any, put: PutBytes) -> Any:
 def to_value(value: Any, put: PutBytes) -> Optional[dict[str, Any]]:
     """The stored form of a non-numeric logged value, or None when its type is not supported."""
     if is_media(value):
-        return value._to_value(put)
+        stored: dict[str, Any] = value._to_value(put)
+        return stored
     if isinstance(value, str):
         return {"_type": "text", "value": value}
+    if is_matplotlib(value):
+        return Image(value)._to_value(put)
+    if is_plotly_figure(value):
+        return Plotly(value)._to_value(put)
     module = type(value).__module__
     if module.startswith("pandas") and hasattr(value, "itertuples") and hasattr(value, "columns"):
         return Table(dataframe=value)._to_value(put)
@@ -214,36 +192,3 @@ def to_value(value: Any, put: PutBytes) -> Optional[dict[str, Any]]:
     if value is None or isinstance(value, (list, tuple)):
         return {"_type": "json", "value": _cell(value, put) if value is None else [_cell(v, put) for v in value]}
     return None
-
-
-def _png_size(data: bytes) -> tuple[int, int]:
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return int(width), int(height)
-    return 0, 0
-
-
-def _encode_png(array: Any, mode: Optional[str]) -> tuple[bytes, int, int]:
-    """A PNG from an HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) array; floats in [0, 1] are scaled."""
-    shape = tuple(array.shape)
-    if len(shape) == 3 and shape[2] == 1:
-        array, shape = array.reshape(shape[:2]), shape[:2]
-    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (3, 4)):
-        raise ConfigError("data_or_path", f"expected an HxW, HxWx3 or HxWx4 array, got shape {shape}")
-    height, width = int(shape[0]), int(shape[1])
-    channels = 1 if len(shape) == 2 else int(shape[2])
-    if mode is not None and mode not in ("L", "RGB", "RGBA"):
-        raise ConfigError("mode", f"expected 'L', 'RGB' or 'RGBA', got {mode!r}")
-    values = _flat_numbers(array)
-    scale = 255.0 if values and all(isinstance(v, float) for v in values) and max(values) <= 1.0 else 1.0
-    pixels = bytes(max(0, min(255, round(v * scale))) for v in values)
-    stride = width * channels
-    raw = b"".join(b"\x00" + pixels[row * stride : (row + 1) * stride] for row in range(height))
-    colour = {1: 0, 3: 2, 4: 6}[channels]
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    return png, width, height

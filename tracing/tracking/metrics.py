@@ -27,6 +27,13 @@ class MetricRule:
     summary: tuple[str, ...]
     goal: Optional[str] = None
     step_metric: Optional[str] = None
+    step_sync: bool = True  # W&B: the step metric's last value is filled in on rows that lack it
+    hidden: bool = False  # W&B: not shown in the UI's default charts
+
+    def as_value(self) -> dict[str, Any]:
+        """The stored form (a `run_values` row `_type: "metric_definition"`)."""
+        return {"_type": "metric_definition", "name": self.name, "summary": list(self.summary), "goal": self.goal,
+                "step_metric": self.step_metric, "step_sync": self.step_sync, "hidden": self.hidden}  # fmt: skip
 
 
 @dataclass
@@ -57,7 +64,8 @@ class MetricRules:
     patterns: list[MetricRule] = field(default_factory=list)
     stats: dict[str, _Stats] = field(default_factory=dict)
 
-    def define(self, name: str, summary: Optional[str], goal: Optional[str], step_metric: Optional[str]) -> MetricRule:
+    def define(self, name: str, summary: Optional[str], goal: Optional[str], step_metric: Optional[str],
+               step_sync: Optional[bool] = None, hidden: Optional[bool] = None) -> MetricRule:  # fmt: skip
         """Add or replace the rule for `name` (checked as W&B checks it)."""
         if not isinstance(name, str) or not name:
             raise ConfigError("name", f"expected a metric name or glob pattern, got {name!r}")
@@ -69,7 +77,9 @@ class MetricRules:
             raise ConfigError("goal", f"expected 'minimize' or 'maximize', got {goal!r}")
         if "best" in rules and goal is None:
             raise ConfigError("goal", "summary='best' needs goal='minimize' or goal='maximize'")
-        rule = MetricRule(name, rules, goal, step_metric)
+        if step_metric is not None and (not isinstance(step_metric, str) or not step_metric):
+            raise ConfigError("step_metric", f"expected a metric name, got {step_metric!r}")
+        rule = MetricRule(name, rules, goal, step_metric, True if step_sync is None else bool(step_sync), bool(hidden))
         if any(ch in name for ch in "*?["):
             self.patterns = [p for p in self.patterns if p.name != name] + [rule]
         else:

@@ -31,6 +31,7 @@ from tracehouse.tracking.files import RunFiles
 from tracehouse.tracking.files import restore as restore_file
 from tracehouse.tracking.media import to_value
 from tracehouse.tracking.metrics import MetricRule, MetricRules, is_removal
+from tracehouse.tracking.run_wandb import WandbRunMixin
 
 logger = logging.getLogger("tracehouse")
 _lock = threading.Lock()
@@ -65,13 +66,17 @@ def _number(value: Any) -> Any:
     return "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf")
 
 
-class Run:
-    """One experiment run: `log`, `config`, `summary`, `finish`; a context manager (`with th.init():`)."""
+class Run(WandbRunMixin):
+    """One experiment run: `log`, `config`, `summary`, `finish`; a context manager (`with th.init():`).
+
+    W&B's other run attributes and methods (`url`, `path`, `entity`, `get_url()`, `log_code()`,
+    `alert()`, `status()`, ...) come from WandbRunMixin (run_wandb.py)."""
 
     def __init__(self, project: str, run_id: str, name: str, config: dict[str, Any], tags: list[str],
                  group: str, job_type: str, notes: str, disabled: bool, offline: bool = False,
-                 dir: Optional[str] = None) -> None:  # fmt: skip
-        self.project, self.id, self.name = project, run_id, name
+                 dir: Optional[str] = None, entity: str = "") -> None:  # fmt: skip
+        self.project, self.id, self.name, self.entity = project, run_id, name, entity
+        self.resumed, self.forked_from = False, ""
         self.tags, self.group, self.job_type, self.notes = tags, group, job_type, notes
         self.disabled, self.offline = disabled, offline
         self.mode = "disabled" if disabled else "offline" if offline else "online"
@@ -94,8 +99,11 @@ class Run:
             threading.Thread(target=self._heartbeat, name=f"tracehouse-run-{run_id}", daemon=True).start()
 
     # --- logging --------------------------------------------------------------------------------
-    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
-        """Log a dict of values at the current step (W&B's step and commit rules)."""
+    def log(
+        self, data: Optional[Mapping[str, Any]] = None, step: Optional[int] = None, commit: Optional[bool] = None
+    ) -> None:
+        """Log a dict of values at the current step (W&B's step and commit rules; no data commits the step)."""
+        data = {} if data is None else data
         if type(data) is not dict and not isinstance(data, abc.Mapping):
             raise ConfigError("data", f"run.log takes a dict of values, got {type(data).__name__}")
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
@@ -164,7 +172,7 @@ class Run:
                 if key not in self._warned:
                     self._warned.add(key)
                     logger.warning("tracehouse: %r not logged (%s); log numbers, strings, arrays, th.Table, "
-                                   "th.Histogram or th.Image", key, reason)  # fmt: skip
+                                   "th.Histogram, th.Image or another media or chart type", key, reason)  # fmt: skip
                 continue
             stored[key] = converted
             kind = converted["_type"]
@@ -225,11 +233,17 @@ class Run:
         step_metric: Optional[str] = None,
         summary: Optional[str] = None,
         goal: Optional[str] = None,
+        step_sync: Optional[bool] = None,
+        hidden: Optional[bool] = None,
     ) -> MetricRule:
         """How `name` (or a glob such as "val/*") is summarised: summary="min,max,mean,last,best,first,none",
-        `goal` for "best"; `step_metric` is kept as the key's x-axis (W&B's define_metric)."""
+        `goal` for "best"; `step_metric` is the key's x-axis (W&B's define_metric). The definition is
+        stored with the run (`run_values`, key `_define_metric/<name>`), so every reader sees it."""
         with self._lock:
-            return self._metrics.define(name, summary, goal, step_metric)
+            rule = self._metrics.define(name, summary, goal, step_metric, step_sync, hidden)
+        self._submit({"type": "values", "project": self.project, "run_id": self.id, "step": self.step,
+                      "time_ns": time.time_ns(), "values": {f"_define_metric/{name}": rule.as_value()}})  # fmt: skip
+        return rule
 
     # --- state ------------------------------------------------------------------------------------
     def _heartbeat(self) -> None:
@@ -247,7 +261,7 @@ class Run:
             "type": "run", "project": self.project, "run_id": self.id, "name": self.name, "state": self.state,
             "config": self.config.as_dict(), "summary": self.summary.as_dict(), "tags": self.tags,
             "group": self.group, "job_type": self.job_type, "notes": self.notes, "sweep_id": self.sweep_id,
-            "created_ns": self._started_ns,
+            "entity": self.entity, "created_ns": self._started_ns,
             "updated_ns": now, "heartbeat_ns": now, "version": now,
         }  # fmt: skip
 

@@ -42,51 +42,118 @@ def init(
     mode: Optional[str] = None,
     resume: Any = None,
     dir: Optional[str] = None,
+    entity: Optional[str] = None,
+    reinit: Any = None,
+    settings: Any = None,
+    save_code: Optional[bool] = None,
+    allow_val_change: bool = False,
+    config_exclude_keys: Optional[list[str]] = None,
+    config_include_keys: Optional[list[str]] = None,
+    fork_from: Optional[str] = None,
+    resume_from: Optional[str] = None,
+    **ignored: Any,
 ) -> Run:
-    """Start a run (W&B's `wandb.init`); it becomes `th.run`, and a running one is finished first.
+    """Start a run (W&B's `wandb.init`, its arguments and `WANDB_*` variables); it becomes `th.run`.
 
     `resume`: "allow" continues run `id` if it exists (else starts it), "must" requires it, "never"
     refuses an existing one, "auto" (or True) continues `id`, or without an id the last run of this
     project started from this data directory if it did not finish. A resumed run keeps its name,
     config (new keys added) and summary, and logs from its last step + 1.
+    `resume_from="<id>?_step=N"` continues run `id` from step N + 1; `fork_from="<id>?_step=N"` starts a
+    new run with that run's config, logging from step N + 1 (its history is not copied).
 
-    `mode`: "online" (default, or TRACEHOUSE_MODE), "offline" (records wait in the offline spool until
-    `tracehouse sync`), "disabled" (the same API, nothing recorded). `dir`: the run's local file
-    directory (`run.dir`); files left there are saved with the run when it finishes.
+    `mode`: "online" (default, or TRACEHOUSE_MODE / WANDB_MODE; W&B's "dryrun" is "offline"), "offline"
+    (records wait in the offline spool until `tracehouse sync`), "disabled" (the same API, nothing
+    recorded). `dir`: the run's local file directory (`run.dir`); files left there are saved with
+    the run when it finishes. `config` may be a YAML file's path; `config_include_keys` /
+    `config_exclude_keys` filter it. `reinit`: a running run is finished first (True, the default),
+    returned instead (False, "return_previous"), or left running ("create_new"). `entity` is kept
+    with the run as its namespace; `settings` takes `th.Settings(...)` or a dict; `save_code=True`
+    saves the main script with the run; `allow_val_change=True` lets config values change.
+    `anonymous`, `sync_tensorboard`, `monitor_gym` are accepted and have no effect.
 
     It prints one line on stderr naming the run and where to look at it (the UI's run page when a
     collector is known); `silent` (TRACEHOUSE_SILENT or WANDB_SILENT) and mode="disabled" print nothing.
     """
-    mode, resume = _checked_mode(mode), _checked_resume(resume, id)
-    values = as_mapping(config, "config")
-    project = runtime.settings.project if project is None else _parse_project("project", project)
+    from tracehouse.tracking.wandb_options import resolve
+
+    extra = {"entity": entity, "reinit": reinit, "settings": settings, "save_code": save_code,
+             "allow_val_change": allow_val_change, "config_exclude_keys": config_exclude_keys,
+             "config_include_keys": config_include_keys, "fork_from": fork_from, "resume_from": resume_from,
+             **ignored}  # fmt: skip
+    options = resolve({"project": project, "name": name, "id": id, "config": config, "tags": tags, "group": group,
+                       "job_type": job_type, "notes": notes, "mode": mode, "resume": resume, "dir": dir},
+                      {k: v for k, v in extra.items() if v is not None})  # fmt: skip
+    previous = current_run()
+    if options.reinit == "return_previous" and previous is not None and previous.state == "running":
+        return previous
+    return _start(options, previous if options.reinit == "finish_previous" else None)
+
+
+def _start(options: Any, previous: Optional[Run]) -> Run:
+    """Create, resume or fork the run `options` describe (after finishing `previous`)."""
+    mode, resume, id = _checked_mode(options.mode), _checked_resume(options.resume, options.id), options.id
+    values = as_mapping(options.config, "config")
+    project = runtime.settings.project if options.project is None else _parse_project("project", options.project)
     trial = pending_trial()
     if trial is not None:
         id = _join_trial(trial, id, project, values)
         project, values, resume = trial.project, {**values, **trial.params}, None
-    if dir is not None and (not isinstance(dir, (str, os.PathLike)) or not str(dir)):
-        raise ConfigError("dir", f"expected a directory path, got {dir!r}")
+    if options.dir is not None and (not isinstance(options.dir, (str, os.PathLike)) or not str(options.dir)):
+        raise ConfigError("dir", f"expected a directory path, got {options.dir!r}")
     disabled = mode == "disabled" or runtime.disabled
-    previous = current_run()
     if previous is not None:
         previous.finish()
-    stored = None if disabled or resume is None else _resumable(project, id, resume)
+    stored, forked = _stored_origin(options, project, id, resume, disabled)
     rng = random.Random()
+    run_id = stored["run_id"] if stored else id or "".join(rng.choice(_ID_CHARS) for _ in range(8))
+    run_dir = options.dir or (
+        os.path.join(options.dir_root, "tracehouse", run_id, "files") if options.dir_root else None
+    )
     run = Run(
-        project=project,
-        run_id=stored["run_id"] if stored else id or "".join(rng.choice(_ID_CHARS) for _ in range(8)),
-        name=name or (stored["name"] if stored else _random_name(rng)),
-        config={**(stored["config"] if stored else {}), **values}, tags=[str(t) for t in tags or []],
-        group=group or "", job_type=job_type or "", notes=notes or "", disabled=disabled,
-        offline=mode == "offline", dir=None if dir is None else os.fspath(dir),
+        project=project, run_id=run_id, name=options.name or (stored["name"] if stored else _random_name(rng)),
+        config={**(stored["config"] if stored else forked or {}), **values}, tags=options.tags or [],
+        group=options.group or "", job_type=options.job_type or "", notes=options.notes or "", disabled=disabled,
+        offline=mode == "offline", dir=None if run_dir is None else os.fspath(run_dir), entity=options.entity,
     )  # fmt: skip
+    run.resumed = bool(stored)
+    if options.allow_val_change:
+        run.config.allow_changes()
     if trial is not None:
         run.sweep_id = trial.sweep_id
         run.config._lock(trial.params)
         note_started(run.id)
+    _continue_from(run, stored, options)
+    return _begin(run, disabled, options)
+
+
+def _stored_origin(
+    options: Any, project: str, run_id: Optional[str], resume: Optional[str], disabled: bool
+) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+    """(the stored run to continue, the config of a run to fork from) for `options`."""
+    if disabled:
+        return None, None
+    if options.resume_from is not None:
+        return _resumable(project, options.resume_from[0], "must"), None
+    if options.fork_from is not None:
+        source = _stored_run(project, options.fork_from[0])
+        if source is None:
+            raise ConfigError("fork_from", f"run {options.fork_from[0]!r} does not exist in project {project!r}")
+        return None, dict(source["config"])
+    return (None if resume is None else _resumable(project, run_id, resume)), None
+
+
+def _continue_from(run: Run, stored: Optional[dict[str, Any]], options: Any) -> None:
     if stored:
         run.summary._data.update(stored["summary"])
         run.step, run._started_ns = stored["next_step"], stored["created_ns"]
+    origin = options.resume_from or options.fork_from
+    if origin is not None:
+        run.step = origin[1] + 1  # W&B: logging continues after the step it forked or rewound to
+        run.forked_from = f"{origin[0]}?_step={origin[1]}" if options.fork_from else ""
+
+
+def _begin(run: Run, disabled: bool, options: Any) -> Run:
     if not disabled:
         _prepare_dir(run)
     set_current(run)
@@ -94,12 +161,15 @@ def init(
         runtime.flush_hooks.append(_finish_at_exit)
     run._state_changed()
     _link_current_span(run)
-    announce(run, resumed=bool(stored))
+    if options.save_code and not disabled:
+        run.log_code(include_main_only=True)
+    announce(run, resumed=run.resumed, silent=options.silent)
     return run
 
 
 def _checked_mode(mode: Optional[str]) -> str:
     mode = mode or os.environ.get("TRACEHOUSE_MODE") or "online"
+    mode = {"dryrun": "offline", "run": "online", "shared": "online"}.get(mode, mode)
     if mode not in ("online", "offline", "disabled"):
         raise ConfigError("mode", f"expected 'online', 'offline' or 'disabled', got {mode!r}")
     return mode
@@ -231,20 +301,23 @@ def _require() -> Run:
     return run
 
 
-def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+def log(data: Optional[Mapping[str, Any]] = None, step: Optional[int] = None, commit: Optional[bool] = None) -> None:
     """`th.log(...)`: log to the active run."""
     _require().log(data, step=step, commit=commit)
 
 
 def define_metric(
-    name: str, step_metric: Optional[str] = None, summary: Optional[str] = None, goal: Optional[str] = None
-) -> MetricRule:
+    name: str, step_metric: Optional[str] = None, summary: Optional[str] = None, goal: Optional[str] = None,
+    step_sync: Optional[bool] = None, hidden: Optional[bool] = None,
+) -> MetricRule:  # fmt: skip
     """`th.define_metric(...)` on the active run."""
-    return _require().define_metric(name, step_metric=step_metric, summary=summary, goal=goal)
+    return _require().define_metric(name, step_metric=step_metric, summary=summary, goal=goal, step_sync=step_sync,
+                                    hidden=hidden)  # fmt: skip
 
 
-def finish(exit_code: Optional[int] = None) -> None:
-    """`th.finish()`: finish the active run (nothing happens without one)."""
+def finish(exit_code: Optional[int] = None, quiet: Optional[bool] = None) -> None:
+    """`th.finish()`: finish the active run (nothing happens without one); `quiet` is W&B's and
+    changes nothing (finishing prints nothing here)."""
     run = current_run()
     if run is not None:
         run.finish(exit_code)
