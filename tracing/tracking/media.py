@@ -13,13 +13,19 @@ picture), a plotly figure a `th.Plotly`.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from tracehouse._errors import ConfigError
 from tracehouse.tracking.media_base import PutBytes, is_matplotlib, is_plotly_figure
-from tracehouse.tracking.media_image import Image
-from tracehouse.tracking.media_more import Audio, Html, Molecule, Object3D, Plotly
-from tracehouse.tracking.media_video import Video
+
+if TYPE_CHECKING:
+    from tracehouse.tracking.media_image import Image
+    from tracehouse.tracking.media_more import Audio, Html, Molecule, Object3D, Plotly
+    from tracehouse.tracking.media_video import Video
+
+# Loaded on first use (`th.init` and `run.log` of numbers never pay for the media encoders).
+_LAZY = {"Image": "media_image", "Audio": "media_more", "Html": "media_more", "Molecule": "media_more",
+         "Object3D": "media_more", "Plotly": "media_more", "Video": "media_video"}  # fmt: skip
 
 __all__ = ["Audio", "Histogram", "Html", "Image", "Molecule", "Object3D", "Plotly", "PutBytes", "Table", "Video",
            "is_media", "to_value"]  # fmt: skip
@@ -136,7 +142,16 @@ class Histogram:
         return {"_type": "histogram", "bins": self.bins, "values": self.histogram}
 
 
-MEDIA_TYPES = (Table, Histogram, Image, Audio, Video, Html, Object3D, Molecule, Plotly)
+def __getattr__(name: str) -> Any:
+    """Image, Audio, Video, Html, Object3D, Molecule and Plotly, imported when first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"tracehouse.tracking.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def is_media(value: Any) -> bool:
@@ -176,8 +191,12 @@ def to_value(value: Any, put: PutBytes) -> Optional[dict[str, Any]]:
     if isinstance(value, str):
         return {"_type": "text", "value": value}
     if is_matplotlib(value):
+        from tracehouse.tracking.media_image import Image
+
         return Image(value)._to_value(put)
     if is_plotly_figure(value):
+        from tracehouse.tracking.media_more import Plotly
+
         return Plotly(value)._to_value(put)
     module = type(value).__module__
     if module.startswith("pandas") and hasattr(value, "itertuples") and hasattr(value, "columns"):

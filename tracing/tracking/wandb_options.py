@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 from tracehouse._errors import ConfigError
 
@@ -54,32 +53,43 @@ class Settings:
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
 
 
-@dataclass
 class InitOptions:
-    """What `th.init` was asked for, after W&B's arguments, settings and variables were applied."""
+    """What `th.init` was asked for, after W&B's arguments, settings and variables were applied
+    (a plain class: building it must not slow `th.init` down with dataclass machinery at import)."""
 
-    project: Optional[str] = None
-    name: Optional[str] = None
-    id: Optional[str] = None
-    config: dict[str, Any] = field(default_factory=dict)
-    tags: Optional[list[str]] = None
-    group: Optional[str] = None
-    job_type: Optional[str] = None
-    notes: Optional[str] = None
-    mode: Optional[str] = None
-    resume: Any = None
-    dir: Optional[str] = None
-    entity: str = ""
-    reinit: str = "finish_previous"
-    save_code: bool = False
-    allow_val_change: bool = False
-    silent: Optional[bool] = None
-    fork_from: Optional[tuple[str, int]] = None
-    resume_from: Optional[tuple[str, int]] = None
-    dir_root: Optional[str] = None  # WANDB_DIR / settings.root_dir: runs keep their files under it
+    _DEFAULTS: ClassVar[dict[str, Any]] = {
+        "project": None, "name": None, "id": None, "tags": None, "group": None, "job_type": None, "notes": None,
+        "mode": None, "resume": None, "dir": None, "entity": "", "reinit": "finish_previous", "save_code": False,
+        "allow_val_change": False, "silent": None, "fork_from": None, "resume_from": None,
+        "dir_root": None,  # WANDB_DIR / settings.root_dir: runs keep their files under it
+    }  # fmt: skip
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(self._DEFAULTS)
+        self.__dict__.update(values)
+        self.config: dict[str, Any] = {}
+
+    project: Optional[str]
+    name: Optional[str]
+    id: Optional[str]
+    tags: Optional[list[str]]
+    group: Optional[str]
+    job_type: Optional[str]
+    notes: Optional[str]
+    mode: Optional[str]
+    resume: Any
+    dir: Optional[str]
+    entity: str
+    reinit: str
+    save_code: bool
+    allow_val_change: bool
+    silent: Optional[bool]
+    fork_from: Optional[tuple[str, int]]
+    resume_from: Optional[tuple[str, int]]
+    dir_root: Optional[str]
 
 
-_OPTION_NAMES = set(InitOptions.__dataclass_fields__) - {"config"}
+_OPTION_NAMES = set(InitOptions._DEFAULTS)
 
 
 def resolve(arguments: dict[str, Any], extra: Mapping[str, Any]) -> InitOptions:
