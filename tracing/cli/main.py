@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also read again the segments set aside in the spool's quarantine/ (damaged, or refused by the collector)",
     )  # fmt: skip
     refuse(sync, "--project", "sync delivers every project's records")
+    sync.add_argument("paths", nargs="*", metavar="DIR",
+                      help="other data dirs (or spool dirs) to deliver, as `wandb sync DIR` does")  # fmt: skip
+    modes = (("offline", "runs started from this data dir stay on this machine until `tracehouse sync`"),
+             ("online", "runs started from this data dir are delivered as they log (the default)"))  # fmt: skip
+    for mode, what in modes:
+        sub.add_parser(mode, parents=[store], help=what)
 
     sub.add_parser("runs", parents=[common], help="list the project's runs: state, config and summary")
     one_run = sub.add_parser("run", parents=[common], help="show one run: config, summary, last metrics")
@@ -359,8 +365,10 @@ def _run(th: Any, args: argparse.Namespace) -> int:
         run_sweep_command(th, args, _print_frame, _dumps)
     elif args.command == "eval":
         run_eval_command(th, args, format_table, _dumps)
+    elif args.command in ("offline", "online"):
+        _set_mode(th, args.command, args.json)
     elif args.command == "sync":
-        report = th.sync(quarantine=args.quarantine)
+        report = _sync(th, args.paths, args.quarantine)
         summary = {"rows": report.rows, "segments": report.segments_done, "rejected": report.rejected,
                    "requeued": report.requeued, "damaged_bytes": report.damaged_bytes,
                    "set_aside": report.set_aside}  # fmt: skip
@@ -382,6 +390,39 @@ def _run(th: Any, args: argparse.Namespace) -> int:
             for problem in report.problems:
                 print(f"  warning: {problem}")
     return 0
+
+
+def _set_mode(th: Any, mode: str, as_json: bool) -> None:
+    """`tracehouse offline|online`: the mode of runs started from this data dir (W&B's `wandb offline`);
+    `mode=` and TRACEHOUSE_MODE still win."""
+    from tracehouse.tracking.session import MODE_FILE
+
+    settings = th.get_settings()
+    path = settings.data_dir / MODE_FILE
+    if mode == "offline":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("offline\n")
+    else:
+        path.unlink(missing_ok=True)
+    print(_dumps({"mode": mode, "data_dir": str(settings.data_dir)}) if as_json else
+          f"runs started from {settings.data_dir} are {mode}" + (" until `tracehouse online`; "
+          "`tracehouse sync` delivers them" if mode == "offline" else ""))  # fmt: skip
+
+
+def _sync(th: Any, paths: list[str], quarantine: bool) -> Any:
+    """`th.sync()` here, or for each of `paths` (W&B's `wandb sync DIR`): a data dir, or a spool dir."""
+    if not paths:
+        return th.sync(quarantine=quarantine)
+    from tracehouse.collector.ingest.spool_ingest import IngestReport
+    from tracehouse.reads.reading import sync_dir
+
+    total = IngestReport()
+    for path in paths:
+        directory = Path(path).expanduser()
+        if not directory.is_dir():
+            raise th.ConfigError("sync", f"{path!r} is not a directory")
+        total.merge(sync_dir(directory, quarantine=quarantine))
+    return total
 
 
 def _artifact(th: Any, args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ where the store is: here when this process owns it, at its owner when another pr
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar, cast
 
 from tracehouse._errors import ConfigError, NotFoundError
@@ -83,6 +84,34 @@ def sync(quarantine: bool = False) -> IngestReport:
             push_local_blobs(blob_store())
         report.merge(_run(lambda access: _ingest_dir(access, offline)))
     return report
+
+
+def sync_dir(directory: Path, quarantine: bool = False) -> IngestReport:
+    """`tracehouse sync DIR`: deliver another data dir's spool and offline runs (with their blobs), or
+    a spool directory's segments, to this process's store or collector."""
+    from tracehouse.collector.ingest.quarantine import requeue_quarantine
+    from tracehouse.collector.ingest.spool_ingest import IngestReport
+
+    settings = runtime.settings
+    if directory.resolve() == settings.data_dir.resolve():
+        return sync(quarantine=quarantine)
+    data_dir = (directory / "spool").is_dir() or (directory / "offline-spool").is_dir()
+    if data_dir and (directory / "blobs").is_dir() and not settings.blob_url:
+        from tracehouse.tracking.blobs import blob_store, push_local_blobs
+
+        push_local_blobs(blob_store(), directory)
+    report = IngestReport()
+    for spool_dir in (directory / "spool", directory / "offline-spool") if data_dir else (directory,):
+        if not spool_dir.is_dir():
+            continue
+        if quarantine:
+            report.requeued += len(requeue_quarantine(spool_dir).requeued)
+        report.merge(_run(_ingester(spool_dir)))
+    return report
+
+
+def _ingester(spool_dir: Path) -> Callable[[Any], IngestReport]:
+    return lambda access: _ingest_dir(access, spool_dir)
 
 
 def _requeue_quarantine() -> int:

@@ -8,6 +8,7 @@ collector's (`collector/blobs.py`), so a collector and an SDK process read the s
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, Optional
 
 from tracehouse.collector.blobs import Blobs, BlobStore, PathLike, blob_key, file_digest, write_atomically
@@ -40,14 +41,15 @@ def blob_store(location: Optional[str] = None, local: bool = False) -> Blobs:
         return _stores[location]  # type: ignore[no-any-return]
 
 
-def push_local_blobs(target: Blobs) -> int:
-    """Copy the blobs of the local store (`blobs/` in the data dir) that `target` lacks; returns how many.
+def push_local_blobs(target: Blobs, data_dir: Optional[Path] = None) -> int:
+    """Copy the blobs of a local store (`blobs/` in the data dir, or in `data_dir`) that `target` lacks;
+    returns how many.
 
-    `tracehouse sync` does this before it sends offline runs to a collector, so their artifacts and
-    media reach the collector's blob store with their records."""
+    `tracehouse sync` does this before it sends offline runs to a collector (or another data dir's
+    records to this store), so their artifacts and media arrive with their records."""
     from tracehouse.spans.runtime import runtime
 
-    root = runtime.settings.data_dir / "blobs" / "sha256"
+    root = (data_dir or runtime.settings.data_dir) / "blobs" / "sha256"
     pushed = 0
     for path in sorted(root.glob("??/*")) if root.is_dir() else ():
         digest = path.parent.name + path.name

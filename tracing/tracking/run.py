@@ -36,6 +36,7 @@ from tracehouse.tracking.run_wandb import WandbRunMixin
 logger = logging.getLogger("tracehouse")
 _lock = threading.Lock()
 _current: Optional[Run] = None
+SUMMARY_SECONDS = 1.0  # while logging, the summary reaches the store at most this often (and at finish)
 HEARTBEAT_SECONDS = 30.0  # a running run rewrites its record this often; th.runs() calls it crashed after 4 misses
 
 
@@ -90,6 +91,7 @@ class Run(WandbRunMixin):
         self._pending: dict[str, Any] = {}
         self._started_ns = time.time_ns()
         self._started = time.monotonic()
+        self._recorded_at = self._started  # when the run's record (state, summary) was last written
         self._warned: set[str] = set()
         self._metrics = MetricRules()
         self._lock = threading.Lock()
@@ -156,6 +158,10 @@ class Run(WandbRunMixin):
             sink.submit({"type": "metrics", "project": self.project, "run_id": self.id, "step": self.step,
                          "time_ns": time.time_ns(), "values": numbers})  # fmt: skip
         self.step += 1
+        now = time.monotonic()
+        if now - self._recorded_at >= SUMMARY_SECONDS:  # a SIGKILLed run resumes with its summary (W&B does)
+            self._recorded_at = now
+            self._state_changed()
 
     def _store_values(self, others: dict[str, Any]) -> dict[str, Any]:
         """Non-numeric values to `run_values` (media to the blob store); their summary forms by key."""

@@ -167,8 +167,20 @@ def _begin(run: Run, disabled: bool, options: Any) -> Run:
     return run
 
 
+MODE_FILE = "mode"  # in the data dir: what `tracehouse offline` / `online` chose for runs started there
+
+
+def saved_mode() -> Optional[str]:
+    """The mode `tracehouse offline` saved in the data dir (W&B's `wandb offline`), or None."""
+    try:
+        saved = (runtime.settings.data_dir / MODE_FILE).read_text().strip()
+    except OSError:
+        return None
+    return saved if saved in ("online", "offline", "disabled") else None
+
+
 def _checked_mode(mode: Optional[str]) -> str:
-    mode = mode or os.environ.get("TRACEHOUSE_MODE") or "online"
+    mode = mode or os.environ.get("TRACEHOUSE_MODE") or saved_mode() or "online"
     mode = {"dryrun": "offline", "run": "online", "shared": "online"}.get(mode, mode)
     if mode not in ("online", "offline", "disabled"):
         raise ConfigError("mode", f"expected 'online', 'offline' or 'disabled', got {mode!r}")
