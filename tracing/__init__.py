@@ -42,7 +42,18 @@ if _TYPE_CHECKING:
     from tracehouse.tracking import plots as plot
     from tracehouse.tracking.artifacts.artifact import Artifact, ArtifactEntry
     from tracehouse.tracking.config import Config, Summary
-    from tracehouse.tracking.media import Audio, Histogram, Html, Image, Molecule, Object3D, Plotly, Table, Video
+    from tracehouse.tracking.media import (
+        Audio,
+        Histogram,
+        Html,
+        Image,
+        JoinedTable,
+        Molecule,
+        Object3D,
+        Plotly,
+        Table,
+        Video,
+    )
     from tracehouse.tracking.plots import plot_table
     from tracehouse.tracking.run import Run, current_run
     from tracehouse.tracking.run_wandb import AlertLevel
@@ -69,8 +80,8 @@ _WHERE = {  # module -> the public names it defines
     "tracehouse.sweeps.trial": ("RunStopped",),
     "tracehouse.tracking.artifacts.artifact": ("Artifact", "ArtifactEntry"),
     "tracehouse.tracking.config": ("Config", "Summary"),
-    "tracehouse.tracking.media": ("Audio", "Histogram", "Html", "Image", "Molecule", "Object3D", "Plotly", "Table",
-                                  "Video"),
+    "tracehouse.tracking.media": ("Audio", "Histogram", "Html", "Image", "JoinedTable", "Molecule", "Object3D",
+                                  "Plotly", "Table", "Video"),
     "tracehouse.tracking.run": ("Run", "current_run"),
     "tracehouse.tracking.run_wandb": ("AlertLevel",),
     "tracehouse.tracking.wandb_module": ("errors", "login", "setup", "teardown", "termerror", "termlog", "termwarn"),
@@ -102,6 +113,7 @@ __all__ = [
     "Histogram",
     "Html",
     "Image",
+    "JoinedTable",
     "Molecule",
     "Object3D",
     "Plotly",

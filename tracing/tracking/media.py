@@ -1,6 +1,6 @@
-"""Values that are not numbers: `th.Table`, `th.Histogram`, text, arrays and frames, and the media
-of `media_image` (`th.Image`), `media_video` (`th.Video`) and `media_more` (`th.Audio`, `th.Html`,
-`th.Object3D`, `th.Molecule`, `th.Plotly`).
+"""Values that are not numbers: `th.Table` and `th.JoinedTable` (from `media_table`), `th.Histogram`,
+text, arrays and frames, and the media of `media_image` (`th.Image`), `media_video` (`th.Video`) and
+`media_more` (`th.Audio`, `th.Html`, `th.Object3D`, `th.Molecule`, `th.Plotly`).
 
 `run.log` turns each into a JSON value with a `_type` that lands in `run_values` (one row per key
 and step); a table's rows land in `run_tables` (one JSON object per row, queryable with SQL's JSON
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from tracehouse._errors import ConfigError
 from tracehouse.tracking.media_base import PutBytes, is_matplotlib, is_plotly_figure
+from tracehouse.tracking.media_table import JoinedTable, Table, _cell, is_media
 
 if TYPE_CHECKING:
     from tracehouse.tracking.media_image import Image
@@ -27,90 +28,8 @@ if TYPE_CHECKING:
 _LAZY = {"Image": "media_image", "Audio": "media_more", "Html": "media_more", "Molecule": "media_more",
          "Object3D": "media_more", "Plotly": "media_more", "Video": "media_video"}  # fmt: skip
 
-__all__ = ["Audio", "Histogram", "Html", "Image", "Molecule", "Object3D", "Plotly", "PutBytes", "Table", "Video",
-           "is_media", "to_value"]  # fmt: skip
-
-
-class Table:
-    """Rows and named columns (W&B's `wandb.Table`); logged tables are rows in `run_tables`."""
-
-    def __init__(
-        self,
-        columns: Optional[Sequence[str]] = None,
-        data: Optional[Sequence[Sequence[Any]]] = None,
-        rows: Optional[Sequence[Sequence[Any]]] = None,
-        dataframe: Any = None,
-    ) -> None:
-        if dataframe is not None:
-            if columns is not None or data is not None or rows is not None:
-                raise ConfigError("dataframe", "give either a dataframe or columns and data, not both")
-            columns = [str(c) for c in dataframe.columns]
-            data = dataframe.itertuples(index=False, name=None)
-        data = data if data is not None else rows
-        materialised = [list(row) for row in data] if data is not None else []
-        if columns is None:
-            width = len(materialised[0]) if materialised else 0
-            columns = [f"col{i}" for i in range(width)]
-        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
-            raise ConfigError("columns", f"expected a list of column names, got {columns!r}")
-        if len(set(columns)) != len(columns):
-            raise ConfigError("columns", f"column names must be distinct, got {list(columns)}")
-        self.columns: list[str] = list(columns)
-        self.data: list[list[Any]] = []
-        for row in materialised:
-            self.add_data(*row)
-
-    def add_data(self, *data: Any) -> None:
-        """Append one row (one value per column)."""
-        if len(data) != len(self.columns):
-            raise ConfigError("data", f"a row needs {len(self.columns)} values ({self.columns}), got {len(data)}")
-        self.data.append(list(data))
-
-    add_row = add_data
-
-    def add_column(self, name: str, data: Sequence[Any]) -> None:
-        """Add a column with one value per existing row."""
-        if not isinstance(name, str) or name in self.columns:
-            raise ConfigError("name", f"expected a new column name, got {name!r}")
-        values = list(data)
-        if self.data and len(values) != len(self.data):
-            raise ConfigError("data", f"the table has {len(self.data)} rows, the column {len(values)} values")
-        if not self.data:
-            self.data = [[] for _ in values]
-        self.columns.append(name)
-        for row, value in zip(self.data, values, strict=True):
-            row.append(value)
-
-    def get_column(self, name: str, convert_to: Optional[str] = None) -> Any:
-        """The values of one column (`convert_to="numpy"` for an array)."""
-        if name not in self.columns:
-            raise ConfigError("name", f"no column {name!r}; the table has {self.columns}")
-        index = self.columns.index(name)
-        values = [row[index] for row in self.data]
-        if convert_to == "numpy":
-            import numpy as np
-
-            return np.array(values)
-        return values
-
-    def get_index(self) -> list[int]:
-        """Row numbers."""
-        return list(range(len(self.data)))
-
-    def get_dataframe(self) -> Any:
-        """The table as a pandas DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(self.data, columns=self.columns)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __repr__(self) -> str:
-        return f"Table(columns={self.columns!r}, rows={len(self.data)})"
-
-    def _to_value(self, put: PutBytes) -> dict[str, Any]:
-        return {"_type": "table", "columns": self.columns, "data": [[_cell(v, put) for v in row] for row in self.data]}
+__all__ = ["Audio", "Histogram", "Html", "Image", "JoinedTable", "Molecule", "Object3D", "Plotly", "PutBytes", "Table",
+           "Video", "is_media", "to_value"]  # fmt: skip
 
 
 class Histogram:
@@ -154,12 +73,6 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def is_media(value: Any) -> bool:
-    """A value that stores itself: `th.Table`, `th.Image`, ... and every other media or plot type
-    (each has `_to_value(put)` returning its stored form, a dict with a `_type`)."""
-    return callable(getattr(type(value), "_to_value", None))
-
-
 def _flat_numbers(values: Any) -> list[Any]:
     if hasattr(values, "ravel") and hasattr(values, "tolist"):  # numpy array
         return list(values.ravel().tolist())
@@ -170,17 +83,6 @@ def _flat_numbers(values: Any) -> list[Any]:
         else:
             out.append(value)
     return out
-
-
-def _cell(value: Any, put: PutBytes) -> Any:
-    if is_media(value):
-        return value._to_value(put)
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "ndim", 1) == 0:
-        return item()
-    return str(value)
 
 
 def to_value(value: Any, put: PutBytes) -> Optional[dict[str, Any]]:

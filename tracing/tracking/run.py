@@ -233,6 +233,24 @@ class Run(WandbRunMixin):
         self._submit(use_record(artifact.project or self.project, artifact, self.id))
         return artifact
 
+    def link_artifact(self, artifact: Artifact, target_path: str, aliases: Optional[list[str]] = None) -> Artifact:
+        """Record `artifact`'s version in the collection `target_path` ("[entity/][project/]collection")."""
+        from tracehouse.tracking.artifacts.models import link_artifact
+
+        return link_artifact(self, artifact, target_path, aliases)
+
+    def log_model(self, path: Any, name: Optional[str] = None, aliases: Optional[list[str]] = None) -> Artifact:
+        """Log a model file or directory as an artifact of type "model" (default name `run-<id>-<basename>`)."""
+        from tracehouse.tracking.artifacts.models import log_model
+
+        return log_model(self, path, name, aliases)
+
+    def use_model(self, name: str) -> str:
+        """Use the model artifact `name` ("name:alias"), download it and return the local path."""
+        from tracehouse.tracking.artifacts.models import use_model
+
+        return use_model(self, name)
+
     def define_metric(
         self,
         name: str,

@@ -131,7 +131,9 @@ def value_columns(
                     rejected.append(f"table {key!r} of run {run_id!r} at step {step}: columns and data must be lists")
                     continue
                 names = [str(c) for c in columns]
-                for index, row in enumerate(data):
+                offset = value.get("row_offset", 0)  # an INCREMENTAL table's rows continue its earlier ones
+                offset = offset if type(offset) is int and offset >= 0 else 0
+                for index, row in enumerate(data, start=offset):
                     cells = dict(zip(names, row, strict=False)) if isinstance(row, list) else {"value": row}
                     _append(tables, TABLE_COLUMNS, (project, run_id, str(key), step, index, _text(cells)))
                 value = table_summary(value)

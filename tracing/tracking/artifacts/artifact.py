@@ -18,12 +18,15 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator, Optional, Union
+from typing import IO, TYPE_CHECKING, Any, Iterator, Optional, Union
 
 import orjson
 
 from tracehouse._errors import ConfigError, NotFoundError
 from tracehouse.tracking.blobs import blob_store, file_digest
+
+if TYPE_CHECKING:
+    from tracehouse.tracking.artifacts.lineage import LineageRun
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 ALIAS_RE = NAME_RE
@@ -90,7 +93,12 @@ class Artifact:
     """A named, typed set of files; `log_artifact` stores a version, `use_artifact` reads one back."""
 
     def __init__(
-        self, name: str, type: str, description: Optional[str] = None, metadata: Optional[dict[str, Any]] = None
+        self,
+        name: str,
+        type: str,
+        description: Optional[str] = None,
+        metadata: Optional[dict[str, Any]] = None,
+        incremental: bool = False,
     ) -> None:
         self.name = check_name(name)
         if not isinstance(type, str) or not type.strip():
@@ -103,7 +111,11 @@ class Artifact:
             orjson.dumps(metadata or {})
         except TypeError as error:
             raise ConfigError("metadata", f"must be JSON-serializable: {error}") from None
+        if not isinstance(incremental, bool):
+            raise ConfigError("incremental", f"expected True or False, got {incremental!r}")
         self.type = type
+        self.incremental = incremental  # W&B's: logged on top of the latest version's files
+        self._removed: set[str] = set()  # paths (and folders) remove() took out of an incremental artifact
         self.description = description or ""
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.project: Optional[str] = None
@@ -235,6 +247,38 @@ class Artifact:
             return Table(columns=value["columns"], data=value["data"])
         return value
 
+    def remove(self, item: Union[PathLike, ArtifactEntry]) -> None:
+        """Take a file (or every file under a folder) out of the artifact (W&B's `Artifact.remove`).
+
+        In an incremental artifact this also drops it from the files kept from the latest version;
+        elsewhere a path the artifact does not hold is a NotFoundError."""
+        self._check_open()
+        path = _entry_path(item.path if isinstance(item, ArtifactEntry) else os.fspath(item))
+        found = [p for p in self._entries if p == path or p.startswith(path + "/")]
+        if not found and not self.incremental:
+            raise NotFoundError(
+                f"{path!r} is not in {self.name} (it holds: {', '.join(self.files()[:20]) or 'nothing'})"
+            )
+        for each in found:
+            del self._entries[each]
+        if self.incremental:
+            self._removed.add(path)
+
+    def _keep_latest(self, files: list[tuple[str, str, int, str]]) -> None:
+        """Incremental: add the latest version's files (path, digest, size, ref) not replaced or removed."""
+        for path, digest, size, ref in files:
+            removed = any(path == r or path.startswith(r + "/") for r in self._removed)
+            if path not in self._entries and not removed:
+                self._add(ArtifactEntry(path, digest, size, ref=ref or None), overwrite=False)
+
+    def save(self, project: Optional[str] = None) -> Artifact:
+        """Log this artifact outside `run.log_artifact` (W&B's `Artifact.save`): through the active run,
+        else under a short run of job_type "auto" in `project` (default: the configured project);
+        returns it with its `version` set."""
+        from tracehouse.tracking.artifacts.record import save_artifact
+
+        return save_artifact(self, project)  # type: ignore[no-any-return]
+
     # --- reading --------------------------------------------------------------------------------
     @property
     def digest(self) -> str:
@@ -334,18 +378,23 @@ class Artifact:
                 raise StoreError(f"{self.name} is not in the store yet (an offline run's? run `tracehouse sync`)")
         return self
 
-    def logged_by(self) -> Optional[str]:
-        """The id of the run that logged this version."""
-        return self.logged_by_run
+    def logged_by(self) -> Optional[LineageRun]:
+        """The run that logged this version (a read-only view that compares equal to its id)."""
+        from tracehouse.tracking.artifacts.lineage import LineageRun
 
-    def used_by(self) -> list[str]:
-        """Ids of the runs that used this version (`use_artifact`), oldest first."""
+        if self.logged_by_run is None or self.project is None:
+            return None
+        return LineageRun(self.project, self.logged_by_run)
+
+    def used_by(self) -> list[LineageRun]:
+        """The runs that used this version (`use_artifact`), oldest first (views equal to their ids)."""
+        from tracehouse.tracking.artifacts.lineage import LineageRun
         from tracehouse.tracking.artifacts.reads import lineage
 
         self.wait()
         assert self.project is not None and self.version is not None
         frame = lineage(self.project, self.name, int(self.version[1:]))
-        return [str(r) for r in frame[frame["direction"] == "input"]["run_id"]]
+        return [LineageRun(self.project, str(r)) for r in frame[frame["direction"] == "input"]["run_id"]]
 
     def files(self) -> list[str]:
         """The paths the artifact holds."""

@@ -28,3 +28,15 @@ def stored_version(project: str, name: str, digest: str) -> Optional[str]:
 def lineage(project: str, name: str, version: int) -> pd.DataFrame:
     """Runs that logged (`output`) and used (`input`) a version."""
     return read_named("artifact_lineage", project, {"n": name, "v": version})
+
+
+def latest_files(project: str, name: str) -> list[tuple[str, str, int, str]]:
+    """(path, digest, size, ref) of the files of `name`'s latest version; [] when it has none."""
+    found = read_named("artifact_alias", project, {"n": name, "a": "latest"})
+    if found.empty:
+        return []
+    rows = read_named("artifact_version", project, {"n": name, "v": int(found["version"].iloc[0])})
+    if rows.empty:
+        return []
+    files = read_named("artifact_files", project, {"d": str(rows["digest"].iloc[0])})
+    return [(str(p), str(d), int(z), str(r or "")) for p, d, z, r in files.itertuples(index=False)]

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     pass
 
 Submit = Callable[[dict[str, Any]], None]
-_SPEC_RE = re.compile(r"^(?:(?P<project>[^/:]+)/)?(?P<name>[^/:]+)(?::(?P<alias>[^/:]+))?$")
+_SPEC_RE = re.compile(
+    r"^(?:(?:(?P<entity>[^/:]+)/)?(?P<project>[^/:]+)/)?(?P<name>[^/:]+)(?::(?P<alias>[^/:]+))?$"
+)  # W&B's entity is accepted and ignored: tracehouse has projects, not entities
 
 
 def log_artifact(
@@ -53,22 +55,9 @@ def log_artifact(
 def _log(
     submit: Submit, blobs: Blobs, project: str, run_id: Optional[str], artifact: Artifact, custom: list[str]
 ) -> Artifact:
-    if not artifact._entries:
-        raise ConfigError("artifact", f"{artifact.name} holds no files: add_file, add_dir or add_reference first")
-    for entry in artifact._entries.values():
-        if entry.ref is None and entry.local_path is not None:
-            entry.digest, entry.size = blobs.put_file(entry.local_path)  # a file changed since add_file: as stored
-    artifact._frozen = True
-    artifact.project, artifact.logged_by_run = project, run_id
-    submit({
-        "type": "artifact", "project": project, "name": artifact.name, "artifact_type": artifact.type,
-        "digest": artifact.digest, "description": artifact.description, "metadata": artifact.metadata,
-        "files": [{"path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref or ""}
-                  for e in artifact.manifest],
-        "aliases": custom, "run_id": run_id or "", "time_ns": time.time_ns(),
-    })  # fmt: skip
-    artifact.aliases = ["latest", *custom]
-    return artifact
+    from tracehouse.tracking.artifacts.record import submit_version
+
+    return submit_version(submit, blobs, project, run_id, artifact, custom)  # type: ignore[no-any-return]
 
 
 def type_name(value: Any) -> str:
@@ -76,10 +65,12 @@ def type_name(value: Any) -> str:
 
 
 def parse_spec(spec: Any, default_project: str) -> tuple[str, str, str]:
-    """`name`, `name:alias`, `name:v3` or `project/name:alias` as (project, name, alias or version)."""
+    """`name`, `name:alias`, `name:v3`, `project/name:alias` or W&B's `entity/project/name:alias` (the
+    entity is ignored) as (project, name, alias or version)."""
     match = _SPEC_RE.match(spec) if isinstance(spec, str) else None
     if match is None:
-        raise ConfigError("artifact", f"expected 'name', 'name:alias', 'name:v3' or 'project/name:alias', got {spec!r}")
+        raise ConfigError("artifact", "expected 'name', 'name:alias', 'name:v3', 'project/name:alias' or "
+                                      f"'entity/project/name:alias', got {spec!r}")  # fmt: skip
     return match["project"] or default_project, check_name(match["name"]), match["alias"] or "latest"
 
 
