@@ -19,11 +19,10 @@ the collector at `TRACEHOUSE_ENDPOINT`, like `th.runs` and `th.history`.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Union, overload
-from urllib.parse import quote
 
 from tracehouse._errors import ConfigError, NotFoundError
 from tracehouse.reads import reading
-from tracehouse.reads.api_run import File, Run, ui_base
+from tracehouse.reads.api_run import File, Run, ui_page_url
 
 if TYPE_CHECKING:
     from tracehouse.tracking.artifacts.artifact import Artifact
@@ -167,8 +166,7 @@ class Sweep:
 
     @property
     def url(self) -> Optional[str]:
-        base = ui_base()
-        return f"{base}/sweeps/{quote(self.id, safe='')}?project={quote(self.project, safe='')}" if base else None
+        return ui_page_url("sweeps", self.project, self.id)
 
     @property
     def order(self) -> Optional[str]:

@@ -10,7 +10,6 @@ import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Union, cast
-from urllib.parse import quote
 
 from tracehouse._errors import ConfigError, NotFoundError
 from tracehouse.reads import reading
@@ -24,12 +23,14 @@ if TYPE_CHECKING:
 _SPECIAL = ("_step", "_runtime", "_timestamp")
 
 
-def ui_base() -> Optional[str]:
-    """The UI's address (the configured collector, or one serving this data dir); None when none is known."""
+def ui_page_url(page: str, project: str, item: str) -> Optional[str]:
+    """The UI's page of `item` (a run or a sweep) when a UI is known (the configured collector, or
+    one serving this data dir), else None."""
     from tracehouse.spans.runtime import runtime
-    from tracehouse.tracking.banner import ui_url
+    from tracehouse.tracking.banner import ui_page, ui_url
 
-    return ui_url(runtime.settings)
+    base = ui_url(runtime.settings)
+    return None if base is None else ui_page(base, page, project, item)
 
 
 def _iso(value: Any) -> Optional[str]:
@@ -113,8 +114,7 @@ class Run:
     @property
     def url(self) -> Optional[str]:
         """The run's page in the UI when one is known (see `th.init`'s line), else None."""
-        base = ui_base()
-        return f"{base}/runs/{quote(self.id, safe='')}?project={quote(self.project, safe='')}" if base else None
+        return ui_page_url("runs", self.project, self.id)
 
     @property
     def sweep(self) -> Optional[Sweep]:

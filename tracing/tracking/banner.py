@@ -56,9 +56,15 @@ def banner(run: Run, resumed: bool, settings: Settings) -> str:
         return f"{what} · kept on this machine; upload it with: {_command(['sync'], None, settings)}"
     url = ui_url(settings)
     if url is not None:
-        return f"{what} · {url}/runs/{quote(run.id, safe='')}?project={quote(run.project, safe='')}"
+        return f"{what} · {ui_page(url, 'runs', run.project, run.id)}"
     shown, browsed = _command(["run", run.id], run.project, settings), _command(["ui"], None, settings)
     return f"{what} · view it with: {shown}, or in a browser: {browsed}"
+
+
+def ui_page(base: str, page: str, project: str, item: str = "") -> str:
+    """A UI page's address: `base/page[/item]?project=...` (`page` is "runs" or "sweeps")."""
+    path = f"{page}/{quote(item, safe='')}" if item else page
+    return f"{base}/{path}?project={quote(project, safe='')}"
 
 
 def ui_url(settings: Settings) -> Optional[str]:

@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
-from urllib.parse import quote
 
 from tracehouse._errors import ConfigError
+from tracehouse.tracking.banner import ui_page
 
 if TYPE_CHECKING:
     from tracehouse.tracking.artifacts.artifact import Artifact
@@ -59,14 +59,18 @@ class WandbRunMixin:
         """When the run started, in seconds since the epoch."""
         return self._started_ns / 1e9
 
-    @property
-    def url(self) -> Optional[str]:
-        """The UI's page of this run when a UI is known, else None."""
+    def _ui_base(self) -> Optional[str]:
+        """The UI's address when one is known and the run reaches it (not offline or disabled)."""
         from tracehouse.spans.runtime import runtime
         from tracehouse.tracking.banner import ui_url
 
-        base = None if self.offline or self.disabled else ui_url(runtime.settings)
-        return None if base is None else f"{base}/runs/{quote(self.id, safe='')}?project={quote(self.project, safe='')}"
+        return None if self.offline or self.disabled else ui_url(runtime.settings)
+
+    @property
+    def url(self) -> Optional[str]:
+        """The UI's page of this run when a UI is known, else None."""
+        base = self._ui_base()
+        return None if base is None else ui_page(base, "runs", self.project, self.id)
 
     def get_url(self) -> Optional[str]:
         """W&B's `run.get_url()`: `run.url`."""
@@ -74,17 +78,13 @@ class WandbRunMixin:
 
     def get_project_url(self) -> Optional[str]:
         """The UI's runs page of this project, when a UI is known."""
-        url = self.url
-        return None if url is None else f"{url.split('/runs/', 1)[0]}/runs?project={quote(self.project, safe='')}"
+        base = self._ui_base()
+        return None if base is None else ui_page(base, "runs", self.project)
 
     def get_sweep_url(self) -> Optional[str]:
         """The UI's page of this run's sweep, when it is a trial and a UI is known."""
-        url = self.url
-        if url is None or not self.sweep_id:
-            return None
-        return (
-            f"{url.split('/runs/', 1)[0]}/sweeps/{quote(self.sweep_id, safe='')}?project={quote(self.project, safe='')}"
-        )
+        base = self._ui_base()
+        return None if base is None or not self.sweep_id else ui_page(base, "sweeps", self.project, self.sweep_id)
 
     def project_name(self) -> str:
         """W&B's `run.project_name()`."""
