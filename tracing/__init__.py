@@ -37,6 +37,7 @@ if _TYPE_CHECKING:
     from tracehouse.spans.handles import ForeignSpan, NoopSpan
     from tracehouse.spans.span import TraceSpan
     from tracehouse.sweeps.agent import agent
+    from tracehouse.sweeps.local_controller import Controller, controller
     from tracehouse.sweeps.sweep import param_importance, sweep, sweep_control, sweep_results, sweep_status
     from tracehouse.sweeps.trial import RunStopped
     from tracehouse.tracking import plots as plot
@@ -58,7 +59,17 @@ if _TYPE_CHECKING:
     from tracehouse.tracking.run import Run, current_run
     from tracehouse.tracking.run_wandb import AlertLevel
     from tracehouse.tracking.session import define_metric, finish, init, log, log_artifact, restore, save, use_artifact
-    from tracehouse.tracking.wandb_module import errors, login, setup, teardown, termerror, termlog, termwarn
+    from tracehouse.tracking.wandb_module import (
+        errors,
+        login,
+        setup,
+        teardown,
+        termerror,
+        termlog,
+        termwarn,
+        unwatch,
+        watch,
+    )
 
 _WHERE = {  # module -> the public names it defines
     "tracehouse.collector.store.pricing": ("set_model_price",),
@@ -76,6 +87,7 @@ _WHERE = {  # module -> the public names it defines
     "tracehouse.spans.handles": ("ForeignSpan", "NoopSpan"),
     "tracehouse.spans.span": ("TraceSpan",),
     "tracehouse.sweeps.agent": ("agent",),
+    "tracehouse.sweeps.local_controller": ("Controller", "controller"),
     "tracehouse.sweeps.sweep": ("param_importance", "sweep", "sweep_control", "sweep_results", "sweep_status"),
     "tracehouse.sweeps.trial": ("RunStopped",),
     "tracehouse.tracking.artifacts.artifact": ("Artifact", "ArtifactEntry"),
@@ -84,7 +96,8 @@ _WHERE = {  # module -> the public names it defines
                                   "Plotly", "Table", "Video"),
     "tracehouse.tracking.run": ("Run", "current_run"),
     "tracehouse.tracking.run_wandb": ("AlertLevel",),
-    "tracehouse.tracking.wandb_module": ("errors", "login", "setup", "teardown", "termerror", "termlog", "termwarn"),
+    "tracehouse.tracking.wandb_module": ("errors", "login", "setup", "teardown", "termerror", "termlog", "termwarn",
+                                         "unwatch", "watch"),
     "tracehouse.tracking.session": (
         "define_metric", "finish", "init", "log", "log_artifact", "restore", "save", "use_artifact",
     ),
@@ -99,6 +112,7 @@ __all__ = [
     "ArtifactEntry",
     "Config",
     "ConfigError",
+    "Controller",
     "ForeignSpan",
     "NoopSpan",
     "LangChainInstrumentation",
@@ -124,6 +138,7 @@ __all__ = [
     "__version__",
     "agent",
     "configure",
+    "controller",
     "current_run",
     "current_span",
     "define_metric",
@@ -165,13 +180,16 @@ __all__ = [
     "traces",
     "uninstrument_langchain",
     "uninstrument_openai",
+    "unwatch",
     "use_artifact",
+    "watch",
 ]
 
 
 def __getattr__(name: str) -> _Any:
     """The public names, loaded on first use; `th.run`, `th.config`, `th.summary` (the active run and
-    its config and summary, W&B's names); `th.evals` (the evaluation API); `th.plot` (W&B's charts)."""
+    its config and summary, W&B's names); `th.evals` (the evaluation API); `th.plot` (W&B's charts);
+    `th.sklearn` (W&B's scikit-learn plots)."""
     module = _LAZY.get(name)
     if module is not None:
         value = getattr(_importlib.import_module(module), name)
@@ -181,6 +199,8 @@ def __getattr__(name: str) -> _Any:
         return _importlib.import_module("tracehouse.evals")
     if name == "plot":  # W&B's `wandb.plot.line(...)`: the module of chart functions
         return _importlib.import_module("tracehouse.tracking.plots")
+    if name == "sklearn":  # W&B's `wandb.sklearn.plot_classifier(...)`
+        return _importlib.import_module("tracehouse.integrations.sklearn")
     if name in ("run", "config", "summary"):
         run = _importlib.import_module("tracehouse.tracking.run").current_run()
         if name == "run" or run is None:

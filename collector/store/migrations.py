@@ -385,4 +385,13 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "0010_runs_entity",  # W&B's entity: the run's namespace (`entity/project/run_id`)
         ["ALTER TABLE {db}.runs ADD COLUMN IF NOT EXISTS entity LowCardinality(String) DEFAULT '' AFTER notes"],
     ),
+    (
+        # where a run's process lives: a running run whose process is known dead on the reading host is
+        # crashed at once, not a heartbeat timeout later
+        "0011_runs_host_pid",
+        [
+            "ALTER TABLE {db}.runs ADD COLUMN IF NOT EXISTS host LowCardinality(String) DEFAULT '' AFTER entity",
+            "ALTER TABLE {db}.runs ADD COLUMN IF NOT EXISTS pid UInt32 DEFAULT 0 AFTER host",
+        ],
+    ),
 ]

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 READS: dict[str, str] = {
     "runs": (
-        "SELECT run_id, name, if(state = 'running' AND heartbeat_at < now64(6) - toIntervalMillisecond({c:UInt64}),"
-        " 'crashed', state) AS state, tags, `group`, job_type, notes, entity, sweep_id, created_at, updated_at,"
-        " heartbeat_at,"
+        "SELECT run_id, name, if(state = 'running' AND (heartbeat_at < now64(6) - toIntervalMillisecond({c:UInt64})"
+        " OR (host = {h:String} AND has({dead:Array(String)}, toString(pid)))), 'crashed', state) AS state,"
+        " tags, `group`, job_type, notes, entity, sweep_id, created_at, updated_at, heartbeat_at,"
         " config,"
         " summary FROM runs FINAL WHERE project = {p:String} ORDER BY created_at DESC"
     ),
@@ -156,6 +156,20 @@ def is_admin_read(name: str) -> bool:
     return name in _ADMIN_READS
 
 
+_RUNNING_HERE = (
+    "SELECT DISTINCT pid FROM runs FINAL WHERE project = {p:String} AND state = 'running' AND host = {h:String}"
+)
+
+
+def _dead_processes(store: Store, project: str) -> dict[str, Any]:
+    """The `runs` read's `h` (this host) and `dead` (pids of this host's running runs that are gone)."""
+    from tracehouse.collector.store.processes import dead_pids, this_host
+
+    host = this_host()
+    frame = store.query_df(_RUNNING_HERE, {"p": project, "h": host})
+    return {"h": host, "dead": dead_pids(frame["pid"]) if not frame.empty else []}
+
+
 def run_read(store: Store, name: str, project: str, parameters: Mapping[str, Any]) -> pd.DataFrame:
     """Run a named read for `project` (a `p` in `parameters` is overridden).
 
@@ -164,6 +178,8 @@ def run_read(store: Store, name: str, project: str, parameters: Mapping[str, Any
     if not isinstance(parameters, Mapping):
         raise ConfigError("parameters", f"expected an object, got {parameters!r}")
     sql = read_sql(name)
+    if name == "runs":
+        parameters = {**parameters, **_dead_processes(store, project)}
     check_parameters(name, sql, parameters)
     bound = {k: v for k, v in parameters.items() if k != "filters"}
     filters = parameters.get("filters")

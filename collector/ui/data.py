@@ -136,10 +136,12 @@ def run(store: Store, project: str, run_id: str) -> dict[str, Any]:
     for step, key, value, stamp in history.itertuples(index=False):
         if math.isfinite(float(value)):
             metrics.setdefault(str(key), []).append([int(step), float(value), stamp.timestamp()])
+    listed = run_read(store, "runs", project, {"c": 120_000, "filters": {"run_id": run_id}})
+    state = str(listed["state"].iloc[0]) if not listed.empty else str(row["state"])  # crashed when its process died
     files = run_read(store, "run_files", project, {"r": run_id})
     artifacts = run_read(store, "run_artifacts", project, {"r": run_id})
     return {
-        "project": project, "run_id": run_id, "name": str(row["name"]), "state": str(row["state"]),
+        "project": project, "run_id": run_id, "name": str(row["name"]), "state": state,
         "config": orjson.loads(row["config"] or "{}"), "summary": orjson.loads(row["summary"] or "{}"),
         "metrics": metrics, "files": files.to_dict("records") if not files.empty else [],
         "artifacts": artifacts.to_dict("records") if not artifacts.empty else [],

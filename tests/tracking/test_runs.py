@@ -159,7 +159,9 @@ os.kill(os.getpid(), signal.SIGKILL)  # 40k steps later, some of them still queu
     assert result.returncode == -9, result.stderr
     run_id = result.stdout.strip()
     th.sync()
-    assert th.runs(project="killed").iloc[0]["state"] == "running"  # its heartbeat is recent
+    # its heartbeat is recent, but its process is known dead on this host: crashed at once, as W&B can't say
+    assert th.runs(project="killed").iloc[0]["state"] == "crashed"
+    assert list(th.runs(project="killed", filters={"state": "crashed"})["run_id"]) == [run_id]
     row = th.runs(project="killed", crashed_after=0).iloc[0]
     assert (row["run_id"], row["name"], row["state"]) == (run_id, "doomed", "crashed")
     history = th.history(run_id, project="killed")
@@ -172,6 +174,32 @@ os.kill(os.getpid(), signal.SIGKILL)  # 40k steps later, some of them still queu
     resumed.finish()
     assert th.runs(project="killed", crashed_after=0).iloc[0]["state"] == "finished"
     assert th.history(run_id, project="killed")["_step"].iloc[-1] == kept
+
+
+def test_a_running_run_of_a_live_process_or_another_host_keeps_running_until_its_heartbeat_stops(
+    th_env: th.Settings,
+) -> None:
+    import os
+    import time
+
+    run = th.init(project="alive", name="here")
+    th.sync()
+    row = th.query("SELECT host, pid FROM runs FINAL WHERE project = 'alive'").iloc[0]
+    assert (row["pid"], bool(row["host"])) == (os.getpid(), True)
+    assert th.runs(project="alive").iloc[0]["state"] == "running"
+    # a run recorded on another machine with a pid that is dead here: only the heartbeat can tell
+    from tracehouse.spans.runtime import runtime
+
+    now = time.time_ns()
+    runtime.sink().submit({"type": "run", "project": "alive", "run_id": "elsewhere", "name": "far", "state": "running",
+                           "created_ns": now, "updated_ns": now, "heartbeat_ns": now, "version": now,
+                           "host": "another-machine", "pid": 2**31 - 2})  # fmt: skip
+    th.sync()
+    listed = th.runs(project="alive")
+    assert dict(zip(listed["run_id"], listed["state"], strict=True)) == {run.id: "running", "elsewhere": "running"}
+    timed_out = th.runs(project="alive", crashed_after=0)
+    assert dict(zip(timed_out["run_id"], timed_out["state"], strict=True))["elsewhere"] == "crashed"
+    run.finish()
 
 
 def test_cli_lists_runs_and_shows_one(th_env: th.Settings, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import abc
@@ -21,6 +22,7 @@ from typing import Any, Mapping, Optional
 from tracehouse._deferred import critical
 from tracehouse._errors import ConfigError
 from tracehouse._internal_errors import log_internal_error
+from tracehouse.collector.store.processes import this_host
 from tracehouse.collector.store.rows.runs import table_summary
 from tracehouse.spans.runtime import runtime
 from tracehouse.sweeps.trial import RunStopped, on_stop_signal
@@ -286,12 +288,14 @@ class Run(WandbRunMixin):
             "config": self.config.as_dict(), "summary": self.summary.as_dict(), "tags": self.tags,
             "group": self.group, "job_type": self.job_type, "notes": self.notes, "sweep_id": self.sweep_id,
             "entity": self.entity, "created_ns": self._started_ns,
-            "updated_ns": now, "heartbeat_ns": now, "version": now,
+            "updated_ns": now, "heartbeat_ns": now, "version": now, "host": this_host(), "pid": os.getpid(),
         }  # fmt: skip
 
     def finish(self, exit_code: Optional[int] = None) -> None:
         """End the run (`failed` for a non-zero exit code); its records are flushed. Twice is harmless."""
         global _current
+        if self.state == "running":
+            self.unwatch()  # no hook logs into a finished run
         with self._lock:
             if self.state != "running":
                 return

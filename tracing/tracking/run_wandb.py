@@ -1,5 +1,5 @@
 """W&B's run attributes beyond the everyday ones: `url`, `path`, `entity`, `start_time`, `get_url()`,
-`project_name()`, `log_code()`, `alert()`, `status()`, `mark_preempting()`.
+`project_name()`, `log_code()`, `alert()`, `status()`, `mark_preempting()`, `watch()` / `unwatch()`.
 
 `url` is the UI's run page when a UI is known (a collector endpoint, or `tracehouse ui` / `serve`
 on this data dir), else None, as W&B's is None offline. An alert is stored with the run (a value
@@ -111,6 +111,55 @@ class WandbRunMixin:
         value = {"_type": "alert", "title": title, "text": text, "level": level_name}
         self._submit({"type": "values", "project": self.project, "run_id": self.id, "step": self.step,
                       "time_ns": time.time_ns(), "values": {f"alert/{title}": value}})  # fmt: skip
+
+    def watch(
+        self,
+        models: Any,
+        criterion: Any = None,
+        log: Optional[str] = "gradients",
+        log_freq: int = 1000,
+        idx: Optional[int] = None,
+        log_graph: bool = False,
+    ) -> None:
+        """W&B's `run.watch()`: histograms of a PyTorch model's gradients (`log="gradients"`), parameters
+        (`"parameters"`) or both (`"all"`) every `log_freq` batches; `log_graph` stores the module tree.
+        Watching a model again replaces its hooks. See tracehouse.tracking.watch."""
+        from tracehouse.tracking.watch import Watched, check_models, check_watch_options, module_graph
+
+        check_watch_options(log, log_freq)
+        items = check_models(models)
+        self.unwatch(items)
+        watched = self._watched_models()
+        start = len(watched) if idx is None else idx
+        for offset, model in enumerate(items):
+            index = start + offset
+            entry = Watched(model, f"graph_{index}." if index else "", log_freq, self._log_uncommitted)
+            if log in ("parameters", "all"):
+                entry.hook_parameters()
+            if log in ("gradients", "all"):
+                entry.hook_gradients()
+            watched.append(entry)
+            if log_graph:
+                graph = {f"graph_{index}": module_graph(model)}
+                self._submit({"type": "values", "project": self.project, "run_id": self.id, "step": self.step,
+                              "time_ns": time.time_ns(), "values": graph})  # fmt: skip
+
+    def unwatch(self, models: Any = None) -> None:
+        """W&B's `run.unwatch()`: remove the hooks of `models` (one or a list), or of every watched model."""
+        watched = self._watched_models()
+        listed = models if isinstance(models, (list, tuple)) else [models]
+        chosen = None if models is None else {id(m) for m in listed}
+        for entry in list(watched):
+            if chosen is None or id(entry.model) in chosen:
+                entry.remove()
+                watched.remove(entry)
+
+    def _watched_models(self) -> list[Any]:
+        watched: list[Any] = self.__dict__.setdefault("_watched", [])
+        return watched
+
+    def _log_uncommitted(self, values: dict[str, Any]) -> None:
+        self.log(values, commit=False)  # type: ignore[attr-defined]
 
     def log_code(
         self,

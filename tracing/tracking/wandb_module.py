@@ -1,4 +1,5 @@
-"""W&B's module-level helpers: `login`, `setup`, `teardown`, `termlog` / `termwarn` / `termerror`, `errors`.
+"""W&B's module-level helpers: `login`, `setup`, `teardown`, `watch` / `unwatch`, `controller`,
+`termlog` / `termwarn` / `termerror`, `errors`.
 
 There is no account and no service process: `login` checks nothing and says so (True), `setup`
 applies settings to this process, `teardown` finishes the active run and flushes. The term*
@@ -45,6 +46,29 @@ def teardown(exit_code: Optional[int] = None) -> None:
 
     finish(exit_code)
     flush()
+
+
+def watch(
+    models: Any,
+    criterion: Any = None,
+    log: Optional[str] = "gradients",
+    log_freq: int = 1000,
+    idx: Optional[int] = None,
+    log_graph: bool = False,
+) -> None:
+    """W&B's `wandb.watch()`: `run.watch()` on the active run (ConfigError without one)."""
+    from tracehouse.tracking.session import _require
+
+    _require().watch(models, criterion, log, log_freq, idx, log_graph)
+
+
+def unwatch(models: Any = None) -> None:
+    """W&B's `wandb.unwatch()`: `run.unwatch()` on the active run (nothing to do without one)."""
+    from tracehouse.tracking.run import current_run
+
+    run = current_run()
+    if run is not None:
+        run.unwatch(models)
 
 
 def _term(prefix: str, message: str, repeat: bool = True, prefix_: bool = True) -> None:

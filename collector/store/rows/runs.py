@@ -22,7 +22,7 @@ RUN_RECORD_TYPES = (
 METRIC_COLUMNS = ("project", "run_id", "step", "key", "value", "timestamp")
 RUN_COLUMNS = (
     "project", "run_id", "name", "state", "config", "summary", "tags", "group", "job_type", "notes",
-    "sweep_id", "created_at", "updated_at", "heartbeat_at", "version", "entity",
+    "sweep_id", "created_at", "updated_at", "heartbeat_at", "version", "entity", "host", "pid",
 )  # fmt: skip
 VALUE_COLUMNS = ("project", "run_id", "step", "key", "type", "value", "timestamp")
 TABLE_COLUMNS = ("project", "run_id", "key", "step", "row_index", "row")
@@ -80,7 +80,7 @@ def run_columns(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[Any]]
                 str(record.get("group") or ""), str(record.get("job_type") or ""), str(record.get("notes") or ""),
                 str(record.get("sweep_id") or ""), created // 1000, int(record.get("updated_ns") or created) // 1000,
                 int(record.get("heartbeat_ns") or created) // 1000, int(record["version"]),
-                str(record.get("entity") or ""),
+                str(record.get("entity") or ""), str(record.get("host") or ""), int(record.get("pid") or 0),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as error:
             rejected.append(f"run record {record.get('run_id')!r}: {type(error).__name__}: {error}")
