@@ -127,8 +127,10 @@ def evaluate(
 
     The target gets the fields its parameters name, else the example's `input_field`; scorers get
     `output`, `expected` (the example's `expected_field`) and the other fields by name. The
-    evaluation starts its run with `th.init` (so inside a sweep agent it is the trial, and a run
-    still active is finished first, as `th.init` does).
+    evaluation starts its run with `th.init` (so inside a sweep agent it is the trial). Called while a
+    run is active (a training run evaluating), the eval run is its child: its config holds
+    `parent_run_id`, the parent stays the active run, and the parent gets the aggregates on its
+    current step (`evals/<name>/<score>`) and the eval run's id in its summary.
     """
     if _loop_running():
         raise ConfigError("evaluate", "an event loop is running here: use `await th.evals.evaluate_async(...)`")
@@ -186,7 +188,7 @@ async def evaluate_async(
         "dataset": dataset.name, "dataset_digest": dataset.digest, "scorers": [s.name for s in checked],
         "target": getattr(target, "__qualname__", repr(target)), "trials": trials, "max_concurrency": max_concurrency,
     }  # fmt: skip
-    run = th.init(project=project, name=label, job_type="eval", config=config)
+    run, outer = _start_run(project, label, config)
     arguments = _caller(target, input_field)
     is_async = inspect.iscoroutinefunction(target)
     pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="tracehouse-eval") if not is_async else None
@@ -236,13 +238,39 @@ async def evaluate_async(
     run.log({**aggregates, "examples_table": _table(rows)})
     run.summary.update({**aggregates, "examples": len(rows), "errors": sum(r["error"] is not None for r in rows)})
     run.finish()
-    version = None
-    if not run.disabled and not run.offline:  # else no store holds the dataset's version (yet)
-        try:
-            version = dataset.wait().version
-        except Exception:
-            version = None
-    return EvalResult(run.id, label, dataset.name, version, rows, aggregates)
+    if outer is not None and outer.state == "running":
+        _report_to_parent(outer, label, run.id, aggregates)
+    return EvalResult(run.id, label, dataset.name, _stored_version(run, dataset), rows, aggregates)
+
+
+def _stored_version(run: Any, dataset: Dataset) -> Optional[str]:
+    if run.disabled or run.offline:  # no store holds the dataset's version (yet)
+        return None
+    try:
+        return dataset.wait().version
+    except Exception:
+        return None
+
+
+def _start_run(project: Optional[str], label: str, config: dict[str, Any]) -> tuple[Any, Any]:
+    """The eval's run, and the run that was active (None if none): a training run evaluating gets the
+    eval run as its child (`parent_run_id` in its config) and stays the active run."""
+    import tracehouse as th
+
+    outer = th.run if th.run is not None and th.run.state == "running" else None
+    if outer is not None:
+        config["parent_run_id"] = outer.id
+    run = th.init(project=project, name=label, job_type="eval", config=config,
+                  reinit="create_new" if outer is not None else None)  # fmt: skip
+    return run, outer
+
+
+def _report_to_parent(parent: Any, label: str, run_id: str, aggregates: dict[str, Any]) -> None:
+    """The eval's aggregates on the parent run's current step (`evals/<label>/<score>`), and its run
+    id in the parent's summary (`evals/<label>/run_id`)."""
+    numbers = {k: v for k, v in aggregates.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    parent.log({f"evals/{label}/{key}": value for key, value in numbers.items()}, commit=False)
+    parent.summary[f"evals/{label}/run_id"] = run_id
 
 
 def _record_score(run: Any, scorer_: Scorer, outcome: Any, record: dict[str, Any], example: str, context: Any) -> None:

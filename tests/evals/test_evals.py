@@ -71,6 +71,30 @@ def test_evaluate_traces_scores_and_stores_a_run(th_env: th.Settings) -> None:
     assert table["n"].iloc[0] == 3
 
 
+def test_an_evaluation_inside_a_training_run_is_its_child_one_join_away(th_env: th.Settings) -> None:
+    @th.trace(kind="llm")
+    def answer(input: str) -> str:
+        return {"France": "Paris", "Spain": "Madrid"}.get(input, "?")
+
+    with th.init(project="train", name="trainer") as training:
+        training.log({"loss": 1.0})
+        result = evals.evaluate(answer, CAPITALS, scorers=[evals.exact_match()], name="val", project="train")
+        assert th.run is training  # still the active run: training goes on
+        training.log({"loss": 0.5})
+    th.sync()
+    history = th.history(training.id, project="train")
+    assert history["evals/val/exact_match.pass_rate"].iloc[1] == pytest.approx(2 / 3)  # on the step it ran in
+    assert (
+        th.runs(project="train", filters={"run_id": training.id}).iloc[0]["summary.evals/val/run_id"] == result.run_id
+    )
+    joined = th.query(
+        "SELECT t.name AS training, count() AS spans FROM spans s JOIN runs AS e FINAL ON s.run_id = e.run_id "
+        "JOIN runs AS t FINAL ON JSONExtractString(e.config, 'parent_run_id') = t.run_id "
+        "WHERE s.name = 'answer' GROUP BY training"
+    )
+    assert joined.values.tolist() == [["trainer", 3]]
+
+
 def test_faults_are_per_example_and_the_evaluation_completes(th_env: th.Settings) -> None:
     def target(input: str) -> str:
         if input == "Spain":

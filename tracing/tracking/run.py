@@ -87,6 +87,7 @@ class Run(WandbRunMixin):
         self.state = "running"
         self.sweep_id = ""
         self._stop_requested: Optional[str] = None  # a sweep stopped this trial: the next log raises
+        self._outer: Optional[Run] = None  # the run active when this one started with reinit="create_new"
         self.step = 0  # the step the next committed row gets
         self.config = Config(config, self._state_changed)
         self.summary = Summary({}, self._state_changed)
@@ -308,10 +309,11 @@ class Run(WandbRunMixin):
             self.state = self._stop_requested or ("failed" if exit_code else "finished")
         self._stopped.set()
         self._state_changed()
+        outer = self._outer if self._outer is not None and self._outer.state == "running" else None
         with _lock:
-            if _current is self:
-                _current = None
-                runtime.active_run_id = None
+            if _current is self:  # a run started beside another (reinit="create_new") hands it back
+                _current = outer
+                runtime.active_run_id = outer.id if outer is not None and not outer.disabled else None
         if not self.disabled:
             runtime.flush()
 

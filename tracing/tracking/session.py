@@ -67,7 +67,8 @@ def init(
     recorded). `dir`: the run's local file directory (`run.dir`); files left there are saved with
     the run when it finishes. `config` may be a YAML file's path; `config_include_keys` /
     `config_exclude_keys` filter it. `reinit`: a running run is finished first (True, the default),
-    returned instead (False, "return_previous"), or left running ("create_new"). `entity` is kept
+    returned instead (False, "return_previous"), or left running ("create_new": it is the active run again
+    once the new one finishes). `entity` is kept
     with the run as its namespace; `settings` takes `th.Settings(...)` or a dict; `save_code=True`
     saves the main script with the run; `allow_val_change=True` lets config values change.
     `anonymous`, `sync_tensorboard`, `monitor_gym` are accepted and have no effect.
@@ -87,7 +88,10 @@ def init(
     previous = current_run()
     if options.reinit == "return_previous" and previous is not None and previous.state == "running":
         return previous
-    return _start(options, previous if options.reinit == "finish_previous" else None)
+    run = _start(options, previous if options.reinit == "finish_previous" else None)
+    if options.reinit == "create_new" and previous is not None and previous.state == "running":
+        run._outer = previous  # active again once this run finishes
+    return run
 
 
 def _start(options: Any, previous: Optional[Run]) -> Run:
