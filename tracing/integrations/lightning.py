@@ -53,6 +53,7 @@ class TracehouseLogger(Logger):  # type: ignore[misc]
             raise ConfigError("log_model", f"expected True, False or 'all', got {log_model!r}")
         self._project, self._name, self._config = project, name, dict(config or {})
         self._id = id or "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+        self._id_given, self._started = id is not None, False
         self._log_model, self._prefix = log_model, prefix
         self._init_kwargs = dict(init_kwargs or {})
         self._run: Any = None
@@ -96,9 +97,12 @@ class TracehouseLogger(Logger):  # type: ignore[misc]
             self._id = active.id
             return active
         kwargs = {"config": self._config, **self._init_kwargs}
-        continued = os.getpid() != self._made_in  # a spawned worker: same run as every other rank's logger
-        run = init(project=self._project, name=self._name, id=self._id, resume="allow", **kwargs)
-        self._owns_run = not continued or run.resumed is False
+        # a run id chosen here and never started cannot be stored yet: no read of the store to look for it
+        resume = "allow" if self._id_given or self._started else None
+        started_by_parent = self._started and os.getpid() != self._made_in  # a spawned worker's copy
+        run = init(project=self._project, name=self._name, id=self._id, resume=resume, **kwargs)
+        self._started = True
+        self._owns_run = not started_by_parent  # the parent's run is the parent's to finish
         return run
 
     @rank_zero_only  # type: ignore[misc]
