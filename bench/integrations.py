@@ -94,7 +94,7 @@ def measure(frameworks: list[str], peers: list[str], steps: int, repeats: int) -
     for framework in frameworks:
         rounds: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
         for index in range(repeats):
-            order = peers[index % len(peers):] + peers[: index % len(peers)]  # rotate who runs first
+            order = peers[index % len(peers) :] + peers[: index % len(peers)]  # rotate who runs first
             for peer in order:
                 progress(f"{framework} / {peer} (round {index + 1} of {repeats})")
                 rounds[peer].append(run_child(framework, peer, steps))

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import login
+from tracehouse.collector.ui import login, media_route, value_views
 from tracehouse.collector.ui import params as args
 from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.render import api, page, visible_projects
@@ -24,6 +24,7 @@ from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates
 
 router = APIRouter()
 router.include_router(login.router)
+router.include_router(media_route.router)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 
 
@@ -47,7 +48,13 @@ async def runs_data(request: Request, collector: Collector, project: str) -> dic
 
 
 async def run_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    return await collector.read(data.run, collector.store, project, request.path_params["run_id"])
+    from tracehouse.collector.ui.run_values import run_values, view_args
+
+    run_id = request.path_params["run_id"]
+    chosen = view_args(request.query_params)
+    result = await collector.read(data.run, collector.store, project, run_id)
+    result["values"] = await collector.read(run_values, collector.store, project, run_id, chosen)
+    return result
 
 
 async def compare_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
@@ -122,7 +129,20 @@ async def run_page(request: Request, collector: Collector, project: str) -> dict
     x, weight = args.run_view(request.query_params)
     result = await run_data(request, collector, project)
     charts = _run_charts(result["metrics"], x, weight)
-    return {"run_id": result["run_id"], "data": result, "params": {"x": x, "smooth": weight}, "charts": charts}
+    media = value_views.media_path(project, result["run_id"])
+    values = [value_views.render(entry, media, _changed_url(request)) for entry in result["values"]]
+    return {"run_id": result["run_id"], "data": result, "params": {"x": x, "smooth": weight}, "charts": charts,
+            "values": values}  # fmt: skip
+
+
+def _changed_url(request: Request) -> Callable[[Any], str]:
+    """The page's URL with some query parameters set (None: removed)."""
+
+    def url(changes: Any) -> str:
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
+        return f"{request.url.path}?{urlencode([*kept, *((k, v) for k, v in changes.items() if v is not None)])}"
+
+    return url
 
 
 async def sweeps_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:

@@ -40,7 +40,25 @@ def _environment() -> Any:
     )  # fmt: skip
     environment.filters["cost"] = _numbers.cost  # "$0.000256", "—" when unknown
     environment.filters["count"] = _numbers.count  # "1,234", "—" when unknown
+    environment.filters["logged"] = logged_summary  # a logged table or image in the summary: what it is
     return environment
+
+
+def logged_summary(value: Any) -> Any:
+    """A summary value as the page shows it: a logged object (`_type`) as a short description (the
+    run page's "Logged values" shows the thing itself), anything else as it is."""
+    if not isinstance(value, dict) or "_type" not in value:
+        return value
+    kind = str(value["_type"])
+    if kind == "table":
+        chart = value.get("chart")
+        what = f"{chart.get('kind')} chart" if isinstance(chart, dict) else "table"
+        return f"{what}: {value.get('rows', '?')} rows × {len(value.get('columns') or [])} columns"
+    if kind == "histogram":
+        return f"histogram of {len(value.get('values') or [])} bins"
+    if "width" in value and "height" in value:
+        return f"{kind} {value['width']}×{value['height']} {value.get('format', '')}".strip()
+    return f"{kind} {value.get('format', '')}".strip()
 
 
 def html(template: str, http_status: int = 200, **values: Any) -> HTMLResponse:

@@ -62,8 +62,8 @@ def _time(value: float, span: float) -> str:
 
 
 def line_chart(title: str, series: Sequence[Series], x_time: bool = False, y_label: str = "",
-               chart_id: Optional[str] = None) -> str:  # fmt: skip
-    """An SVG line chart; an empty one says so."""
+               chart_id: Optional[str] = None, points_only: bool = False) -> str:  # fmt: skip
+    """An SVG line chart (a scatter plot with `points_only`); an empty one says so."""
     points = [p for s in series for p in s.points if math.isfinite(p[1])]
     ident = f' id="{escape(chart_id)}"' if chart_id else ""
     head = f'<figure class="chart"{ident} data-title="{escape(title)}"><figcaption>{escape(title)}</figcaption>'
@@ -100,8 +100,9 @@ def line_chart(title: str, series: Sequence[Series], x_time: bool = False, y_lab
         colour = PALETTE[index % len(PALETTE)]
         visible = [(x, y) for x, y in line.points if math.isfinite(y)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in visible)
-        parts.append(f'<g class="series" data-series="{escape(line.name)}"><polyline fill="none" stroke="{colour}" '
-                     f'stroke-width="1.5" points="{path}"/>')  # fmt: skip
+        line_markup = f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>'
+        polyline = "" if points_only else line_markup
+        parts.append(f'<g class="series" data-series="{escape(line.name)}">{polyline}')
         for x, y in visible:
             shown = _time(x, 0) if x_time else _number(x)
             parts.append(
