@@ -38,6 +38,16 @@ READS: dict[str, str] = {
         "SELECT step, key, value, timestamp FROM metrics FINAL WHERE project = {p:String} AND run_id = {r:String} "
         "ORDER BY step"
     ),
+    "history_page": (  # a step range of the numeric history; `keys` empty: every key
+        "SELECT step, key, value, timestamp FROM metrics FINAL WHERE project = {p:String} AND run_id = {r:String} "
+        "AND step >= {lo:Int64} AND step < {hi:Int64} "
+        "AND (empty({keys:Array(String)}) OR has({keys:Array(String)}, key)) ORDER BY step"
+    ),
+    "values_page": (  # the same range of the other logged values (tables, media, text, ...)
+        "SELECT step, key, value, timestamp FROM run_values FINAL WHERE project = {p:String} AND run_id = {r:String} "
+        "AND step >= {lo:Int64} AND step < {hi:Int64} AND NOT startsWith(key, '_define_metric/') "
+        "AND (empty({keys:Array(String)}) OR has({keys:Array(String)}, key)) ORDER BY step"
+    ),
     "history_keys": (
         "SELECT step, key, value, timestamp FROM metrics FINAL WHERE project = {p:String} AND run_id = {r:String} "
         "AND key IN {keys:Array(String)} ORDER BY step"

@@ -99,6 +99,25 @@ def test_history_and_scan_history(th_env: th.Settings, tmp_path: Path) -> None:
         list(run.scan_history(min_step=-1))
 
 
+def test_history_holds_every_logged_value_and_scan_history_reads_in_pages(th_env: th.Settings) -> None:
+    with th.init(project="api-values") as logged:
+        for step in range(7):
+            values: dict[str, object] = {"loss": 1.0 / (step + 1)}
+            if step % 3 == 0:
+                values["note"] = f"at {step}"
+                values["samples"] = th.Table(columns=["a"], data=[[step]])
+            logged.log(values)
+    run = Api().run(f"api-values/{logged.id}")
+    frame = run.history()
+    assert list(frame["_step"]) == list(range(7)) and frame["note"].iloc[3] == "at 3"
+    assert frame["samples"].iloc[6]["_type"] == "table" and frame["samples"].iloc[6]["rows"] == 1
+    assert pd.isna(frame["note"].iloc[1])
+    paged = list(run.scan_history(page_size=2))
+    assert [r["_step"] for r in paged] == list(range(7)) and paged[6]["note"] == "at 6" and "note" not in paged[5]
+    assert [r["note"] for r in run.scan_history(keys=["note"], page_size=3)] == ["at 0", "at 3", "at 6"]
+    assert list(run.scan_history(keys=["note"], min_step=1, max_step=6)) == [{"note": "at 3"}]
+
+
 def test_files_and_artifacts_of_a_run(th_env: th.Settings, tmp_path: Path) -> None:
     alpha_id, beta_id = _runs(tmp_path)
     api = Api()

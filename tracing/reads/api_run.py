@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tracehouse.tracking.artifacts.artifact import Artifact
 
 _SPECIAL = ("_step", "_runtime", "_timestamp")
+_END = 2**62  # past any step
 
 
 def ui_page_url(page: str, project: str, item: str) -> Optional[str]:
@@ -127,13 +128,15 @@ class Run:
         return self._sweep  # type: ignore[no-any-return]
 
     # --- history --------------------------------------------------------------------------------
-    def _frame(self, keys: Optional[list[str]]) -> pd.DataFrame:
-        """Every logged step (numeric metrics) with `_step`, `_runtime` and `_timestamp` (seconds)."""
-        metrics = None if keys is None else [k for k in keys if k not in _SPECIAL]
-        if metrics == []:
-            metrics = None
-        frame = reading.history(self.id, keys=metrics, project=self.project)
-        if "_timestamp" in frame.columns and len(frame):
+    def _frame(self, keys: Optional[list[str]], low: int = 0, high: int = _END) -> pd.DataFrame:
+        """The logged steps in [low, high) with `_step`, `_runtime` and `_timestamp` (seconds): numeric
+        metrics as floats, other values (tables, media, histograms) as their stored dicts, text as str."""
+        wanted = [k for k in keys if k not in _SPECIAL] if keys is not None else []
+        bounds = {"r": self.id, "lo": low, "hi": high, "keys": wanted}
+        numeric = reading.read("history_page", bounds, self.project)
+        others = reading.read("values_page", bounds, self.project)
+        frame = _wide(numeric, others)
+        if len(frame):
             frame["_timestamp"] = [_seconds(v) for v in frame["_timestamp"]]
             frame.insert(1, "_runtime", frame["_timestamp"] - _seconds(self._created))
         else:
@@ -170,20 +173,23 @@ class Run:
     def scan_history(self, keys: Optional[list[str]] = None, page_size: int = 1000, min_step: Optional[int] = None,
                      max_step: Optional[int] = None) -> Iterator[dict[str, Any]]:  # fmt: skip
         """Every logged step from `min_step` up to (not including) `max_step` as a dict, in step order;
-        with `keys`, only the steps holding every key, and only those keys (W&B's). Numeric metrics only."""
+        with `keys`, only the steps holding every key, and only those keys (W&B's). Read `page_size`
+        steps at a time; values that are not numbers come as their stored dicts (text as a str)."""
         _check_keys(keys)
         for name, value in (("page_size", page_size), ("min_step", min_step), ("max_step", max_step)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise ConfigError(name, f"expected a non-negative step number, got {value!r}")
-        frame = self._frame(keys)
-        if min_step is not None:
-            frame = frame[frame["_step"] >= min_step]
-        if max_step is not None:
-            frame = frame[frame["_step"] < max_step]
-        if keys is not None:
-            frame = _holding(frame, list(dict.fromkeys(keys)))
-        for record in frame.to_dict("records"):
-            yield _row(record)
+        last = reading.read("run_last_step", {"r": self.id}, self.project)
+        if not int(last["n"].iloc[0]):
+            return
+        end = int(last["last"].iloc[0]) + 1 if max_step is None else min(max_step, int(last["last"].iloc[0]) + 1)
+        size = max(1, page_size)
+        for low in range(min_step or 0, end, size):  # a page of steps at a time: memory stays bounded
+            frame = self._frame(keys, low, min(low + size, end))
+            if keys is not None:
+                frame = _holding(frame, list(dict.fromkeys(keys)))
+            for record in frame.to_dict("records"):
+                yield _row(record)
 
     # --- files and artifacts --------------------------------------------------------------------
     def files(self, names: Optional[list[str]] = None, per_page: int = 50) -> list[File]:
@@ -227,6 +233,28 @@ class Run:
 def _check_keys(keys: Any) -> None:
     if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) for k in keys)):
         raise ConfigError("keys", f"expected a list of metric names, got {keys!r}")
+
+
+def _wide(numeric: pd.DataFrame, others: pd.DataFrame) -> pd.DataFrame:
+    """One row per step: `_step`, `_timestamp`, then a column per key (numbers from `metrics`, the
+    other values parsed from `run_values`)."""
+    import pandas as pd
+
+    rows: dict[int, dict[str, Any]] = {}
+    stamps: dict[int, Any] = {}
+    for step, key, value, stamp in numeric.itertuples(index=False):
+        rows.setdefault(int(step), {})[str(key)] = float(value)
+        stamps[int(step)] = max(stamps.get(int(step), stamp), stamp)
+    for step, key, value, stamp in others.itertuples(index=False):
+        parsed = json.loads(value) if isinstance(value, str) else value
+        if isinstance(parsed, dict) and parsed.get("_type") == "text":
+            parsed = parsed.get("value")
+        rows.setdefault(int(step), {})[str(key)] = parsed
+        stamps[int(step)] = max(stamps.get(int(step), stamp), stamp)
+    if not rows:
+        return cast("pd.DataFrame", pd.DataFrame({"_step": pd.Series([], dtype="int64"), "_timestamp": []}))
+    ordered = sorted(rows)
+    return cast("pd.DataFrame", pd.DataFrame([{"_step": s, "_timestamp": stamps[s], **rows[s]} for s in ordered]))
 
 
 def _holding(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
