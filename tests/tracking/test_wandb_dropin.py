@@ -49,8 +49,8 @@ def test_the_wandb_quickstart_runs_unchanged(module: str, tmp_path: Path) -> Non
     assert result.stderr == ""  # silent=True: no line
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["config"] == {"learning_rate": 0.02, "architecture": "CNN", "dataset": "CIFAR-100", "epochs": 5}
-    # history() holds the numeric metrics: the 4th step logged only a chart and a table
-    assert out["steps"] == 3 and out["state"] == "finished" and out["best"] == 0.9
+    # history() holds every logged value, as W&B's does: the 4th step logged only a chart and a table
+    assert out["steps"] == 4 and out["state"] == "finished" and out["best"] == 0.9
     assert out["chart_rows"] == 5 and out["chart"] == "line"
     assert out["entity"] == "my-team" and out["path"].startswith("my-team/my-awesome-project/")
 
