@@ -41,4 +41,17 @@ def cost(value: Any, digits: int = 3) -> str:
     return f"${amount:.{decimals}f}"
 
 
-__all__ = ["UNKNOWN", "cost", "count", "is_unknown"]
+def equal_bins(values: list[float], count: int) -> tuple[list[float], list[float]]:
+    """`count` equal-width bins over finite `values`: (count + 1 edges, count counts), as W&B's
+    Histogram bins; one value (or none) gets a bin of width 1 around it."""
+    low, high = (min(values), max(values)) if values else (0.0, 0.0)
+    if high == low:
+        low, high = low - 0.5, high + 0.5
+    width = (high - low) / count
+    counts = [0.0] * count
+    for value in values:
+        counts[min(int((value - low) / width), count - 1)] += 1
+    return [low + i * width for i in range(count + 1)], counts
+
+
+__all__ = ["UNKNOWN", "cost", "count", "equal_bins", "is_unknown"]

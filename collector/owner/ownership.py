@@ -26,6 +26,8 @@ from typing import Optional
 
 import orjson
 
+from tracehouse.collector.store.processes import pid_alive
+
 FILE_NAME = "owner.json"
 OWNER_KEY_ID = "owner"  # the principal's key id for requests made with the owner secret
 
@@ -98,19 +100,6 @@ def withdraw(store_dir: Path, secret: str) -> None:
         return
     if isinstance(data, dict) and hmac.compare_digest(str(data.get("secret", "")).encode(), secret.encode()):
         path.unlink(missing_ok=True)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (signal 0 probes without sending anything)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, another user's
-    return True
 
 
 def store_locked(store_dir: Path) -> bool:

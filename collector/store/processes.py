@@ -19,23 +19,27 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def is_dead(pid: int) -> bool:
-    """Whether no process `pid` runs here (a zombie, killed and not yet reaped, counts as dead)."""
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs here (signal 0 probes without sending; a zombie, killed and not yet
+    reaped, is not alive; another user's process is)."""
     if pid <= 0:
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's process
         return True
-    except PermissionError:  # another user's process: alive
-        return False
-    except OSError:
-        return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
     except (OSError, IndexError):
-        return False
+        return True
+
+
+def is_dead(pid: int) -> bool:
+    """Whether a recorded pid (positive) no longer runs here."""
+    return pid > 0 and not pid_alive(pid)
 
 
 def dead_pids(pids: Iterable[int]) -> list[str]:
@@ -43,4 +47,4 @@ def dead_pids(pids: Iterable[int]) -> list[str]:
     return sorted({str(pid) for pid in pids if is_dead(int(pid))})
 
 
-__all__ = ["dead_pids", "is_dead", "this_host"]
+__all__ = ["dead_pids", "is_dead", "pid_alive", "this_host"]

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import orjson
 
+from tracehouse._numbers import equal_bins
 from tracehouse.collector.ui.svg import Series, line_chart
 from tracehouse.collector.ui.svg_more import bar_chart, heatmap_table, histogram_chart
 
@@ -82,26 +83,13 @@ def _chart(entry: dict[str, Any], value: dict[str, Any], rows: list[dict[str, An
         return bar_chart(title, labels, [h if h is not None else math.nan for h in heights], ident, groups)
     if kind == "histogram":
         numbers = [n for n in (_number(r.get(fields.get("value", ""))) for r in rows) if n is not None]
-        bins, counts = _bins(numbers)
+        bins, counts = equal_bins(numbers, 30) if numbers else ([], [])
         return histogram_chart(title, bins, counts, ident)
     if kind == "confusion_matrix":
         cells = {(str(r.get("Actual")), str(r.get("Predicted"))): _number(r.get("nPredictions")) or 0.0 for r in rows}
         classes = list(dict.fromkeys([a for a, _ in cells] + [p for _, p in cells]))
         return heatmap_table(title, classes, classes, cells, ident)
     return f'<p class="muted">custom chart <code>{escape(str(spec.get("vega_spec")))}</code>: its table is below</p>'
-
-
-def _bins(numbers: list[float], count: int = 30) -> tuple[list[float], list[float]]:
-    if not numbers:
-        return [], []
-    low, high = min(numbers), max(numbers)
-    if high == low:
-        low, high = low - 0.5, high + 0.5
-    width = (high - low) / count
-    counts = [0.0] * count
-    for number in numbers:
-        counts[min(int((number - low) / width), count - 1)] += 1
-    return [low + i * width for i in range(count + 1)], counts
 
 
 def _table_body(entry: dict[str, Any], value: dict[str, Any], media_url: Callable[[str], str], url: Url) -> str:

@@ -16,6 +16,7 @@ import math
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from tracehouse._errors import ConfigError
+from tracehouse._numbers import equal_bins
 from tracehouse.tracking.media_base import PutBytes, is_matplotlib, is_plotly_figure
 from tracehouse.tracking.media_table import JoinedTable, Table, _cell, is_media
 
@@ -47,15 +48,7 @@ class Histogram:
         if sequence is None:
             raise ConfigError("sequence", "give a sequence of numbers or np_histogram=(counts, edges)")
         values = [float(v) for v in _flat_numbers(sequence) if math.isfinite(float(v))]
-        low, high = (min(values), max(values)) if values else (0.0, 0.0)
-        if high == low:
-            low, high = low - 0.5, high + 0.5
-        width = (high - low) / num_bins
-        counts = [0] * num_bins
-        for value in values:
-            counts[min(int((value - low) / width), num_bins - 1)] += 1
-        self.histogram = [float(c) for c in counts]
-        self.bins = [low + i * width for i in range(num_bins + 1)]
+        self.bins, self.histogram = equal_bins(values, num_bins)
 
     def _to_value(self, put: PutBytes) -> dict[str, Any]:
         return {"_type": "histogram", "bins": self.bins, "values": self.histogram}
