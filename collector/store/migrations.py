@@ -5,6 +5,8 @@ Never edit a released migration: add a new one. `{db}` is the database name.
 
 from __future__ import annotations
 
+from tracehouse.collector.store.usage import MIGRATIONS as _usage_migrations
+
 # Resent batches carry the same insert_deduplication_token and are dropped; parts are fsync'd so a
 # batch the store acknowledged survives a crash (the spool is trimmed only after that).
 _DEDUP = "non_replicated_deduplication_window = 10000, fsync_after_insert = 1, fsync_part_directory = 1"
@@ -395,3 +397,5 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
 ]
+
+MIGRATIONS += _usage_migrations  # the usage-once rule (collector/store/usage.py)

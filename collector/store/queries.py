@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from tracehouse._errors import ConfigError, NotFoundError
+from tracehouse.collector.store.usage import COUNTED, counted_sum
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,8 +104,9 @@ FROM (
         (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
         count() AS spans,
         if(countIf(status = 'error') > 0, 'error', 'ok') AS status,
-        sumOrNull(total_tokens) AS total_tokens,  -- NULL when no span of the trace reported tokens
-        sumOrNull(cost_usd) AS cost_usd,
+        -- NULL when no span of the trace reported tokens; each call once (collector/store/usage.py)
+        sumOrNullIf(total_tokens, {counted}) AS total_tokens,
+        sumOrNullIf(cost_usd, {counted}) AS cost_usd,
         argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
         argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
     FROM spans
@@ -149,7 +151,8 @@ def traces(
     if status is not None:
         having = "WHERE status = {status:String}"
         params["status"] = status
-    frame = store.query_df(_TRACES_SQL.replace("{filters}", filters).replace("{having}", having), params)
+    sql = _TRACES_SQL.replace("{filters}", filters).replace("{having}", having).replace("{counted}", COUNTED)
+    frame = store.query_df(sql, params)
     if frame.empty:
         ensure_project(store, project)
     return frame
@@ -219,12 +222,13 @@ def latency(store: Store, project: str, by: str = "name", since: Since = "1h") -
             round(quantiles(0.5, 0.95, 0.99)(duration_ms)[2], 3) AS p95_ms,
             round(quantiles(0.5, 0.95, 0.99)(duration_ms)[3], 3) AS p99_ms,
             round(countIf(status = 'error') / count(), 4) AS error_rate,
-            sumOrNull(input_tokens) AS input_tokens,  -- NULL (unknown), not 0, when no span reported them
-            sumOrNull(output_tokens) AS output_tokens,
-            sumOrNull(cost_usd) AS cost_usd
+            -- NULL (unknown), not 0, when no span reported them; each call once (collector/store/usage.py)
+            {counted_sum("input_tokens")} AS input_tokens,
+            {counted_sum("output_tokens")} AS output_tokens,
+            {counted_sum("cost_usd")} AS cost_usd
         FROM spans
         WHERE project = {{project:String}} AND start_time >= {{since:DateTime64(9, 'UTC')}}
-            {"AND model != ''" if by == "model" else ""}
+            {f"AND model != '' AND {COUNTED}" if by == "model" else ""}
         GROUP BY {column}
         ORDER BY p95_ms DESC
     """

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from tracehouse._errors import ConfigError
 from tracehouse.collector.store.queries import LATENCY_GROUPS, check_project, check_time
+from tracehouse.collector.store.usage import COUNTED, counted_sum
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
@@ -73,7 +74,7 @@ def overview(store: Store, project: str, window: TimeRange) -> dict[str, Any]:
     """Totals over the window: calls, p50/p95/p99 (ms), error rate, tokens, cost."""
     _, rows = store.query_rows(
         "SELECT count() AS count, quantiles(0.5, 0.95, 0.99)(duration_ms) AS q, "
-        "countIf(status = 'error') AS errors, sumOrNull(total_tokens) AS tokens, sumOrNull(cost_usd) AS "
+        f"countIf(status = 'error') AS errors, {counted_sum('total_tokens')} AS tokens, {counted_sum('cost_usd')} AS "
         f"cost FROM spans WHERE {_WINDOW}",
         _bounds(project, window),
     )
@@ -92,6 +93,11 @@ def _float_or_none(value: Any) -> Optional[float]:
     return None if value is None else float(value)
 
 
+def _calls_once(by: Optional[str]) -> str:
+    """By model, a span with a model whose child reports the call's usage is not a call of its own."""
+    return f" AND (model = '' OR {COUNTED})" if by == "model" else ""
+
+
 def check_group(by: Any) -> str:
     if by not in LATENCY_GROUPS:
         raise ConfigError("by", f"expected one of {', '.join(LATENCY_GROUPS)}, got {by!r}")
@@ -105,8 +111,9 @@ def series(store: Store, project: str, window: TimeRange, by: Optional[str]) -> 
     column = LATENCY_GROUPS[check_group(by)] if by is not None else "'all'"
     _, rows = store.query_rows(
         f"SELECT toUnixTimestamp(toStartOfInterval(start_time, toIntervalSecond({bucket}))) AS t, {column} AS g, "
-        "count(), quantiles(0.5, 0.95, 0.99)(duration_ms), countIf(status = 'error'), sum(ifNull(total_tokens, 0)), "
-        f"sum(ifNull(cost_usd, 0)) FROM spans WHERE {_WINDOW} GROUP BY t, g ORDER BY t, g",
+        "count(), quantiles(0.5, 0.95, 0.99)(duration_ms), countIf(status = 'error'), "
+        f"sum(if({COUNTED}, ifNull(total_tokens, 0), 0)), sum(if({COUNTED}, ifNull(cost_usd, 0), 0)) "
+        f"FROM spans WHERE {_WINDOW}{_calls_once(by)} GROUP BY t, g ORDER BY t, g",
         _bounds(project, window),
     )
     points = [
@@ -131,8 +138,9 @@ def groups(store: Store, project: str, window: TimeRange, by: str) -> list[dict[
     column = LATENCY_GROUPS[check_group(by)]
     _columns, rows = store.query_rows(
         f"SELECT {column} AS group, count() AS count, quantiles(0.5, 0.95, 0.99)(duration_ms) AS q, "
-        "countIf(status = 'error') / count() AS error_rate, sumOrNull(total_tokens) AS tokens, "
-        f"sumOrNull(cost_usd) AS cost_usd FROM spans WHERE {_WINDOW} GROUP BY group ORDER BY q[2] DESC "
+        f"countIf(status = 'error') / count() AS error_rate, {counted_sum('total_tokens')} AS tokens, "
+        f"{counted_sum('cost_usd')} AS cost_usd FROM spans WHERE {_WINDOW}{_calls_once(by)} "
+        "GROUP BY group ORDER BY q[2] DESC "
         "LIMIT 50",
         _bounds(project, window),
     )

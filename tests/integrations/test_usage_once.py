@@ -1,0 +1,130 @@
+"""The usage-once rule: a LangChain chat model that calls the real OpenAI client, both instrumented,
+reports the same call twice (model span and OpenAI span); sums, latency tables, trace totals and
+the `llm_usage` view count it once, the spans keep what each reported, in either arrival order."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+pytest.importorskip("langchain_core")
+openai = pytest.importorskip("openai")
+
+from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
+from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
+from openai_server import OpenAIServer  # noqa: E402
+
+import tracehouse as th  # noqa: E402
+from tracehouse.collector.ingest.writer import write_records  # noqa: E402
+from tracehouse.collector.store.store import Store  # noqa: E402
+from tracehouse.testing import CapturedSpans  # noqa: E402
+
+
+class OpenAIBackedChat(BaseChatModel):
+    """A LangChain chat model whose every call is a real `openai` chat completion (as ChatOpenAI does)."""
+
+    base_url: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "openai-backed"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:  # fmt: skip
+        client = openai.OpenAI(base_url=self.base_url, api_key="test", max_retries=0)
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": str(m.content)} for m in messages]
+        )
+        usage = reply.usage
+        message = AIMessage(
+            content=str(reply.choices[0].message.content),
+            usage_metadata={"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
+                            "total_tokens": usage.total_tokens},
+            response_metadata={"model_name": "gpt-4o-mini"},
+        )  # fmt: skip
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+@pytest.fixture
+def both(spans: CapturedSpans) -> Iterator[CapturedSpans]:
+    openai_hook, langchain_hook = th.instrument_openai(), th.instrument_langchain()
+    yield spans
+    langchain_hook.uninstrument()
+    openai_hook.uninstrument()
+
+
+def test_langchain_over_openai_reports_usage_on_the_openai_span_only(both: CapturedSpans) -> None:
+    server = OpenAIServer()
+    try:
+        model = OpenAIBackedChat(base_url=server.url)
+
+        @th.trace(kind="chain")
+        def ask(question: str) -> str:
+            return str(model.invoke(question).content)
+
+        ask("one?")
+    finally:
+        server.stop()
+    outer, inner = both.by_name("OpenAIBackedChat"), both.by_name("chat gpt-4o-mini")
+    assert inner["parent_span_id"] == outer["span_id"]  # the OpenAI call nests under the model span
+    assert inner["total_tokens"] and outer["total_tokens"] is None
+
+
+def test_a_traced_llm_wrapper_over_the_openai_hook_counts_each_call_once(both: CapturedSpans) -> None:
+    server = OpenAIServer()
+    client = openai.OpenAI(base_url=server.url, api_key="test", max_retries=0)
+
+    @th.trace(kind="llm")
+    def complete(question: str) -> str:
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": question}])
+        usage = reply.usage  # the wrapper reports the call's usage too, as hand-written LLM spans do
+        th.current_span().set_usage("gpt-4o-mini", usage.prompt_tokens, usage.completion_tokens, provider="openai")
+        return str(reply.choices[0].message.content)
+
+    try:
+        for question in ("one?", "two?"):
+            complete(question)
+    finally:
+        server.stop()
+    inner = [s for s in both if s["name"] == "chat gpt-4o-mini"]
+    outer = [s for s in both if s["name"] == "complete"]
+    assert len(inner) == len(outer) == 2 and {s["parent_span_id"] for s in inner} == {s["span_id"] for s in outer}
+    per_call = inner[0]["total_tokens"]
+    assert per_call and all(s["total_tokens"] == per_call for s in inner + outer)  # both levels report it
+
+    th.sync()
+    assert sorted(th.traces(limit=10)["total_tokens"].tolist()) == [per_call, per_call]
+    by_model = th.latency(by="model", since="1h")
+    assert by_model["count"].tolist() == [2]
+    assert by_model["input_tokens"].tolist() == [2 * inner[0]["input_tokens"]]
+    assert th.latency(by="name", since="1h")["input_tokens"].fillna(0).sum() == 2 * inner[0]["input_tokens"]
+    assert th.query("SELECT sum(total_tokens) AS t FROM llm_usage WHERE project = 'test'")["t"][0] == 2 * per_call
+    stored = th.query("SELECT total_tokens FROM spans WHERE total_tokens IS NOT NULL")
+    assert stored["total_tokens"].tolist() == [per_call] * 4  # the trace view still shows what each span said
+
+
+def _span(span_id: str, parent: str, tokens: int, project: str) -> dict[str, Any]:
+    now = 1_780_000_000_000_000_000
+    return {"type": "span", "project": project, "name": f"llm-{span_id}", "trace_id": "ab" * 16, "span_id": span_id,
+            "parent_span_id": parent, "start_ns": now, "end_ns": now + 5_000_000, "status": "ok",
+            "status_message": "", "span_kind": "CLIENT", "scope": "s", "resource": {}, "events": [],
+            "attributes": {"tracehouse.span.kind": "llm", "gen_ai.request.model": "m1",
+                           "gen_ai.usage.input_tokens": tokens, "gen_ai.usage.output_tokens": 1}}  # fmt: skip
+
+
+@pytest.mark.parametrize("parent_first", [True, False])
+def test_the_rule_holds_whichever_span_arrives_first(th_env: th.Settings, parent_first: bool) -> None:
+    store = Store(th_env.clickhouse_url, th_env.database)
+    project = f"order{int(parent_first)}"
+    parent, child = _span("00000000000000a1", "", 40, project), _span("00000000000000b2", "00000000000000a1", 40, project)
+    for batch in ([parent], [child]) if parent_first else ([child], [parent]):
+        write_records(store, batch, None)  # two inserts: the rule cannot rely on seeing both in one batch
+    _, rows = store.query_rows(
+        "SELECT sumIf(input_tokens, (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM usage_shadows "
+        "WHERE project = {p:String})), sum(input_tokens) FROM spans WHERE project = {p:String}", {"p": project}
+    )
+    assert rows[0] == (40, 80)
+    _, usage = store.query_rows("SELECT span_id FROM llm_usage WHERE project = {p:String}", {"p": project})
+    assert usage == [("00000000000000b2",)]
