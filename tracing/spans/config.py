@@ -160,7 +160,13 @@ PARAMS: dict[str, Param] = {
     ),
     "redact": Param(None, None, _parse_redact, "Callable applied to every captured text before it is stored."),
     "disabled": Param("TRACEHOUSE_DISABLED", False, _parse_bool, "Turn tracing into a no-op."),
-    "service_name": Param("OTEL_SERVICE_NAME", "tracehouse-app", _parse_optional_str, "OpenTelemetry service.name."),
+    "service_name": Param(
+        None,
+        None,
+        _parse_optional_str,
+        "OpenTelemetry service.name of tracehouse's spans; unset = the app's (its TracerProvider's resource, "
+        "OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), else tracehouse-app.",
+    ),
     "clickhouse_url": Param(
         "TRACEHOUSE_CLICKHOUSE_URL",
         None,
@@ -219,7 +225,7 @@ class Settings:
     max_payload_bytes: int
     redact: Optional[Callable[[str], str]]
     disabled: bool
-    service_name: str
+    service_name: Optional[str]
     clickhouse_url: Optional[str]
     database: str
     blob_url: Optional[str]

@@ -17,6 +17,7 @@ from tracehouse._internal_errors import log_internal_error
 from tracehouse._version import VERSION
 from tracehouse.exporters._records import SpanRecord
 from tracehouse.spans.config import Settings, default_settings, resolve_settings
+from tracehouse.spans.resource import resource_attributes, sdk_resource
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tracehouse")
 SCOPE = "tracehouse"
+# model calls leave the process: OpenTelemetry's GenAI conventions make them CLIENT spans
+CLIENT_KINDS = frozenset({"llm", "chat", "embedding"})
 Listener = Callable[[SpanRecord], None]
 
 
@@ -48,6 +51,7 @@ class Runtime:
         self.disabled = False
         self._resource: dict[str, Any] = {}
         self._sdk_resource: Any = None
+        self._app_resource: Optional[dict[str, Any]] = None  # the resource of the app's provider, once joined
         self._rand = random.Random()
         self.config_error: Optional[ConfigError] = None  # a bad environment value, reported once
         self._finalizer_pid = 0  # the process a multiprocessing Finalize was registered in
@@ -79,12 +83,7 @@ class Runtime:
             self._settings = settings
             self.config_error = config_error
             self.disabled = settings.disabled
-            self._resource = {
-                "service.name": settings.service_name,
-                "telemetry.sdk.name": "tracehouse",
-                "telemetry.sdk.language": "python",
-                "telemetry.sdk.version": VERSION,
-            }
+            self._resource = resource_attributes(settings.service_name, self._app_resource)
             self._sdk_resource = None
         for old in (old_sink, old_offline):  # outside the lock: other threads go on tracing meanwhile
             if old is not None:
@@ -158,7 +157,7 @@ class Runtime:
             record = SpanRecord(
                 span.project, span.name, span.trace_id, span.span_id, span.parent_span_id,
                 span.start_ns, span.end_ns, span.status, span.status_message, span.attributes, span.events,
-                "INTERNAL", SCOPE, self._resource,
+                "CLIENT" if span.kind in CLIENT_KINDS else "INTERNAL", SCOPE, self._resource,
             )  # fmt: skip
             self.submit(record)
             if self.foreign_processor is not None:
@@ -191,7 +190,7 @@ class Runtime:
             resource=self._sdk_resource or self._make_sdk_resource(),
             attributes=attributes,
             events=[Event(n, a, t) for n, t, a in span.events or ()],
-            kind=trace.SpanKind.INTERNAL,
+            kind=trace.SpanKind.CLIENT if span.kind in CLIENT_KINDS else trace.SpanKind.INTERNAL,
             status=Status(
                 (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status], span.status_message or None
             ),
@@ -201,7 +200,7 @@ class Runtime:
         )
 
     def _make_sdk_resource(self) -> Any:
-        self._sdk_resource = _sdk_resource(self._resource)
+        self._sdk_resource = sdk_resource(self._resource)
         return self._sdk_resource
 
     def ensure_provider(self) -> None:
@@ -221,21 +220,57 @@ class Runtime:
         from opentelemetry.sdk.trace import TracerProvider
 
         from tracehouse.exporters._otel import StoreSpanProcessor
+        from tracehouse.spans import provider as providers
 
         processor = StoreSpanProcessor(self)
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
-            self.foreign_processor = current._active_span_processor
-            current.add_span_processor(processor)
+            self._join(current, processor)
             return
-        provider = TracerProvider(resource=_sdk_resource(self._resource))
-        provider.add_span_processor(processor)
-        trace.set_tracer_provider(provider)
-        if trace.get_tracer_provider() is not provider:  # someone else won the race: join theirs
-            other = trace.get_tracer_provider()
+        ours = providers.JoinableTracerProvider(sdk_resource(self._resource))
+        ours.add_span_processor(processor)
+        trace.set_tracer_provider(ours)
+        other = trace.get_tracer_provider()
+        if other is not ours:  # someone else won the race: join theirs
             if isinstance(other, TracerProvider):
-                self.foreign_processor = other._active_span_processor
-                other.add_span_processor(processor)
+                self._join(other, processor)
+            return
+        if not providers.watch_late_providers(self._late_provider):
+            logger.warning(
+                "tracehouse installed the global OpenTelemetry TracerProvider and cannot join one set later "
+                "(OpenTelemetry will refuse it): %s", providers.LATE_PROVIDER_FIX,
+            )  # fmt: skip
+
+    def _join(self, provider: Any, processor: SpanProcessor) -> None:
+        """Send our spans to the app's provider's processors too, record theirs, and take its resource."""
+        provider.add_span_processor(processor)
+        self._adopt(provider)
+
+    def _adopt(self, provider: Any) -> None:
+        self.foreign_processor = provider._active_span_processor
+        with self._lock:
+            self._app_resource = dict(provider.resource.attributes)
+            self._resource = resource_attributes(self.settings.service_name, self._app_resource)
+            self._sdk_resource = None
+
+    def _late_provider(self, ours: Any, theirs: Any) -> bool:
+        """The app set its TracerProvider after tracehouse installed one: make it the global one, joined."""
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from tracehouse.spans import provider as providers
+
+        if not isinstance(theirs, TracerProvider):
+            logger.warning(
+                "OpenTelemetry refused the TracerProvider your app set (%s): tracehouse installed one at its first "
+                "span and can join only an opentelemetry-sdk TracerProvider. Its spans do not reach your "
+                "exporters; %s", type(theirs).__qualname__, providers.LATE_PROVIDER_FIX,
+            )  # fmt: skip
+            return False
+        self._adopt(theirs)
+        ours.join(theirs, keep=lambda processor: True)
+        providers.make_global(theirs)
+        logger.info("tracehouse joined the TracerProvider your app set after tracehouse's first span")
+        return True
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Write every finished span to the spool (fsync'd); False if `timeout` ran out first."""
@@ -292,12 +327,6 @@ class Runtime:
             if each is not None:
                 each.spool.abandon()  # the parent still writes that segment; its queue is the parent's
         self._rand = random.Random()
-
-
-def _sdk_resource(attributes: dict[str, Any]) -> Any:
-    from opentelemetry.sdk.resources import Resource
-
-    return Resource.create(attributes)
 
 
 runtime = Runtime()
