@@ -22,7 +22,6 @@ from tracehouse import _semconv as sc
 from tracehouse._errors import ConfigError
 from tracehouse._internal_errors import log_internal_error
 from tracehouse.integrations.openai import record as rec
-from tracehouse.integrations.openai.stream import AsyncStreamProxy, StreamProxy, accumulator
 from tracehouse.spans.decorator import _MISSING, _start_span
 from tracehouse.spans.runtime import runtime
 from tracehouse.spans.span import TraceSpan
@@ -87,12 +86,15 @@ def instrument_openai(stream_usage: bool = True) -> OpenAIInstrumentation:
     global _active
     if not isinstance(stream_usage, bool):
         raise ConfigError("stream_usage", f"expected True or False, got {stream_usage!r}")
-    try:
-        import importlib
+    import importlib
 
-        importlib.import_module("openai")
-    except ImportError as error:
-        raise ConfigError("openai", "the openai package is not installed: pip install 'tracehouse[openai]'") from error
+    for package in ("openai", "wrapt"):  # wrapt: streams stay `openai.Stream` to isinstance (its ObjectProxy)
+        try:
+            importlib.import_module(package)
+        except ImportError as error:
+            raise ConfigError(
+                package, f"the {package} package is not installed: pip install 'tracehouse[openai]'"
+            ) from error
     with _lock:
         if _active is not None:
             _active.stream_usage = stream_usage
@@ -196,7 +198,7 @@ class _Call:
             stream = kwargs.get("stream") is True
             sent, hide_usage = kwargs, False
             if (stream and handle.stream_usage and operation in ("chat", "text_completion")
-                    and not rec._given(kwargs.get("stream_options"))):  # fmt: skip
+                    and not rec._given(kwargs.get("stream_options")) and not _raw(kwargs)):  # fmt: skip
                 sent, hide_usage = {**kwargs, "stream_options": {"include_usage": True}}, True
             call = cls(span, operation, sent, stream, hide_usage)
             rec.record_request(span, operation, kwargs)
@@ -215,6 +217,8 @@ class _Call:
     def returned(self, result: Any, is_async: bool) -> Any:
         try:
             if self.stream and _is_stream(result):
+                from tracehouse.integrations.openai.stream import AsyncStreamProxy, StreamProxy, accumulator
+
                 acc = accumulator(self.span, self.operation, self.hide_usage)
                 return AsyncStreamProxy(result, acc) if is_async else StreamProxy(result, acc)
             parsed = _parsed(result)
@@ -224,6 +228,13 @@ class _Call:
             log_internal_error("openai call result")
         self.span.end()
         return result
+
+
+def _raw(kwargs: dict[str, Any]) -> bool:
+    """A `with_raw_response` / `with_streaming_response` call: its body is the caller's to read, so it is
+    sent unchanged (no usage chunk asked for that only tracehouse's stream proxy would hide)."""
+    headers = kwargs.get("extra_headers")
+    return isinstance(headers, dict) and any(str(k).lower() == "x-stainless-raw-response" for k in headers)
 
 
 def _is_stream(result: Any) -> bool:
