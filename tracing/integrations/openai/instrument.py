@@ -21,6 +21,7 @@ from opentelemetry import trace as otel_trace
 from tracehouse import _semconv as sc
 from tracehouse._errors import ConfigError
 from tracehouse._internal_errors import log_internal_error
+from tracehouse.integrations.openai import foreign
 from tracehouse.integrations.openai import record as rec
 from tracehouse.spans.decorator import _MISSING, _start_span
 from tracehouse.spans.runtime import runtime
@@ -50,12 +51,15 @@ class OpenAIInstrumentation:
     """What `instrument_openai()` did; `uninstrument()` undoes exactly that."""
 
     stream_usage: bool = True
-    patched: list[tuple[type, str, Any, bool]] = field(default_factory=list)  # (class, name, original, own attr)
+    # (class, name, original, own attr, our wrapper)
+    patched: list[tuple[type, str, Any, bool, Any]] = field(default_factory=list)
 
     def uninstrument(self) -> None:
         """Put back the original methods (idempotent)."""
         with _lock:
-            for owner, name, original, own in reversed(self.patched):
+            for owner, name, original, own, wrapper in reversed(self.patched):
+                if vars(owner).get(name) is not wrapper:
+                    continue  # another instrumentation wrapped ours since: left in place, ours now calls through
                 if own:
                     setattr(owner, name, original)
                 else:
@@ -77,6 +81,9 @@ _active: Optional[OpenAIInstrumentation] = None
 
 def instrument_openai(stream_usage: bool = True) -> OpenAIInstrumentation:
     """Trace every OpenAI client call. Calling it again returns the same handle (nothing is wrapped twice).
+
+    When OpenTelemetry's openai-v2 instrumentation (or OpenLLMetry's) already traces the client, this
+    wraps nothing and warns once: their spans reach tracehouse, and a call must not give two chat spans.
 
     `stream_usage` (default True): for a streamed chat or text completion whose caller did not set
     `stream_options`, ask for `{"include_usage": True}` so the span gets token counts and cost; the
@@ -100,13 +107,17 @@ def instrument_openai(stream_usage: bool = True) -> OpenAIInstrumentation:
             _active.stream_usage = stream_usage
             return _active
         handle = OpenAIInstrumentation(stream_usage=stream_usage)
+        other = foreign.instrumented_by()
+        if other is not None:
+            foreign.warn_not_instrumenting(other)
+            return handle  # not active: nothing wrapped, nothing to undo
         for module_name, class_name, method, operation, kind in _TARGETS:
             owner = _resolve(module_name, class_name)
             original = getattr(owner, method, None) if owner is not None else None
             if owner is None or original is None:
                 continue  # an older client without this API
             wrapper = _wrap(original, operation, kind, handle, is_async=class_name.startswith("Async"))
-            handle.patched.append((owner, method, original, method in vars(owner)))
+            handle.patched.append((owner, method, original, method in vars(owner), wrapper))
             setattr(owner, method, wrapper)
         _active = handle
         return handle
@@ -184,9 +195,13 @@ class _Call:
 
     @classmethod
     def start(cls, operation: str, kind: str, kwargs: dict[str, Any], handle: OpenAIInstrumentation) -> Optional[_Call]:
-        if runtime.disabled:
+        if runtime.disabled or not handle.patched:
             return None
         try:
+            other = foreign.current_foreign_call()
+            if other is not None:  # wrapped again by another instrumentation after us: its span is this call's
+                foreign.warn_deferring(other)
+                return None
             model = kwargs.get("model")
             name = f"{_SPAN_OPERATION.get(operation, operation)} {model}" if isinstance(model, str) else operation
             parent = otel_trace.get_current_span()
