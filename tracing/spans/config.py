@@ -200,6 +200,13 @@ PARAMS: dict[str, Param] = {
         "th.init() prints no line naming the run and where to look at it (W&B's WANDB_SILENT is honoured too).",
         also=("WANDB_SILENT",),
     ),
+    "otlp_endpoint": Param(
+        None,
+        None,
+        _parse_endpoint,
+        "Another OTLP backend (base URL, e.g. http://collector:4318) that gets every span as well; the standard "
+        "OTEL_EXPORTER_OTLP_* variables do the same while tracehouse runs its own TracerProvider.",
+    ),
 }
 
 
@@ -232,6 +239,7 @@ class Settings:
     max_spool_bytes: int
     flush_timeout: float
     silent: bool
+    otlp_endpoint: Optional[str]
 
     @property
     def spool_dir(self) -> Path:

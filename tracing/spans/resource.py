@@ -21,9 +21,7 @@ def resource_attributes(
 ) -> dict[str, Any]:
     """The resource attributes of tracehouse's spans (see the module docstring for the precedence)."""
     if app_resource is None:
-        from opentelemetry.sdk.resources import Resource
-
-        app_resource = Resource.create().attributes  # the SDK's defaults + OTEL_RESOURCE_ATTRIBUTES / _SERVICE_NAME
+        app_resource = _environment_resource()
     attributes = dict(app_resource)
     named = str(attributes.get("service.name") or "")
     if service_name:
@@ -33,6 +31,23 @@ def resource_attributes(
     attributes.setdefault("telemetry.sdk.language", "python")
     attributes["telemetry.distro.name"] = "tracehouse"
     attributes["telemetry.distro.version"] = VERSION
+    return attributes
+
+
+def _environment_resource() -> dict[str, Any]:
+    """The SDK's telemetry.sdk.* attributes and what OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME say.
+
+    Not `Resource.create()`: that runs every installed detector on a thread pool, on each configure()
+    and even at interpreter exit."""
+    from opentelemetry.sdk.resources import OTELResourceDetector
+    from opentelemetry.sdk.version import __version__ as sdk_version
+
+    attributes: dict[str, Any] = {
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": sdk_version,
+    }
+    attributes.update(OTELResourceDetector().detect().attributes)
     return attributes
 
 

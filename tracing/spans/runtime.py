@@ -44,6 +44,9 @@ class Runtime:
         self._shipper: Optional[SpoolShipper] = None
         self._provider_ready = False
         self.foreign_processor: Optional[SpanProcessor] = None  # the user's own processors, when joined
+        self.otlp_out: Optional[SpanProcessor] = None  # another OTLP backend that gets every span too
+        self._otlp_from_env = False
+        self._own_provider = False  # tracehouse installed the global TracerProvider (no app provider yet)
         self.listeners: list[Listener] = []
         # called first by flush (False) and shutdown (True): integrations end what they hold open
         self.flush_hooks: list[Callable[[bool], None]] = []
@@ -80,6 +83,7 @@ class Runtime:
             old_sink, self._sink = self._sink, None
             old_offline, self._offline_sink = self._offline_sink, None
             old_shipper, self._shipper = self._shipper, None
+            old_out, self.otlp_out = self.otlp_out, None
             self._settings = settings
             self.config_error = config_error
             self.disabled = settings.disabled
@@ -90,6 +94,9 @@ class Runtime:
                 old.shutdown(settings.flush_timeout)
         if old_shipper is not None:
             old_shipper.stop(settings.flush_timeout)
+        _stop_processor(old_out, settings.flush_timeout)
+        if self._provider_ready:
+            self._start_otlp_out()
 
     # --- ids -------------------------------------------------------------------------------------
     def new_trace_id(self) -> int:
@@ -160,8 +167,13 @@ class Runtime:
                 "CLIENT" if span.kind in CLIENT_KINDS else "INTERNAL", SCOPE, self._resource,
             )  # fmt: skip
             self.submit(record)
-            if self.foreign_processor is not None:
-                self.foreign_processor.on_end(self._to_readable(span))
+            foreign, out = self.foreign_processor, self.otlp_out
+            if foreign is not None or out is not None:
+                readable = self._to_readable(span)
+                if foreign is not None:
+                    foreign.on_end(readable)
+                if out is not None:
+                    out.on_end(readable)
         except Exception:
             log_internal_error("span end")
 
@@ -215,6 +227,24 @@ class Runtime:
                 self._join_or_install_provider()
             except Exception:
                 log_internal_error("TracerProvider set-up")
+            self._start_otlp_out()
+
+    def _start_otlp_out(self) -> None:
+        """Start sending to another OTLP backend when one is configured (see exporters/_otlp_out.py)."""
+        try:
+            from tracehouse.exporters._otlp_out import otlp_processor, otlp_target
+
+            settings = self.settings
+            target = (
+                None if self.disabled else otlp_target(settings.otlp_endpoint, self._own_provider, settings.endpoint)
+            )
+            processor = otlp_processor(target) if target is not None else None
+            with self._lock:
+                old, self.otlp_out = self.otlp_out, processor
+                self._otlp_from_env = target is not None and target.from_environment
+            _stop_processor(old, settings.flush_timeout)
+        except Exception:
+            log_internal_error("OTLP export set-up")
 
     def _join_or_install_provider(self) -> None:
         from opentelemetry.sdk.trace import TracerProvider
@@ -235,6 +265,7 @@ class Runtime:
             if isinstance(other, TracerProvider):
                 self._join(other, processor)
             return
+        self._own_provider = True
         if not providers.watch_late_providers(self._late_provider):
             logger.warning(
                 "tracehouse installed the global OpenTelemetry TracerProvider and cannot join one set later "
@@ -267,6 +298,10 @@ class Runtime:
             )  # fmt: skip
             return False
         self._adopt(theirs)
+        self._own_provider = False
+        if self._otlp_from_env:  # the app's exporters read the same variables: theirs send our spans now
+            out, self.otlp_out = self.otlp_out, None
+            _stop_processor(out, self.settings.flush_timeout)
         ours.join(theirs, keep=lambda processor: True)
         providers.make_global(theirs)
         logger.info("tracehouse joined the TracerProvider your app set after tracehouse's first span")
@@ -309,6 +344,9 @@ class Runtime:
     def shutdown(self) -> None:
         """Flush and close the spool, then give the collector (if any) one last bounded pass."""
         self._run_flush_hooks(final=True)
+        out, self.otlp_out = self.otlp_out, None
+        if out is not None:
+            _stop_processor(out, self.settings.flush_timeout)
         sink, offline, shipper = self._sink, self._offline_sink, self._shipper
         for each in (offline, sink):
             if each is not None:
@@ -327,6 +365,17 @@ class Runtime:
             if each is not None:
                 each.spool.abandon()  # the parent still writes that segment; its queue is the parent's
         self._rand = random.Random()
+
+
+def _stop_processor(processor: Optional[SpanProcessor], timeout: float) -> None:
+    """Send what a span processor holds (bounded by `timeout`), then shut it down."""
+    if processor is None:
+        return
+    try:
+        processor.force_flush(int(timeout * 1000))
+        processor.shutdown()
+    except Exception:
+        log_internal_error("OTLP export shutdown")
 
 
 runtime = Runtime()
