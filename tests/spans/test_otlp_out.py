@@ -164,3 +164,27 @@ def test_grpc_without_its_exporter_package_says_what_to_install(tmp_path: Path, 
     result = _run_app(tmp_path, {"OTEL_EXPORTER_OTLP_ENDPOINT": backend.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
     assert result.stderr.count("pip install opentelemetry-exporter-otlp-proto-grpc") == 1, result.stderr
     assert backend.requests == []
+
+
+def test_the_variables_stop_when_the_app_sets_its_provider_later(tmp_path: Path, backend: OtlpBackend) -> None:
+    code = textwrap.dedent(f"""
+        import tracehouse as th
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        th.configure(data_dir={str(tmp_path / "data")!r})
+        with th.span("before"):
+            pass
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)  # its own exporters would read the same variables
+        with th.span("after"):
+            pass
+        assert [s.name for s in exporter.get_finished_spans()] == ["after"]
+        print("OK")
+    """)
+    result = run_python(code, env={**dict.fromkeys(OTEL_VARIABLES, ""), "OTEL_EXPORTER_OTLP_ENDPOINT": backend.url})
+    assert result.returncode == 0 and result.stdout.strip() == "OK", result.stderr
+    assert set(backend.spans()) == {"before"}, "sent once: before the join by tracehouse, after it by the app"

@@ -82,11 +82,7 @@ class JoinableTracerProvider(TracerProvider):
         app = self.app_provider
         return (app.force_flush(timeout_millis) if app is not None else True) and flushed
 
-    def shutdown(self) -> None:
-        super().shutdown()
-        app = self.app_provider
-        if app is not None:
-            app.shutdown()
+    # shutdown() is this provider's own: the app's provider is the app's to shut down (its exit hook does)
 
 
 class _JoinableTracer(trace.Tracer):
