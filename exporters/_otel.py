@@ -57,6 +57,9 @@ class StoreSpanProcessor(SpanProcessor):
             record = readable_to_record(span, self._runtime.settings.project)
             if record is not None and not self._runtime.disabled:
                 self._runtime.submit(record)
+                out = self._runtime.otlp_out
+                if out is not None:  # what reaches the store reaches the other OTLP backend too
+                    out.on_end(span)
         except Exception:
             log_internal_error("span processor")
 

@@ -2,7 +2,8 @@
 
 Behaviour is chosen by the request's model name: `error-429` / `error-500` answer with that status,
 `tools` answers with a tool call, `echo` answers a chat with its last user text, `no-usage` leaves
-usage out (also from streams), `broken-stream` cuts the connection after two chunks. Every request
+usage out (also from streams), `broken-stream` cuts the connection after two chunks. With `n`, choice
+`i > 0` answers the same words and then `i`; streamed choices interleave chunk by chunk. Every request
 body is kept in `requests` so tests can check what the client really sent.
 """
 
@@ -71,13 +72,16 @@ class _Handler(BaseHTTPRequestHandler):
             for i in range(choices):
                 if chat:
                     reply = _last_user_text(body) if model == "echo" else " ".join(WORDS_OUT)
+                    reply += f" {i}" if i else ""
                     message: dict[str, Any] = {"role": "assistant", "content": None if tools else reply}
                     if tools:
                         message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
                             "name": "lookup", "arguments": '{"key": "rotation"}'}}]  # fmt: skip
                     items.append({"index": i, "message": message, "finish_reason": "tool_calls" if tools else "stop"})
                 else:
-                    items.append({"index": i, "text": " ".join(WORDS_OUT), "finish_reason": "stop"})
+                    items.append(
+                        {"index": i, "text": " ".join(WORDS_OUT) + (f" {i}" if i else ""), "finish_reason": "stop"}
+                    )
             answer: dict[str, Any] = {
                 "id": "chatcmpl-1", "object": "chat.completion" if chat else "text_completion",
                 "created": int(time.time()), "model": model + "-2024-07-18", "choices": items,
@@ -95,23 +99,29 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> Iterator[dict[str, Any]]:
         base = {"id": "chatcmpl-1", "object": "chat.completion.chunk" if chat else "text_completion",
                 "created": int(time.time()), "model": model + "-2024-07-18"}  # fmt: skip
-        for i in range(choices):
-            if chat and tools:
-                for piece in ('{"key": ', '"rotation"}'):
-                    call: dict[str, Any] = {"index": 0, "function": {"arguments": piece}}
-                    if piece.startswith("{"):
-                        call.update(id="call_1", type="function")
-                        call["function"]["name"] = "lookup"
-                    yield {**base, "choices": [{"index": i, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
-            else:
-                for n, word in enumerate(WORDS_OUT):
-                    text = word if n == 0 else " " + word
-                    choice = {"index": i, "delta": {"content": text}} if chat else {"index": i, "text": text}
-                    yield {**base, "choices": [{**choice, "finish_reason": None}]}
-            end = {"index": i, "finish_reason": "tool_calls" if tools else "stop"}
-            yield {**base, "choices": [{**end, "delta": {}} if chat else {**end, "text": ""}]}
+        per_choice = [list(self._choice_chunks(base, i, chat, tools)) for i in range(choices)]
+        for step in range(max(len(chunks) for chunks in per_choice)):  # choices interleave, as OpenAI's do
+            for chunks in per_choice:
+                if step < len(chunks):
+                    yield chunks[step]
         if include_usage:
             yield {**base, "choices": [], "usage": _usage(prompt_tokens, len(WORDS_OUT))}
+
+    def _choice_chunks(self, base: dict[str, Any], i: int, chat: bool, tools: bool) -> Iterator[dict[str, Any]]:
+        if chat and tools:
+            for piece in ('{"key": ', '"rotation"}'):
+                call: dict[str, Any] = {"index": 0, "function": {"arguments": piece}}
+                if piece.startswith("{"):
+                    call.update(id="call_1", type="function")
+                    call["function"]["name"] = "lookup"
+                yield {**base, "choices": [{"index": i, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
+        else:
+            for n, word in enumerate(WORDS_OUT if i == 0 else [*WORDS_OUT, str(i)]):
+                text = word if n == 0 else " " + word
+                choice = {"index": i, "delta": {"content": text}} if chat else {"index": i, "text": text}
+                yield {**base, "choices": [{**choice, "finish_reason": None}]}
+        end = {"index": i, "finish_reason": "tool_calls" if tools else "stop"}
+        yield {**base, "choices": [{**end, "delta": {}} if chat else {**end, "text": ""}]}
 
     # --- the Responses API --------------------------------------------------------------------
     def _response(self, model: str, text: str, prompt_tokens: int) -> dict[str, Any]:

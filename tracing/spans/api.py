@@ -26,6 +26,7 @@ def configure(
     max_spool_bytes: Union[int, str, None] = None,
     flush_timeout: Optional[float] = None,
     silent: Optional[bool] = None,
+    otlp_endpoint: Optional[str] = None,
 ) -> Settings:
     """Set tracehouse's options; anything not given comes from its environment variable, else its default.
 
@@ -39,14 +40,16 @@ def configure(
     max_spool_bytes (TRACEHOUSE_MAX_SPOOL_BYTES, 4GiB: disk the spool may use while records wait;
     past it they are counted in `stats()`, not written; 0 = no limit), flush_timeout
     (TRACEHOUSE_FLUSH_TIMEOUT, 5 s), silent (TRACEHOUSE_SILENT, or W&B's WANDB_SILENT, false: `init()`
-    prints no line naming the run and where to look at it). A bad value raises ConfigError naming the
-    option; the previous settings then stay in force. Calling it is optional.
+    prints no line naming the run and where to look at it), otlp_endpoint (another OTLP backend's base
+    URL that gets every span as well; the standard OTEL_EXPORTER_OTLP_* variables do the same while
+    tracehouse runs its own TracerProvider). A bad value raises ConfigError naming the option; the
+    previous settings then stay in force. Calling it is optional.
     """
     settings = resolve_settings(
         project=project, data_dir=data_dir, endpoint=endpoint, api_key=api_key, capture_content=capture_content,
         max_payload_bytes=max_payload_bytes, redact=redact, disabled=disabled, service_name=service_name,
         clickhouse_url=clickhouse_url, database=database, blob_url=blob_url, max_spool_bytes=max_spool_bytes,
-        flush_timeout=flush_timeout, silent=silent,
+        flush_timeout=flush_timeout, silent=silent, otlp_endpoint=otlp_endpoint,
     )  # fmt: skip
     _runtime.apply(settings)
     _runtime.ensure_provider()  # so OTel spans started before the first tracehouse span are recorded too

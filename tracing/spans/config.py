@@ -160,7 +160,13 @@ PARAMS: dict[str, Param] = {
     ),
     "redact": Param(None, None, _parse_redact, "Callable applied to every captured text before it is stored."),
     "disabled": Param("TRACEHOUSE_DISABLED", False, _parse_bool, "Turn tracing into a no-op."),
-    "service_name": Param("OTEL_SERVICE_NAME", "tracehouse-app", _parse_optional_str, "OpenTelemetry service.name."),
+    "service_name": Param(
+        None,
+        None,
+        _parse_optional_str,
+        "OpenTelemetry service.name of tracehouse's spans; unset = the app's (its TracerProvider's resource, "
+        "OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), else tracehouse-app.",
+    ),
     "clickhouse_url": Param(
         "TRACEHOUSE_CLICKHOUSE_URL",
         None,
@@ -194,6 +200,13 @@ PARAMS: dict[str, Param] = {
         "th.init() prints no line naming the run and where to look at it (W&B's WANDB_SILENT is honoured too).",
         also=("WANDB_SILENT",),
     ),
+    "otlp_endpoint": Param(
+        None,
+        None,
+        _parse_endpoint,
+        "Another OTLP backend (base URL, e.g. http://collector:4318) that gets every span as well; the standard "
+        "OTEL_EXPORTER_OTLP_* variables do the same while tracehouse runs its own TracerProvider.",
+    ),
 }
 
 
@@ -219,13 +232,14 @@ class Settings:
     max_payload_bytes: int
     redact: Optional[Callable[[str], str]]
     disabled: bool
-    service_name: str
+    service_name: Optional[str]
     clickhouse_url: Optional[str]
     database: str
     blob_url: Optional[str]
     max_spool_bytes: int
     flush_timeout: float
     silent: bool
+    otlp_endpoint: Optional[str]
 
     @property
     def spool_dir(self) -> Path:

@@ -17,6 +17,7 @@ from tracehouse._internal_errors import log_internal_error
 from tracehouse._version import VERSION
 from tracehouse.exporters._records import SpanRecord
 from tracehouse.spans.config import Settings, default_settings, resolve_settings
+from tracehouse.spans.resource import resource_attributes, sdk_resource
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tracehouse")
 SCOPE = "tracehouse"
+# model calls leave the process: OpenTelemetry's GenAI conventions make them CLIENT spans
+CLIENT_KINDS = frozenset({"llm", "chat", "embedding"})
 Listener = Callable[[SpanRecord], None]
 
 
@@ -41,6 +44,9 @@ class Runtime:
         self._shipper: Optional[SpoolShipper] = None
         self._provider_ready = False
         self.foreign_processor: Optional[SpanProcessor] = None  # the user's own processors, when joined
+        self.otlp_out: Optional[SpanProcessor] = None  # another OTLP backend that gets every span too
+        self._otlp_from_env = False
+        self._own_provider = False  # tracehouse installed the global TracerProvider (no app provider yet)
         self.listeners: list[Listener] = []
         # called first by flush (False) and shutdown (True): integrations end what they hold open
         self.flush_hooks: list[Callable[[bool], None]] = []
@@ -48,6 +54,7 @@ class Runtime:
         self.disabled = False
         self._resource: dict[str, Any] = {}
         self._sdk_resource: Any = None
+        self._app_resource: Optional[dict[str, Any]] = None  # the resource of the app's provider, once joined
         self._rand = random.Random()
         self.config_error: Optional[ConfigError] = None  # a bad environment value, reported once
         self._finalizer_pid = 0  # the process a multiprocessing Finalize was registered in
@@ -76,21 +83,20 @@ class Runtime:
             old_sink, self._sink = self._sink, None
             old_offline, self._offline_sink = self._offline_sink, None
             old_shipper, self._shipper = self._shipper, None
+            old_out, self.otlp_out = self.otlp_out, None
             self._settings = settings
             self.config_error = config_error
             self.disabled = settings.disabled
-            self._resource = {
-                "service.name": settings.service_name,
-                "telemetry.sdk.name": "tracehouse",
-                "telemetry.sdk.language": "python",
-                "telemetry.sdk.version": VERSION,
-            }
+            self._resource = resource_attributes(settings.service_name, self._app_resource)
             self._sdk_resource = None
         for old in (old_sink, old_offline):  # outside the lock: other threads go on tracing meanwhile
             if old is not None:
                 old.shutdown(settings.flush_timeout)
         if old_shipper is not None:
             old_shipper.stop(settings.flush_timeout)
+        _stop_processor(old_out, settings.flush_timeout)
+        if self._provider_ready:
+            self._start_otlp_out()
 
     # --- ids -------------------------------------------------------------------------------------
     def new_trace_id(self) -> int:
@@ -158,11 +164,16 @@ class Runtime:
             record = SpanRecord(
                 span.project, span.name, span.trace_id, span.span_id, span.parent_span_id,
                 span.start_ns, span.end_ns, span.status, span.status_message, span.attributes, span.events,
-                "INTERNAL", SCOPE, self._resource,
+                "CLIENT" if span.kind in CLIENT_KINDS else "INTERNAL", SCOPE, self._resource,
             )  # fmt: skip
             self.submit(record)
-            if self.foreign_processor is not None:
-                self.foreign_processor.on_end(self._to_readable(span))
+            foreign, out = self.foreign_processor, self.otlp_out
+            if foreign is not None or out is not None:
+                readable = self._to_readable(span)
+                if foreign is not None:
+                    foreign.on_end(readable)
+                if out is not None:
+                    out.on_end(readable)
         except Exception:
             log_internal_error("span end")
 
@@ -191,7 +202,7 @@ class Runtime:
             resource=self._sdk_resource or self._make_sdk_resource(),
             attributes=attributes,
             events=[Event(n, a, t) for n, t, a in span.events or ()],
-            kind=trace.SpanKind.INTERNAL,
+            kind=trace.SpanKind.CLIENT if span.kind in CLIENT_KINDS else trace.SpanKind.INTERNAL,
             status=Status(
                 (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status], span.status_message or None
             ),
@@ -201,7 +212,7 @@ class Runtime:
         )
 
     def _make_sdk_resource(self) -> Any:
-        self._sdk_resource = _sdk_resource(self._resource)
+        self._sdk_resource = sdk_resource(self._resource)
         return self._sdk_resource
 
     def ensure_provider(self) -> None:
@@ -216,26 +227,85 @@ class Runtime:
                 self._join_or_install_provider()
             except Exception:
                 log_internal_error("TracerProvider set-up")
+            self._start_otlp_out()
+
+    def _start_otlp_out(self) -> None:
+        """Start sending to another OTLP backend when one is configured (see exporters/_otlp_out.py)."""
+        try:
+            from tracehouse.exporters._otlp_out import otlp_processor, otlp_target
+
+            settings = self.settings
+            target = (
+                None if self.disabled else otlp_target(settings.otlp_endpoint, self._own_provider, settings.endpoint)
+            )
+            processor = otlp_processor(target) if target is not None else None
+            with self._lock:
+                old, self.otlp_out = self.otlp_out, processor
+                self._otlp_from_env = target is not None and target.from_environment
+            _stop_processor(old, settings.flush_timeout)
+        except Exception:
+            log_internal_error("OTLP export set-up")
 
     def _join_or_install_provider(self) -> None:
         from opentelemetry.sdk.trace import TracerProvider
 
         from tracehouse.exporters._otel import StoreSpanProcessor
+        from tracehouse.spans import provider as providers
 
         processor = StoreSpanProcessor(self)
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
-            self.foreign_processor = current._active_span_processor
-            current.add_span_processor(processor)
+            self._join(current, processor)
             return
-        provider = TracerProvider(resource=_sdk_resource(self._resource))
-        provider.add_span_processor(processor)
-        trace.set_tracer_provider(provider)
-        if trace.get_tracer_provider() is not provider:  # someone else won the race: join theirs
-            other = trace.get_tracer_provider()
+        ours = providers.JoinableTracerProvider(sdk_resource(self._resource))
+        ours.add_span_processor(processor)
+        trace.set_tracer_provider(ours)
+        other = trace.get_tracer_provider()
+        if other is not ours:  # someone else won the race: join theirs
             if isinstance(other, TracerProvider):
-                self.foreign_processor = other._active_span_processor
-                other.add_span_processor(processor)
+                self._join(other, processor)
+            return
+        self._own_provider = True
+        if not providers.watch_late_providers(self._late_provider):
+            logger.warning(
+                "tracehouse installed the global OpenTelemetry TracerProvider and cannot join one set later "
+                "(OpenTelemetry will refuse it): %s", providers.LATE_PROVIDER_FIX,
+            )  # fmt: skip
+
+    def _join(self, provider: Any, processor: SpanProcessor) -> None:
+        """Send our spans to the app's provider's processors too, record theirs, and take its resource."""
+        provider.add_span_processor(processor)
+        self._adopt(provider)
+
+    def _adopt(self, provider: Any) -> None:
+        self.foreign_processor = provider._active_span_processor
+        with self._lock:
+            self._app_resource = dict(provider.resource.attributes)
+            self._resource = resource_attributes(self.settings.service_name, self._app_resource)
+            self._sdk_resource = None
+
+    def _late_provider(self, ours: Any, theirs: Any) -> bool:
+        """The app set its TracerProvider after tracehouse installed one: make it the global one, joined."""
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from tracehouse.spans import provider as providers
+
+        if not isinstance(theirs, TracerProvider):
+            logger.warning(
+                "OpenTelemetry refused the TracerProvider your app set (%s): tracehouse installed one at its first "
+                "span and can join only an opentelemetry-sdk TracerProvider. Its spans do not reach your "
+                "exporters; %s", type(theirs).__qualname__, providers.LATE_PROVIDER_FIX,
+            )  # fmt: skip
+            return False
+        self._adopt(theirs)
+        self._own_provider = False
+        if self._otlp_from_env:  # the app's exporters read the same variables: theirs send our spans now
+            out, self.otlp_out = self.otlp_out, None
+            _stop_processor(out, self.settings.flush_timeout)
+        ours.join(theirs, keep=lambda processor: True)
+        providers.make_global(theirs)
+        logger.info("tracehouse joined the TracerProvider your app set after tracehouse's first span")
+        return True
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Write every finished span to the spool (fsync'd); False if `timeout` ran out first."""
@@ -274,6 +344,9 @@ class Runtime:
     def shutdown(self) -> None:
         """Flush and close the spool, then give the collector (if any) one last bounded pass."""
         self._run_flush_hooks(final=True)
+        out, self.otlp_out = self.otlp_out, None
+        if out is not None:
+            _stop_processor(out, self.settings.flush_timeout)
         sink, offline, shipper = self._sink, self._offline_sink, self._shipper
         for each in (offline, sink):
             if each is not None:
@@ -294,10 +367,15 @@ class Runtime:
         self._rand = random.Random()
 
 
-def _sdk_resource(attributes: dict[str, Any]) -> Any:
-    from opentelemetry.sdk.resources import Resource
-
-    return Resource.create(attributes)
+def _stop_processor(processor: Optional[SpanProcessor], timeout: float) -> None:
+    """Send what a span processor holds (bounded by `timeout`), then shut it down."""
+    if processor is None:
+        return
+    try:
+        processor.force_flush(int(timeout * 1000))
+        processor.shutdown()
+    except Exception:
+        log_internal_error("OTLP export shutdown")
 
 
 runtime = Runtime()

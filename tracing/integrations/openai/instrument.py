@@ -21,8 +21,8 @@ from opentelemetry import trace as otel_trace
 from tracehouse import _semconv as sc
 from tracehouse._errors import ConfigError
 from tracehouse._internal_errors import log_internal_error
+from tracehouse.integrations.openai import foreign
 from tracehouse.integrations.openai import record as rec
-from tracehouse.integrations.openai.stream import AsyncStreamProxy, StreamProxy, accumulator
 from tracehouse.spans.decorator import _MISSING, _start_span
 from tracehouse.spans.runtime import runtime
 from tracehouse.spans.span import TraceSpan
@@ -51,12 +51,15 @@ class OpenAIInstrumentation:
     """What `instrument_openai()` did; `uninstrument()` undoes exactly that."""
 
     stream_usage: bool = True
-    patched: list[tuple[type, str, Any, bool]] = field(default_factory=list)  # (class, name, original, own attr)
+    # (class, name, original, own attr, our wrapper)
+    patched: list[tuple[type, str, Any, bool, Any]] = field(default_factory=list)
 
     def uninstrument(self) -> None:
         """Put back the original methods (idempotent)."""
         with _lock:
-            for owner, name, original, own in reversed(self.patched):
+            for owner, name, original, own, wrapper in reversed(self.patched):
+                if vars(owner).get(name) is not wrapper:
+                    continue  # another instrumentation wrapped ours since: left in place, ours now calls through
                 if own:
                     setattr(owner, name, original)
                 else:
@@ -79,6 +82,9 @@ _active: Optional[OpenAIInstrumentation] = None
 def instrument_openai(stream_usage: bool = True) -> OpenAIInstrumentation:
     """Trace every OpenAI client call. Calling it again returns the same handle (nothing is wrapped twice).
 
+    When OpenTelemetry's openai-v2 instrumentation (or OpenLLMetry's) already traces the client, this
+    wraps nothing and warns once: their spans reach tracehouse, and a call must not give two chat spans.
+
     `stream_usage` (default True): for a streamed chat or text completion whose caller did not set
     `stream_options`, ask for `{"include_usage": True}` so the span gets token counts and cost; the
     extra usage chunk this adds is not shown to the caller. Set it False for servers that refuse
@@ -87,24 +93,31 @@ def instrument_openai(stream_usage: bool = True) -> OpenAIInstrumentation:
     global _active
     if not isinstance(stream_usage, bool):
         raise ConfigError("stream_usage", f"expected True or False, got {stream_usage!r}")
-    try:
-        import importlib
+    import importlib
 
-        importlib.import_module("openai")
-    except ImportError as error:
-        raise ConfigError("openai", "the openai package is not installed: pip install 'tracehouse[openai]'") from error
+    for package in ("openai", "wrapt"):  # wrapt: streams stay `openai.Stream` to isinstance (its ObjectProxy)
+        try:
+            importlib.import_module(package)
+        except ImportError as error:
+            raise ConfigError(
+                package, f"the {package} package is not installed: pip install 'tracehouse[openai]'"
+            ) from error
     with _lock:
         if _active is not None:
             _active.stream_usage = stream_usage
             return _active
         handle = OpenAIInstrumentation(stream_usage=stream_usage)
+        other = foreign.instrumented_by()
+        if other is not None:
+            foreign.warn_not_instrumenting(other)
+            return handle  # not active: nothing wrapped, nothing to undo
         for module_name, class_name, method, operation, kind in _TARGETS:
             owner = _resolve(module_name, class_name)
             original = getattr(owner, method, None) if owner is not None else None
             if owner is None or original is None:
                 continue  # an older client without this API
             wrapper = _wrap(original, operation, kind, handle, is_async=class_name.startswith("Async"))
-            handle.patched.append((owner, method, original, method in vars(owner)))
+            handle.patched.append((owner, method, original, method in vars(owner), wrapper))
             setattr(owner, method, wrapper)
         _active = handle
         return handle
@@ -182,9 +195,13 @@ class _Call:
 
     @classmethod
     def start(cls, operation: str, kind: str, kwargs: dict[str, Any], handle: OpenAIInstrumentation) -> Optional[_Call]:
-        if runtime.disabled:
+        if runtime.disabled or not handle.patched:
             return None
         try:
+            other = foreign.current_foreign_call()
+            if other is not None:  # wrapped again by another instrumentation after us: its span is this call's
+                foreign.warn_deferring(other)
+                return None
             model = kwargs.get("model")
             name = f"{_SPAN_OPERATION.get(operation, operation)} {model}" if isinstance(model, str) else operation
             parent = otel_trace.get_current_span()
@@ -196,7 +213,7 @@ class _Call:
             stream = kwargs.get("stream") is True
             sent, hide_usage = kwargs, False
             if (stream and handle.stream_usage and operation in ("chat", "text_completion")
-                    and not rec._given(kwargs.get("stream_options"))):  # fmt: skip
+                    and not rec._given(kwargs.get("stream_options")) and not _raw(kwargs)):  # fmt: skip
                 sent, hide_usage = {**kwargs, "stream_options": {"include_usage": True}}, True
             call = cls(span, operation, sent, stream, hide_usage)
             rec.record_request(span, operation, kwargs)
@@ -215,6 +232,8 @@ class _Call:
     def returned(self, result: Any, is_async: bool) -> Any:
         try:
             if self.stream and _is_stream(result):
+                from tracehouse.integrations.openai.stream import AsyncStreamProxy, StreamProxy, accumulator
+
                 acc = accumulator(self.span, self.operation, self.hide_usage)
                 return AsyncStreamProxy(result, acc) if is_async else StreamProxy(result, acc)
             parsed = _parsed(result)
@@ -224,6 +243,13 @@ class _Call:
             log_internal_error("openai call result")
         self.span.end()
         return result
+
+
+def _raw(kwargs: dict[str, Any]) -> bool:
+    """A `with_raw_response` / `with_streaming_response` call: its body is the caller's to read, so it is
+    sent unchanged (no usage chunk asked for that only tracehouse's stream proxy would hide)."""
+    headers = kwargs.get("extra_headers")
+    return isinstance(headers, dict) and any(str(k).lower() == "x-stainless-raw-response" for k in headers)
 
 
 def _is_stream(result: Any) -> bool:

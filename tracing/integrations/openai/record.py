@@ -236,10 +236,17 @@ def choice_message(content: Optional[str], tool_calls: Any, finish_reason: Any) 
 
 
 def output_text(messages: list[dict[str, Any]]) -> Any:
-    """What `output.value` shows: the first choice's text, or its tool calls when it has no text."""
+    """What `output.value` shows: a choice's text (or its tool calls when it has no text); with several
+    choices (`n>1`), the list of them in choice order."""
     if not messages:
         return ""
-    parts = messages[0]["parts"]
+    if len(messages) > 1:
+        return [_choice_output(m) for m in messages]
+    return _choice_output(messages[0])
+
+
+def _choice_output(message: dict[str, Any]) -> Any:
+    parts = message["parts"]
     texts = [p["content"] for p in parts if p["type"] == "text" and p.get("content")]
     if texts:
         return "".join(texts)
@@ -253,12 +260,12 @@ def record_response(span: TraceSpan, operation: str, response: Any) -> None:
     if operation == "chat":
         messages = [
             choice_message(getattr(c.message, "content", None), getattr(c.message, "tool_calls", None), c.finish_reason)
-            for c in response.choices
+            for c in _in_order(response.choices)
         ]
         record_output(span, messages, output_text(messages))
         record_chat_usage(span, usage)
     elif operation == "text_completion":
-        messages = [choice_message(c.text, None, c.finish_reason) for c in response.choices]
+        messages = [choice_message(c.text, None, c.finish_reason) for c in _in_order(response.choices)]
         record_output(span, messages, output_text(messages))
         record_chat_usage(span, usage)
     elif operation == "embeddings":
@@ -268,6 +275,10 @@ def record_response(span: TraceSpan, operation: str, response: Any) -> None:
         record_usage(span, getattr(usage, "prompt_tokens", None), None)
     else:
         record_responses_response(span, response)
+
+
+def _in_order(choices: Any) -> list[Any]:
+    return sorted(choices or [], key=lambda choice: getattr(choice, "index", 0) or 0)
 
 
 def record_chat_usage(span: TraceSpan, usage: Any) -> None:

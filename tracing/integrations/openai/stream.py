@@ -1,5 +1,8 @@
 """Streams of an instrumented OpenAI call: the user iterates them as always, the span is written at the end.
 
+The proxies are wrapt ObjectProxies, so the caller still holds an `openai.Stream` / `openai.AsyncStream`
+to `isinstance` and every attribute of it (`response`, ...) is there.
+
 The proxy hands every chunk on unchanged (except the usage chunk tracehouse asked for itself), adds
 each delta to its choice (text, and tool calls by index), notes the time to the first token, and
 ends the span exactly once: when the stream is exhausted, fails, is closed, leaves its `with`
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import time
 from typing import Any, Optional
+
+import wrapt
 
 from tracehouse import _semconv as sc
 from tracehouse._internal_errors import log_internal_error
@@ -129,25 +134,16 @@ class _Accumulator:
             rec.record_output(self.span, [{"role": "assistant", "parts": rec._parts(text)}], text)
 
 
-class _Proxy:
-    """What both stream proxies share: the wrapped stream's attributes, and the span's end on GC."""
+class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    """Wraps `openai.Stream` as wrapt's ObjectProxy: `isinstance(x, openai.Stream)` holds, every attribute
+    (`response`, ...) is the stream's; iteration records, and the span ends exactly once."""
 
     def __init__(self, stream: Any, accumulator: _Accumulator) -> None:
-        self._stream = stream
-        self._acc = accumulator
+        super().__init__(stream)
+        self._self_acc = accumulator
 
     def __del__(self) -> None:
-        try:
-            self._acc.finish_span(None, "abandoned")
-        except Exception:  # interpreter shutdown: nothing left to write to
-            pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-class StreamProxy(_Proxy):
-    """Wraps `openai.Stream`: same iteration, same attributes, and a span that ends exactly once."""
+        _abandoned(self._self_acc)
 
     def __iter__(self) -> StreamProxy:
         return self
@@ -155,22 +151,22 @@ class StreamProxy(_Proxy):
     def __next__(self) -> Any:
         while True:
             try:
-                chunk = next(self._stream)
+                chunk = next(self.__wrapped__)
             except StopIteration:
-                self._acc.finish_span(None, "exhausted")
+                self._self_acc.finish_span(None, "exhausted")
                 raise
             except BaseException as error:
-                self._acc.finish_span(error, "error")
+                self._self_acc.finish_span(error, "error")
                 raise
-            if not self._acc.take(chunk):
+            if not self._self_acc.take(chunk):
                 return chunk
 
     def close(self) -> None:
         """Close the underlying stream (its HTTP response) and end the span."""
         try:
-            self._stream.close()
+            self.__wrapped__.close()
         finally:
-            self._acc.finish_span(None, "closed")
+            self._self_acc.finish_span(None, "closed")
 
     def __enter__(self) -> StreamProxy:
         return self
@@ -179,8 +175,15 @@ class StreamProxy(_Proxy):
         self.close()
 
 
-class AsyncStreamProxy(_Proxy):
-    """Wraps `openai.AsyncStream` the same way."""
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    """Wraps `openai.AsyncStream` the same way (`isinstance(x, openai.AsyncStream)` holds)."""
+
+    def __init__(self, stream: Any, accumulator: _Accumulator) -> None:
+        super().__init__(stream)
+        self._self_acc = accumulator
+
+    def __del__(self) -> None:
+        _abandoned(self._self_acc)
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -188,28 +191,36 @@ class AsyncStreamProxy(_Proxy):
     async def __anext__(self) -> Any:
         while True:
             try:
-                chunk = await self._stream.__anext__()
+                chunk = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
-                self._acc.finish_span(None, "exhausted")
+                self._self_acc.finish_span(None, "exhausted")
                 raise
             except BaseException as error:
-                self._acc.finish_span(error, "error")
+                self._self_acc.finish_span(error, "error")
                 raise
-            if not self._acc.take(chunk):
+            if not self._self_acc.take(chunk):
                 return chunk
 
     async def close(self) -> None:
         """Close the underlying stream and end the span."""
         try:
-            await self._stream.close()
+            await self.__wrapped__.close()
         finally:
-            self._acc.finish_span(None, "closed")
+            self._self_acc.finish_span(None, "closed")
 
     async def __aenter__(self) -> AsyncStreamProxy:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
+
+
+def _abandoned(accumulator: _Accumulator) -> None:
+    """A proxy collected before its stream ended: the caller stopped reading, the span ends now."""
+    try:
+        accumulator.finish_span(None, "abandoned")
+    except Exception:  # interpreter shutdown: nothing left to write to
+        pass
 
 
 def accumulator(span: TraceSpan, operation: str, hide_usage: bool) -> _Accumulator:
