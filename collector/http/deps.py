@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tracehouse.collector.ingest.batch_writer import BatchWriter
     from tracehouse.collector.ingest.follower import SpoolFollower
     from tracehouse.collector.ingest.wal import CollectorWal
+    from tracehouse.collector.otlp.forward import OtlpForwarder
     from tracehouse.collector.owner.access import StoreAccess
     from tracehouse.collector.store.store import Store
     from tracehouse.collector.sweeps.controller import SweepController
@@ -51,6 +52,7 @@ class Collector:
     blobs: Optional[BlobStore] = None
     sweeps: Optional[SweepController] = None
     owner_access: Optional[StoreAccess] = None
+    forwarder: Optional[OtlpForwarder] = None  # `serve --forward-otlp`: tees what was received
     counters: dict[str, int] = field(default_factory=lambda: {"requests_rejected": 0, "spans_rejected_at_decode": 0})
     # Reads and ingest have threads of their own: a slow dashboard query never holds up OTLP decoding
     # and WAL appends (the event loop's default pool would make them queue behind each other).
@@ -124,8 +126,11 @@ def presented_key(request: Request) -> str:
 
 async def principal(request: Request) -> Principal:
     """Who is asking: the owner (its secret), admin on a keyless collector, else the key's principal."""
-    collector = parts(request)
-    presented = presented_key(request)
+    return await principal_of(parts(request), presented_key(request))
+
+
+async def principal_of(collector: Collector, presented: str) -> Principal:
+    """The principal of a presented key (HTTP and gRPC alike); AuthError(401) when it is missing or unknown."""
     secret = collector.config.owner_secret
     if secret and presented and hmac.compare_digest(presented.encode(), secret.encode()):
         return OWNER
@@ -178,4 +183,5 @@ __all__ = [
     "parts",
     "presented_key",
     "principal",
+    "principal_of",
 ]

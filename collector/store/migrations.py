@@ -395,3 +395,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
 ]
+
+from tracehouse.collector.store.migrations_otel import OTEL_MIGRATIONS  # noqa: E402
+
+MIGRATIONS += OTEL_MIGRATIONS
