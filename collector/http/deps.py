@@ -130,7 +130,19 @@ async def principal(request: Request) -> Principal:
 
 
 async def principal_of(collector: Collector, presented: str) -> Principal:
-    """The principal of a presented key (HTTP and gRPC alike); AuthError(401) when it is missing or unknown."""
+    """The principal of a presented key; AuthError(401) when it is missing or unknown."""
+    found = _without_lookup(collector, presented)
+    return found if found is not None else _verified(await asyncio.to_thread(collector.keys.verify, presented))
+
+
+def principal_now(collector: Collector, presented: str) -> Principal:
+    """`principal_of` on the calling thread (the gRPC receiver's workers): the same checks."""
+    found = _without_lookup(collector, presented)
+    return found if found is not None else _verified(collector.keys.verify(presented))
+
+
+def _without_lookup(collector: Collector, presented: str) -> Optional[Principal]:
+    """The owner (its secret) or admin on a keyless collector; None when the key store must be asked."""
     secret = collector.config.owner_secret
     if secret and presented and hmac.compare_digest(presented.encode(), secret.encode()):
         return OWNER
@@ -138,7 +150,10 @@ async def principal_of(collector: Collector, presented: str) -> Principal:
         return ANONYMOUS_ADMIN
     if not presented:
         raise AuthError(401, "an API key is required: send 'Authorization: Bearer <key>'")
-    found = await asyncio.to_thread(collector.keys.verify, presented)
+    return None
+
+
+def _verified(found: Optional[Principal]) -> Principal:
     if found is None:
         raise AuthError(401, "unknown or revoked API key")
     return found
@@ -183,5 +198,6 @@ __all__ = [
     "parts",
     "presented_key",
     "principal",
+    "principal_now",
     "principal_of",
 ]

@@ -52,16 +52,30 @@ def _check_projects(who: Principal, records: list[dict[str, Any]]) -> None:
         raise AuthError(403, f"this key writes only project {who.project!r}, not {sorted(others)}")
 
 
+def _check_backlog(collector: Collector, count: int) -> None:
+    """Overloaded (503 / UNAVAILABLE) past `max_backlog` records answered and not yet inserted."""
+    waiting = collector.backlog()
+    if waiting + count > collector.config.max_backlog:
+        collector.writer.stats.overloaded += 1
+        raise Overloaded(retry_after=max(1.0, waiting / 20_000))
+
+
 async def _accept(collector: Collector, records: list[dict[str, Any]]) -> WriteResult:
     """Durable in the WAL (or stored, without one) before the request is answered."""
     if collector.wal is None or collector.follower is None:
         future = await collector.ingest(collector.writer.submit, records, None)  # maps records off the loop
         return await asyncio.wrap_future(future)
-    waiting = collector.backlog()
-    if waiting + len(records) > collector.config.max_backlog:
-        collector.writer.stats.overloaded += 1
-        raise Overloaded(retry_after=max(1.0, waiting / 20_000))
+    _check_backlog(collector, len(records))
     await collector.ingest(collector.wal.append, records)
+    return WriteResult(rows=len(records))
+
+
+def _accept_now(collector: Collector, records: list[dict[str, Any]]) -> WriteResult:
+    """`_accept` on the calling thread (the gRPC receiver's workers): durable when it returns."""
+    if collector.wal is None or collector.follower is None:
+        return collector.writer.submit(records).result()
+    _check_backlog(collector, len(records))
+    collector.wal.append(records)
     return WriteResult(rows=len(records))
 
 
@@ -103,9 +117,29 @@ async def accept_decoded(
 ) -> tuple[int, str]:
     """Make decoded records durable (the acknowledgement rule of every OTLP edge, HTTP and gRPC), then
     tee the request to the forwarder; (items refused, why). Raises AuthError, Overloaded, OSError."""
+    _admit(collector, who, signal, decoded)
+    result = await _accept(collector, decoded.records) if decoded.records else WriteResult()
+    return _answered(collector, signal, decoded, result, forward)
+
+
+def accept_decoded_now(
+    collector: Collector, who: Principal, signal: Signal, decoded: DecodedSpans, forward: Optional[Forwarded] = None
+) -> tuple[int, str]:
+    """`accept_decoded` on the calling thread (the gRPC receiver's workers), under the same rules."""
+    _admit(collector, who, signal, decoded)
+    result = _accept_now(collector, decoded.records) if decoded.records else WriteResult()
+    return _answered(collector, signal, decoded, result, forward)
+
+
+def _admit(collector: Collector, who: Principal, signal: Signal, decoded: DecodedSpans) -> None:
     _check_projects(who, decoded.records)
     collector.counters[signal.counter] = collector.counters.get(signal.counter, 0) + decoded.rejected
-    result = await _accept(collector, decoded.records) if decoded.records else WriteResult()
+
+
+def _answered(
+    collector: Collector, signal: Signal, decoded: DecodedSpans, result: WriteResult, forward: Optional[Forwarded]
+) -> tuple[int, str]:
+    """Durable: tee the request to the forwarder; (items refused, why)."""
     if forward is not None and decoded.records and collector.forwarder is not None:
         collector.forwarder.offer(signal.name, *forward())
     return decoded.rejected + len(result.rejected), "; ".join((decoded.errors + result.rejected)[:20])
@@ -179,4 +213,4 @@ async def records(request: Request, collector: CollectorDep, who: Caller) -> Res
                           "unknown_types": result.unknown_types})  # fmt: skip
 
 
-__all__ = ["PROTOBUF", "SIGNALS", "Signal", "accept_decoded", "router"]
+__all__ = ["PROTOBUF", "SIGNALS", "Signal", "accept_decoded", "accept_decoded_now", "router"]

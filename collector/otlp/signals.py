@@ -53,7 +53,7 @@ def read_request(
     try:
         document = orjson.loads(text.lstrip(codecs.BOM_UTF8.decode()))
         json_format.ParseDict(_ids_to_base64(document), message, ignore_unknown_fields=True)
-    except (orjson.JSONDecodeError, json_format.ParseError, TypeError, ValueError) as error:
+    except (orjson.JSONDecodeError, json_format.ParseError, TypeError, ValueError, RecursionError) as error:
         raise OtlpError(400, f"malformed OTLP JSON: {str(error)[:500]}")
     return message
 
