@@ -86,6 +86,7 @@ class CollectorProcess:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.port = free_port()
+        self.grpc_port = free_port()  # OTLP/gRPC (bench/_ingest_grpc.py)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / "collector.log"
         self.process: Optional[subprocess.Popen[bytes]] = None
@@ -98,8 +99,8 @@ class CollectorProcess:
         self._started = time.perf_counter()
         with open(self.log_path, "wb") as log:  # a file, not a pipe: a chatty collector must never block
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tracehouse", "serve", "--port", str(self.port), "--data-dir",
-                 str(self.data_dir)],
+                [sys.executable, "-m", "tracehouse", "serve", "--port", str(self.port), "--grpc-port",
+                 str(self.grpc_port), "--data-dir", str(self.data_dir)],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 

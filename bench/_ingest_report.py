@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from _common import fmt_number, render_table
+from _ingest_grpc import grpc_checks, grpc_rows
 
 TARGET_COLLECTOR_SPANS_PER_S = 30_000.0
 TARGET_SENDER_RATIO = 5.0
@@ -34,6 +35,7 @@ def evaluate(results: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
         check("collector spans lost", col["dropped"], "0", col["dropped"] == 0 and not col["rejected_spans"])
     elif "collector" in results["parts"]:
         check("collector OTLP ingest spans/s", None, f">= {TARGET_COLLECTOR_SPANS_PER_S:,.0f}", None)
+    grpc_checks(results, check)
     _check_mixed(results, check)
     rss = results.get("collector_peak_rss_mb")
     check("collector peak RSS MB", rss, f"<= {TARGET_COLLECTOR_PEAK_RSS_MB:.0f}",
@@ -95,8 +97,10 @@ def _part_rows(results: dict[str, Any], n: int, col: Any) -> list[list[str]]:
                     f"{col['clients']} keep-alive client threads")  # fmt: skip
             rows.append(["collector OTLP/HTTP", f"{n:,}", f"{col['stored']:,}", f"{col['dropped']:,}",
                          fmt_number(col["seconds"], 2), fmt_number(col["spans_per_second"], 0),
-                         f"{col['status_503']:,}", fmt_number(results.get("collector_peak_rss_mb"), 1),
+                         f"{col['status_503']:,}",
+                         fmt_number(col.get("collector_peak_rss_mb", results.get("collector_peak_rss_mb")), 1),
                          note])  # fmt: skip
+    rows.extend(grpc_rows(results, n, fmt_number))
     for key, label in (("sdk", "tracehouse SDK sender"), ("stock", "stock OTLP/HTTP exporter"),
                        ("stock-discard", "(ref) stock -> discard")):  # fmt: skip
         child = results.get(key)

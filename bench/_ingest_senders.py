@@ -110,6 +110,10 @@ def child_main(args: argparse.Namespace) -> int:
         data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="th-bench-"))
         if args.child == "sdk":
             result = child_sdk(args.endpoint, args.spans, data_dir)
+        elif args.child == "grpc-burst":
+            from _ingest_grpc import child_grpc_burst
+
+            result = child_grpc_burst(args.endpoint, args.spans, data_dir)
         else:
             result = child_stock(args.endpoint, args.spans, data_dir, poll=args.child == "stock")
     except Exception as error:

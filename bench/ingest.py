@@ -4,7 +4,8 @@ Run from the repository root::
 
     python bench/ingest.py                    # defaults: 200,000 spans per part (~1-2 min on 2 cores)
     python bench/ingest.py --spans 50000 --clients 2
-    python bench/ingest.py --parts collector  # only part 1 (parts: collector, mixed, sdk, stock, stock-discard)
+    python bench/ingest.py --parts collector  # only part 1 (parts: collector, grpc, grpc-burst, mixed, sdk,
+                                              # stock, stock-discard)
 
 One real collector is started for the whole run: ``python -m tracehouse serve --port P --data-dir D``
 in a subprocess, on a free loopback port, with a fresh data directory (embedded chDB), no API keys.
@@ -61,6 +62,11 @@ The run waits for ``/readyz``. Counts are read back through the collector's own
 Results are printed as a table with PASS/FAIL per target and written as JSON to
 ``bench/results/ingest.json`` (git-ignored).
 
+Parts ``grpc`` and ``grpc-burst`` (``_ingest_grpc.py``): part 1 over OTLP/gRPC on the same collector
+(target: gRPC spans/s >= HTTP's, nothing lost), and the stock gRPC exporter under a burst of ``--spans``
+spans with a queue big enough for all of them (target: 0 dropped). Each of part 1 and part grpc reports
+the collector's peak RSS during that part (VmHWM reset before it).
+
 The code is split by concern: ``_ingest_collector.py`` (the collector subprocess, counts and metrics),
 ``_ingest_workload.py`` (the spans and the pre-built OTLP bodies), ``_ingest_clients.py`` (part 1),
 ``_ingest_senders.py`` (part 2 and the child processes), ``_ingest_report.py`` (targets and report);
@@ -80,15 +86,17 @@ from typing import Any, Optional
 from _common import machine_info, own_peak_rss_mb, parse_choices, proc_status_mb, progress, run_child, write_results
 from _ingest_clients import part_collector
 from _ingest_collector import CollectorProcess
+from _ingest_grpc import part_grpc, reset_peak_rss
 from _ingest_mixed import part_mixed
 from _ingest_report import evaluate, report
 from _ingest_senders import child_main, part_stock_discard, sender_argv
 from _ingest_workload import prebuild
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
-PARTS = ("collector", "mixed", "sdk", "stock", "stock-discard")
-VERSIONED_PACKAGES = ("tracehouse", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http", "chdb",
-                      "clickhouse-connect", "fastapi", "uvicorn")  # fmt: skip
+PARTS = ("collector", "grpc", "grpc-burst", "mixed", "sdk", "stock", "stock-discard")
+VERSIONED_PACKAGES = ("tracehouse", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
+                      "opentelemetry-exporter-otlp-proto-grpc", "grpcio", "chdb", "clickhouse-connect", "fastapi",
+                      "uvicorn")  # fmt: skip
 
 
 def _prebuild_if(
@@ -97,7 +105,9 @@ def _prebuild_if(
     """The OTLP bodies of `part` (project "ingest" or "mixed", distinct span numbers), when it runs."""
     if part not in parts:
         return [], []
-    project, first = ("ingest", 0) if part == "collector" else ("mixed", args.spans)
+    project, first = {"collector": ("ingest", 0), "mixed": ("mixed", args.spans), "grpc": ("grpc", 2 * args.spans)}[
+        part
+    ]
     progress(f"building {args.spans:,} spans of project {project} as OTLP bodies of {args.batch} (not timed) ...")
     t = time.perf_counter()
     built = prebuild(args.spans, args.batch, project=project, first=first)
@@ -138,8 +148,21 @@ def parent_main(args: argparse.Namespace) -> int:
             results["collector_start_seconds"] = collector.start_seconds
             if "collector" in parts:
                 progress(f"part 1: posting with {args.clients} client threads ...")
+                rss_reset = reset_peak_rss(collector.process.pid)  # type: ignore[union-attr]
                 results["collector"] = _guarded(part_collector, collector, bodies, sizes, args.clients)
+                if rss_reset:
+                    results["collector"]["collector_peak_rss_mb"] = collector.peak_rss_mb()
             bodies = []
+            bodies, sizes = _prebuild_if(parts, "grpc", args, results)
+            if "grpc" in parts:
+                progress(f"part grpc: {args.clients} client threads calling TraceService/Export ...")
+                results["grpc"] = _guarded(part_grpc, collector, bodies, sizes, args.clients)
+            bodies = []
+            if "grpc-burst" in parts:
+                progress("part grpc-burst: the stock gRPC exporter, one burst ...")
+                child_args = sender_argv("grpc-burst", f"{collector.url},{collector.grpc_port}", args.spans,
+                                         root / "grpc-burst")  # fmt: skip
+                results["grpc-burst"] = run_child(child_args, timeout=900)
             bodies, sizes = _prebuild_if(parts, "mixed", args, results)
             if "mixed" in parts:
                 progress(f"part mixed: {args.clients} client threads posting, a reader looping the dashboard ...")
@@ -179,7 +202,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="client threads posting in part 1 (default 4)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts (default {','.join(PARTS)})")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
-    parser.add_argument("--child", choices=("sdk", "stock", "stock-discard"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("sdk", "stock", "stock-discard", "grpc-burst"), help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

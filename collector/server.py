@@ -16,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from tracehouse._errors import ConfigError
 from tracehouse.collector.http.guard import allowed_hosts
@@ -26,6 +26,9 @@ from tracehouse.collector.ingest.wal import CollectorWal
 from tracehouse.collector.owner.ownership import new_secret
 from tracehouse.collector.store.engine import redact_url
 from tracehouse.collector.store.store import Store
+
+if TYPE_CHECKING:
+    from tracehouse.collector.grpc.receiver import GrpcReceiver
 
 logger = logging.getLogger("tracehouse")
 
@@ -47,6 +50,8 @@ class ServeOptions:
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback and `host` ("*": any)
     body_timeout: float = 30.0
     max_body_bytes: int = 32 * 1024 * 1024  # an OTLP or records request body (after decompression: 4x)
+    grpc_port: int = 0  # OTLP/gRPC beside HTTP (`tracehouse serve` defaults to 4317); 0 = off
+    forward_otlp: str = ""  # an OTLP/HTTP endpoint that gets a copy of what is received ("" = none)
 
 
 def is_loopback(host: str) -> bool:
@@ -69,9 +74,22 @@ class CollectorParts:
     follower: SpoolFollower
     wal: CollectorWal
     owner_secret: str = ""
+    grpc: Optional[GrpcReceiver] = None  # started by start_grpc
+
+    def start_grpc(self, host: str, port: int) -> int:
+        """Serve OTLP/gRPC on host:port (0: a free port); the port bound. ConfigError when it cannot bind."""
+        from tracehouse.collector.grpc.receiver import GrpcReceiver
+
+        self.grpc = GrpcReceiver(self.app.state.collector, host, port)
+        return self.grpc.start()
 
     def close(self) -> None:
         """Stop taking work, insert everything accepted, release the store."""
+        if self.grpc is not None:
+            self.grpc.stop()
+        forwarder = self.app.state.collector.forwarder
+        if forwarder is not None:
+            forwarder.close()
         self.wal.close()
         self.follower.stop()
         self.writer.close()
@@ -108,6 +126,10 @@ def build(options: ServeOptions) -> CollectorParts:
 
         blobs = BlobStore(options.blob_location)
     app = create_app(store, writer, config, keys, wal=wal, follower=follower, blobs=blobs)
+    if options.forward_otlp:
+        from tracehouse.collector.otlp.forward import OtlpForwarder
+
+        app.state.collector.forwarder = OtlpForwarder(options.forward_otlp)
     return CollectorParts(app, store, writer, follower, wal, secret)
 
 
@@ -189,10 +211,20 @@ def serve(options: ServeOptions, announce: Optional[Callable[[str], None]] = Non
     listener = bind_listener(options.host, options.port)
     retain_less_freed_memory()
     try:
+        if options.forward_otlp:
+            from tracehouse.collector.otlp.forward import check_forward_url
+
+            check_forward_url(options.forward_otlp)  # before taking the store over
         take_over(options.store_url)
         parts = build(options)
     except BaseException:
         listener.close()
+        raise
+    try:
+        grpc_port = parts.start_grpc(options.host, options.grpc_port) if options.grpc_port else 0
+    except BaseException:
+        listener.close()
+        parts.close()
         raise
     gc.freeze()  # the long-lived start-up objects leave the collector's GC passes (cheaper per request)
     gc.set_threshold(50_000, 20, 20)  # decoding makes many short-lived dicts: collect young objects less often
@@ -205,8 +237,9 @@ def serve(options: ServeOptions, announce: Optional[Callable[[str], None]] = Non
     if announce is not None:
         announce(url)
     else:
-        print(f"tracehouse collector listening on {url} (store {redact_url(options.store_url)})", file=sys.stderr,
-              flush=True)  # fmt: skip
+        grpc = f", OTLP/gRPC on port {grpc_port}" if grpc_port else ""
+        print(f"tracehouse collector listening on {url}{grpc} (store {redact_url(options.store_url)})",
+              file=sys.stderr, flush=True)  # fmt: skip
     try:
         server.run(sockets=[listener])
     finally:

@@ -53,9 +53,11 @@ class Collector:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
+        # gRPC is off unless a test asks for a port: tests run side by side, 4317 would clash
+        grpc = () if "--grpc-port" in self.extra_args else ("--grpc-port", "0")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tracehouse", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             *self.extra_args],
+             *grpc, *self.extra_args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 60

@@ -2,7 +2,7 @@
 
 | module | routes |
 |---|---|
-| `ingest` | `POST /v1/traces` (OTLP/HTTP), `POST /api/v1/records` (the SDK's senders) |
+| `ingest` | `POST /v1/traces`, `/v1/logs`, `/v1/metrics` (OTLP/HTTP), `POST /api/v1/records` (the SDK's senders) |
 | `reads` | `POST /api/v1/query`, `GET /api/v1/traces`, `GET /api/v1/traces/{id}`, `GET /api/v1/latency` |
 | `runs` | `POST /api/v1/read`, `HEAD/GET/PUT /api/v1/blobs/{sha256}` |
 | `sweeps` | `/api/v1/sweeps...` (create, status, next, heartbeat, control) |

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tracehouse.collector.ingest.batch_writer import BatchWriter
     from tracehouse.collector.ingest.follower import SpoolFollower
     from tracehouse.collector.ingest.wal import CollectorWal
+    from tracehouse.collector.otlp.forward import OtlpForwarder
     from tracehouse.collector.owner.access import StoreAccess
     from tracehouse.collector.store.store import Store
     from tracehouse.collector.sweeps.controller import SweepController
@@ -51,6 +52,7 @@ class Collector:
     blobs: Optional[BlobStore] = None
     sweeps: Optional[SweepController] = None
     owner_access: Optional[StoreAccess] = None
+    forwarder: Optional[OtlpForwarder] = None  # `serve --forward-otlp`: tees what was received
     counters: dict[str, int] = field(default_factory=lambda: {"requests_rejected": 0, "spans_rejected_at_decode": 0})
     # Reads and ingest have threads of their own: a slow dashboard query never holds up OTLP decoding
     # and WAL appends (the event loop's default pool would make them queue behind each other).
@@ -124,8 +126,23 @@ def presented_key(request: Request) -> str:
 
 async def principal(request: Request) -> Principal:
     """Who is asking: the owner (its secret), admin on a keyless collector, else the key's principal."""
-    collector = parts(request)
-    presented = presented_key(request)
+    return await principal_of(parts(request), presented_key(request))
+
+
+async def principal_of(collector: Collector, presented: str) -> Principal:
+    """The principal of a presented key; AuthError(401) when it is missing or unknown."""
+    found = _without_lookup(collector, presented)
+    return found if found is not None else _verified(await asyncio.to_thread(collector.keys.verify, presented))
+
+
+def principal_now(collector: Collector, presented: str) -> Principal:
+    """`principal_of` on the calling thread (the gRPC receiver's workers): the same checks."""
+    found = _without_lookup(collector, presented)
+    return found if found is not None else _verified(collector.keys.verify(presented))
+
+
+def _without_lookup(collector: Collector, presented: str) -> Optional[Principal]:
+    """The owner (its secret) or admin on a keyless collector; None when the key store must be asked."""
     secret = collector.config.owner_secret
     if secret and presented and hmac.compare_digest(presented.encode(), secret.encode()):
         return OWNER
@@ -133,7 +150,10 @@ async def principal(request: Request) -> Principal:
         return ANONYMOUS_ADMIN
     if not presented:
         raise AuthError(401, "an API key is required: send 'Authorization: Bearer <key>'")
-    found = await asyncio.to_thread(collector.keys.verify, presented)
+    return None
+
+
+def _verified(found: Optional[Principal]) -> Principal:
     if found is None:
         raise AuthError(401, "unknown or revoked API key")
     return found
@@ -178,4 +198,6 @@ __all__ = [
     "parts",
     "presented_key",
     "principal",
+    "principal_now",
+    "principal_of",
 ]

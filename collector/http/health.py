@@ -45,6 +45,16 @@ def metrics(collector: CollectorDep) -> Response:
         ("tracehouse_spool_set_aside_total", "counter", "Spool ranges refused for good, kept in quarantine/",
          follower.set_aside if follower else 0),
     ]  # fmt: skip
+    forwarder = collector.forwarder
+    if forwarder is not None:  # `serve --forward-otlp`
+        lines += [
+            ("tracehouse_forward_sent_total", "counter", "OTLP requests forwarded", forwarder.sent),
+            ("tracehouse_forward_failed_total", "counter", "OTLP requests the forward endpoint never took",
+             forwarder.failed),
+            ("tracehouse_forward_dropped_total", "counter", "OTLP requests not forwarded: the queue was full",
+             forwarder.dropped),
+            ("tracehouse_forward_queue", "gauge", "OTLP requests waiting to be forwarded", forwarder.queued),
+        ]  # fmt: skip
     text = "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h, v in lines)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 

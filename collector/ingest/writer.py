@@ -72,6 +72,7 @@ def write_records(store: Store, records: list[dict[str, Any]], token: Optional[s
 def _write_run_records(store: Store, records: list[dict[str, Any]], token: Optional[str], result: WriteResult) -> int:
     from tracehouse.collector.store.rows.artifacts import ARTIFACT_TYPES, write_artifact_records
     from tracehouse.collector.store.rows.evals import EVAL_TYPES, write_eval_records
+    from tracehouse.collector.store.rows.otel import OTEL_RECORD_TYPES, write_otel_records
     from tracehouse.collector.store.rows.runs import file_columns, metric_columns, run_columns, value_columns
     from tracehouse.collector.store.rows.sweeps import SWEEP_TABLES, sweep_columns
 
@@ -93,7 +94,9 @@ def _write_run_records(store: Store, records: list[dict[str, Any]], token: Optio
     _, artifacts_refused = write_artifact_records(store, artifacts, token) if artifacts else (0, [])
     evals = [r for r in records if r["type"] in EVAL_TYPES]
     _, evals_refused = write_eval_records(store, evals, token) if evals else (0, [])
-    artifacts_refused += evals_refused + sweeps_refused
+    otel = [r for r in records if r["type"] in OTEL_RECORD_TYPES]  # OTLP logs and metrics
+    _, otel_refused = write_otel_records(store, otel, token) if otel else (0, [])
+    artifacts_refused += evals_refused + sweeps_refused + otel_refused
     result.rejected.extend(metrics_refused + runs_refused + values_refused + files_refused + artifacts_refused)
     result.rejected.extend(stored_refused)
     return len(records) - len(runs_refused) - len(files_refused) - len(artifacts_refused)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from tracehouse._errors import ConfigError, NotFoundError
+from tracehouse.collector.store.trace_logs import with_logs
 from tracehouse.collector.store.usage import COUNTED, counted_sum
 
 if TYPE_CHECKING:
@@ -190,7 +191,8 @@ def trace_tree(store: Store, project: str, trace_id: str) -> dict[str, Any]:
         "ORDER BY start_time",
         {**params, "lo": bounds[0][0], "hi": bounds[0][1]},
     )
-    return build_tree([dict(zip(columns, row, strict=True)) for row in rows])
+    spans = [dict(zip(columns, row, strict=True)) for row in rows]
+    return build_tree(with_logs(store, params["project"], trace_id, bounds[0][0], bounds[0][1], spans))
 
 
 def build_tree(spans: list[dict[str, Any]]) -> dict[str, Any]:

@@ -136,7 +136,8 @@ def test_serve_on_port_0_announces_the_port_it_was_given(tmp_path: Path) -> None
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tracehouse", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "tracehouse", "serve", "--port", "0", "--grpc-port", "0", "--data-dir",
+         str(tmp_path / "data")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

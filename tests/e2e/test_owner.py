@@ -208,9 +208,9 @@ class Collector:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tracehouse", *(argv or ("serve",)), "--port", str(self.port), "--data-dir",
-             str(data_dir)], env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=str(REPO),
+            [sys.executable, "-m", "tracehouse", *(argv or ("serve", "--grpc-port", "0")), "--port", str(self.port),
+             "--data-dir", str(data_dir)], env=_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=str(REPO),
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

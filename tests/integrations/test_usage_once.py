@@ -118,12 +118,14 @@ def _span(span_id: str, parent: str, tokens: int, project: str) -> dict[str, Any
 def test_the_rule_holds_whichever_span_arrives_first(th_env: th.Settings, parent_first: bool) -> None:
     store = Store(th_env.clickhouse_url, th_env.database)
     project = f"order{int(parent_first)}"
-    parent, child = _span("00000000000000a1", "", 40, project), _span("00000000000000b2", "00000000000000a1", 40, project)
+    parent = _span("00000000000000a1", "", 40, project)
+    child = _span("00000000000000b2", "00000000000000a1", 40, project)
     for batch in ([parent], [child]) if parent_first else ([child], [parent]):
-        write_records(store, batch, None)  # two inserts: the rule cannot rely on seeing both in one batch
+        write_records(store, batch, None)  # two inserts: the rule cannot rely on one batch holding both
     _, rows = store.query_rows(
         "SELECT sumIf(input_tokens, (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM usage_shadows "
-        "WHERE project = {p:String})), sum(input_tokens) FROM spans WHERE project = {p:String}", {"p": project}
+        "WHERE project = {p:String})), sum(input_tokens) FROM spans WHERE project = {p:String}",
+        {"p": project},
     )
     assert rows[0] == (40, 80)
     _, usage = store.query_rows("SELECT span_id FROM llm_usage WHERE project = {p:String}", {"p": project})

@@ -123,6 +123,8 @@ def _add_server_parsers(sub: Any) -> None:
     srv = sub.add_parser("serve", help="run the collector: OTLP/HTTP, REST API, the one writer of the store")
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     srv.add_argument("--port", type=port_number, default=4318, help="port (default 4318, OTLP/HTTP's)")
+    srv.add_argument("--grpc-port", type=port_number, default=4317, help="OTLP/gRPC port (default 4317; 0: off)")
+    srv.add_argument("--forward-otlp", metavar="URL", help="tee what is received to this OTLP/HTTP endpoint")
     srv.add_argument("--data-dir", help="data directory: local spool and embedded store (default TRACEHOUSE_DIR)")
     srv.add_argument("--clickhouse", metavar="URL", help="a ClickHouse server instead of the embedded store")
     srv.add_argument("--database", help="ClickHouse database (default TRACEHOUSE_DATABASE or tracehouse)")
@@ -269,6 +271,7 @@ def _serve(th: Any, args: argparse.Namespace, announce: Any = None) -> int:
             host=args.host, port=args.port, store_url=settings.store_url, database=settings.database,
             spool_dir=settings.spool_dir, default_project=settings.project, require_keys=require_keys,
             blob_location=settings.blob_location, allowed_hosts=tuple(args.allowed_host),
+            grpc_port=args.grpc_port, forward_otlp=args.forward_otlp or "",
         ),
         announce,
     )  # fmt: skip
@@ -309,6 +312,8 @@ def _ui(th: Any, args: argparse.Namespace) -> int:
             require_keys=False,
             insecure=False,
             allowed_host=[],
+            grpc_port=0,
+            forward_otlp=None,
         ),
         announce,
     )

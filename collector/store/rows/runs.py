@@ -13,10 +13,12 @@ from typing import Any, Iterable
 
 import orjson
 
+from tracehouse.collector.store.rows.otel import OTEL_RECORD_TYPES
+
 # records of runs, mapped here and in _artifact_rows (the in-chDB span mapping leaves batches holding them to us)
 RUN_RECORD_TYPES = (
     "metrics", "run", "values", "file", "artifact", "artifact_use", "dataset", "score", "sweep", "sweep_trial",
-    "sweep_agent",
+    "sweep_agent", *OTEL_RECORD_TYPES,
 )  # fmt: skip
 # DateTime64(6) columns take microseconds
 METRIC_COLUMNS = ("project", "run_id", "step", "key", "value", "timestamp")
