@@ -7,7 +7,6 @@
   if (!table || !table.dataset.twin) return;
   const rows = () => Array.from(table.querySelectorAll("tr.run-row"));
   const running = () => rows().some((row) => row.dataset.state === "running");
-  let timer = null;
 
   function apply(answer) {
     const byId = new Map(answer.runs.map((run) => [run.run_id, run]));
@@ -29,15 +28,20 @@
   }
 
   async function poll() {
-    timer = null;
     try {
       const response = await fetch(table.dataset.twin, { headers: { Accept: "application/json" } });
       if (response.ok) apply(await response.json());
     } catch (error) {
       // the collector restarting: try again at the next tick
     }
-    if (running()) timer = setTimeout(poll, INTERVAL_MS);
+    schedule();
   }
 
-  if (running()) timer = setTimeout(poll, INTERVAL_MS);
+  function schedule() {
+    const live = running();
+    table.dataset.polling = live ? "on" : "off";
+    if (live) setTimeout(poll, INTERVAL_MS);
+  }
+
+  schedule();
 })();
