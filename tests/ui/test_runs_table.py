@@ -269,3 +269,29 @@ def test_a_project_with_no_runs_says_so(logged: tuple[httpx.Client, dict[str, st
     empty = _json(client, filter='{"config.lr": {"$gt": 100}}')
     assert empty["runs"] == [] and empty["total"] == 0
     assert "no runs match this filter" in client.get("/runs", params={"project": PROJECT, "state": "running"}).text
+
+
+def test_name_contains_is_literal_text_not_a_pattern(logged: tuple[httpx.Client, dict[str, str]]) -> None:
+    client, _ = logged
+    assert _names(_json(client, filter='{"name": {"$regex": "l.h"}}')) == ["alpha"]  # as a pattern: "lph"
+    assert _names(_json(client, name="l.h")) == [] and _names(_json(client, name="('run')")) == [HOSTILE]
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(0.012345, "0.01235"), (3.14159, "3.142"), (12345.678, "12,346"), (0.1, "0.1"), (2.0, "2"), (1234567, "1,234,567"),
+     (-0.5, "-0.5"), (1e-7, "1e-07"), (2.5e18, "2.5e+18"), (True, "true"), (float("nan"), "—"), (None, "—"),
+     (float("-inf"), "-∞")],
+)  # fmt: skip
+def test_numbers_read_as_people_read_them(value: Any, text: str) -> None:
+    from tracehouse._numbers import significant
+
+    assert significant(value) == text
+
+
+@pytest.mark.parametrize("seconds, text", [(4.24, "4.2s"), (42, "42s"), (185, "3m 05s"), (7380, "2h 03m"),
+                                           (273600, "3d 04h"), (None, "")])  # fmt: skip
+def test_durations_read_as_a_runs_length(seconds: Any, text: str) -> None:
+    from tracehouse.collector.ui.runs_cells import duration
+
+    assert duration(seconds) == text
