@@ -130,6 +130,10 @@ def test_pick_columns_sort_filter_group_and_compare(page: Page, served: tuple[st
     sgd_mean = page.inner_text("#groups tr[data-group='sgd'] td[data-stat='summary.loss:mean']")
     assert sgd_mean == "0.725"  # (0.25 + 1.2) / 2
     _shot(page, "runs-grouped")
+    page.click("#runs tr.group-row:has-text('config.opt = sgd')")  # folds the group's rows away
+    assert [r.is_visible() for r in page.locator("tr.run-row").all()] == [True, True, True, False, False]
+    page.click("#runs tr.group-row:has-text('config.opt = sgd')")
+    assert page.locator("tr.run-row:visible").count() == 5
     page.check("tr.run-row:has-text('adam-fast') input[type=checkbox]")
     page.check("tr.run-row:has-text('sgd-slow') input[type=checkbox]")
     page.click("#compare")

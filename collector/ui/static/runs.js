@@ -1,10 +1,20 @@
 // The runs table's live refresh (the table works without it): while any shown run is running, poll the
 // table's JSON twin (data-twin, the same view) every few seconds and rewrite the shown runs' cells as
 // text; stop once none of them is running. Served from /static/runs.js: the CSP allows no inline script.
+// A group's heading row folds its runs away and back.
 (() => {
   const INTERVAL_MS = 2000;
   const table = document.getElementById("runs");
   if (!table || !table.dataset.twin) return;
+  for (const heading of table.querySelectorAll("tr.group-row")) {
+    heading.addEventListener("click", () => {
+      const folded = heading.classList.toggle("folded");
+      for (let row = heading.nextElementSibling; row && !row.classList.contains("group-row");
+        row = row.nextElementSibling) {
+        row.hidden = folded;
+      }
+    });
+  }
   const rows = () => Array.from(table.querySelectorAll("tr.run-row"));
   const running = () => rows().some((row) => row.dataset.state === "running");
 
