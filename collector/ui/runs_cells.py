@@ -26,6 +26,12 @@ def parse_json(text: Any, default: Any) -> Any:
         return default
 
 
+def json_dict(text: Any) -> dict[str, Any]:
+    """A config or summary column as a dict (anything else, or malformed text, as an empty one)."""
+    value = parse_json(text, {})
+    return value if isinstance(value, dict) else {}
+
+
 def label(column: str) -> str:
     """A column's heading."""
     return LABELS.get(column, column)
@@ -77,4 +83,4 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-__all__ = ["cell", "duration", "is_number", "label", "parse_json", "value_text"]
+__all__ = ["cell", "duration", "is_number", "json_dict", "label", "parse_json", "value_text"]

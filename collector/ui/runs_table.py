@@ -19,7 +19,7 @@ from tracehouse._errors import ConfigError
 from tracehouse._numbers import significant
 from tracehouse.collector.store.reads import _dead_processes, flat_values, read_sql
 from tracehouse.collector.store.run_filters import BoundParams, compile_filters, json_value_sql
-from tracehouse.collector.ui.runs_cells import cell, parse_json
+from tracehouse.collector.ui.runs_cells import cell, json_dict, parse_json
 from tracehouse.collector.ui.runs_form import RunsView
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def discover(store: Store, sql: str, params: dict[str, Any]) -> dict[str, dict[s
     keys: dict[str, dict[str, Any]] = {}
     for config, summary in rows:
         for part, text in (("config.", config), ("summary.", summary)):
-            for key, value in flat_values(parse_json(text, {}), part).items():
+            for key, value in flat_values(json_dict(text), part).items():
                 if isinstance(value, dict):
                     continue  # a logged table or image: shown on the run page
                 entry = keys.setdefault(key, {"runs": 0, "numeric": 0, "values": set(), "internal": False})
@@ -176,7 +176,7 @@ def _page(
     for record in (dict(zip(names, r, strict=True)) for r in found):
         values = {"tags": list(record["tags"]), **{k: record[k] for k in FIELDS if k != "tags"}}
         for part in ("config", "summary"):
-            values.update(flat_values(parse_json(record[part], {}), f"{part}."))
+            values.update(flat_values(json_dict(record[part]), f"{part}."))
         shown = {c: values.get(c) for c in columns}
         row = {**{k: values[k] for k in FIELDS}, **shown, "cells": {c: cell(c, v) for c, v in shown.items()}}
         if view.group:
