@@ -41,6 +41,29 @@ def cost(value: Any, digits: int = 3) -> str:
     return f"${amount:.{decimals}f}"
 
 
+def significant(value: Any, digits: int = 4) -> str:
+    """A number as people read it: an int with thousands separators (1,234,567), a float to `digits`
+    significant digits without trailing zeros (0.01235, 3.142, 12,346, 0.1), a very small or very large
+    one in exponent form (1.2e-07); a bool as true / false; unknown as a dash."""
+    if is_unknown(value):
+        return UNKNOWN
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:,}"
+    number = float(value)
+    if math.isinf(number):
+        return "∞" if number > 0 else "-∞"
+    magnitude = abs(number)
+    if number == 0:
+        return "0"
+    if magnitude >= 1e15 or magnitude < 1e-4:
+        return f"{number:.{digits}g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(magnitude)))
+    text = f"{number:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def equal_bins(values: list[float], count: int) -> tuple[list[float], list[float]]:
     """`count` equal-width bins over finite `values`: (count + 1 edges, count counts), as W&B's
     Histogram bins; one value (or none) gets a bin of width 1 around it."""
@@ -54,4 +77,4 @@ def equal_bins(values: list[float], count: int) -> tuple[list[float], list[float
     return [low + i * width for i in range(count + 1)], counts
 
 
-__all__ = ["UNKNOWN", "cost", "count", "equal_bins", "is_unknown"]
+__all__ = ["UNKNOWN", "cost", "count", "equal_bins", "is_unknown", "significant"]

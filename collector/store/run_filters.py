@@ -36,13 +36,14 @@ _JSON_STRING = "JSONType({raw}) = 'String'"
 
 
 class _Params:
-    """Bound parameters of one compiled filter."""
+    """Bound parameters of one compiled filter (named `prefix` + a number, so several sets can share a query)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "f") -> None:
         self.values: dict[str, Any] = {}
+        self.prefix = prefix
 
     def bind(self, value: Any, type_name: str) -> str:
-        name = f"f{len(self.values)}"
+        name = f"{self.prefix}{len(self.values)}"
         self.values[name] = value
         return f"{{{name}:{type_name}}}"
 
@@ -235,4 +236,7 @@ def _time_operand(operand: Any) -> Any:
     return None
 
 
-__all__ = ["check_filters", "compile_filters"]
+BoundParams = _Params  # for other queries over the runs read (the runs table's sort and group expressions)
+json_value_sql = _json_value
+
+__all__ = ["BoundParams", "check_filters", "compile_filters", "json_value_sql"]

@@ -11,16 +11,14 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 
-from tracehouse._errors import ConfigError, NotFoundError
+from tracehouse._errors import NotFoundError
 from tracehouse.collector.store import queries as q
-from tracehouse.collector.store.reads import flat_values, run_read
+from tracehouse.collector.store.reads import run_read
 from tracehouse.collector.sweeps.controller import SweepController
 from tracehouse.collector.ui import queries as uq
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
-
-RUN_COLUMNS = ("run_id", "name", "state", "created_at", "updated_at")
 
 
 def dashboard(store: Store, project: str, window: uq.TimeRange, by: str) -> dict[str, Any]:
@@ -94,37 +92,6 @@ def _documents(text: Any) -> list[str]:
     return [d if isinstance(d, str) else orjson.dumps(d).decode() for d in value]
 
 
-def runs(store: Store, project: str, filters: Optional[dict[str, Any]], sort: Optional[str], desc: bool,
-         columns: Optional[list[str]]) -> dict[str, Any]:  # fmt: skip
-    """The runs table: fixed columns plus the chosen config./summary. columns, filtered and sorted. Values
-    are as logged (an int stays an int); every row holds every chosen column, null where the run lacks it."""
-    frame = run_read(store, "runs", project, {"c": 120_000, **({"filters": filters} if filters else {})})
-    rows = []
-    for record in frame.to_dict("records"):
-        flat = {k: record[k] for k in (*RUN_COLUMNS, "tags", "group", "job_type", "sweep_id") if k in record}
-        for part in ("config", "summary"):
-            flat.update(_flatten(orjson.loads(record[part] or "{}"), f"{part}."))
-        rows.append(flat)
-    available = sorted({k for r in rows for k in r if k.startswith(("config.", "summary."))})
-    chosen = [c for c in columns if c in available] if columns is not None else available[:8]
-    for row in rows:
-        row.update({c: None for c in chosen if c not in row})
-    if sort:
-        if sort not in (*RUN_COLUMNS, *available):
-            raise ConfigError("sort", f"no column {sort!r} to sort by")
-        present = [r for r in rows if r.get(sort) is not None]
-        present.sort(key=lambda r: (isinstance(r[sort], str), r[sort]), reverse=desc)
-        rows = present + [r for r in rows if r.get(sort) is None]
-    return {"project": project, "columns": [*RUN_COLUMNS, *chosen], "available": available, "runs": rows,
-            "sort": sort, "desc": desc}  # fmt: skip
-
-
-def _flatten(data: Any, prefix: str) -> dict[str, Any]:
-    """Dotted scalar columns of a config or summary (logged objects, a table or an image, left out)."""
-    values = flat_values(data, prefix) if isinstance(data, dict) else {}
-    return {key: value for key, value in values.items() if not isinstance(value, dict)}
-
-
 def run(store: Store, project: str, run_id: str) -> dict[str, Any]:
     """One run: its row, config, summary, every metric's history, files and artifacts."""
     found = run_read(store, "run", project, {"r": run_id})
@@ -146,18 +113,6 @@ def run(store: Store, project: str, run_id: str) -> dict[str, Any]:
         "metrics": metrics, "files": files.to_dict("records") if not files.empty else [],
         "artifacts": artifacts.to_dict("records") if not artifacts.empty else [],
     }  # fmt: skip
-
-
-def compare(store: Store, project: str, run_ids: list[str]) -> dict[str, Any]:
-    """Several runs side by side: their metrics (for overlaid charts) and their configs."""
-    if not 1 <= len(run_ids) <= 10:
-        raise ConfigError("ids", f"choose 1 to 10 runs to compare, got {len(run_ids)}")
-    chosen = [run(store, project, run_id) for run_id in run_ids]
-    keys = sorted({k for r in chosen for k in r["metrics"]})
-    config_keys = sorted({k for r in chosen for k in _flatten(r["config"], "")})
-    configs = {r["run_id"]: _flatten(r["config"], "") for r in chosen}
-    return {"project": project, "runs": [{k: r[k] for k in ("run_id", "name", "state", "metrics")} for r in chosen],
-            "keys": keys, "config_keys": config_keys, "configs": configs}  # fmt: skip
 
 
 def sweeps(store: Store, project: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import login, media_route, value_views
+from tracehouse.collector.ui import login, media_route, runs_pages, value_views
 from tracehouse.collector.ui import params as args
 from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.render import api, page, visible_projects
@@ -25,6 +25,7 @@ from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates
 router = APIRouter()
 router.include_router(login.router)
 router.include_router(media_route.router)
+router.include_router(runs_pages.router)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 
 
@@ -43,10 +44,6 @@ async def trace_data(request: Request, collector: Collector, project: str) -> di
     return await collector.read(data.trace, collector.store, project, request.path_params["trace_id"])
 
 
-async def runs_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    return await collector.read(data.runs, collector.store, project, *args.runs_args(request.query_params))
-
-
 async def run_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     from tracehouse.collector.ui.run_values import run_values, view_args
 
@@ -55,11 +52,6 @@ async def run_data(request: Request, collector: Collector, project: str) -> dict
     result = await collector.read(data.run, collector.store, project, run_id)
     result["values"] = await collector.read(run_values, collector.store, project, run_id, chosen)
     return result
-
-
-async def compare_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    ids = [i for raw in request.query_params.getlist("ids") for i in raw.split(",") if i]
-    return await collector.read(data.compare, collector.store, project, ids)
 
 
 async def sweeps_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
@@ -96,33 +88,6 @@ async def trace_page(request: Request, collector: Collector, project: str) -> di
     wanted = request.query_params.get("span")
     selected = next((s for s in result["spans"] if s["span_id"] == wanted), result["spans"][0])
     return {"trace_id": request.path_params["trace_id"], "data": result, "selected": selected}
-
-
-async def runs_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    result = await runs_data(request, collector, project)
-
-    def sort_url(column: str) -> str:
-        desc = "0" if result["sort"] == column and result["desc"] else "1"
-        keep = [(k, v) for k, v in request.query_params.multi_items() if k not in ("sort", "desc")]
-        return "/runs?" + urlencode([*keep, ("sort", column), ("desc", desc)])
-
-    return {"params": dict(request.query_params), "data": result, "sort_url": sort_url}
-
-
-async def compare_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    result = await compare_data(request, collector, project)
-    charts = [
-        line_chart(
-            key,
-            [
-                Series(f"{r['name']} ({r['run_id']})", [(p[0], p[1]) for p in r["metrics"].get(key, [])])
-                for r in result["runs"]
-            ],
-            chart_id=f"metric-{key}",
-        )
-        for key in result["keys"]
-    ]
-    return {"data": result, "charts": charts}
 
 
 async def run_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
@@ -210,8 +175,8 @@ PAGES: tuple[tuple[str, str, str, str, Data, Data], ...] = (
     ("/", "dashboard", "dashboard.html", "dashboard", dashboard_page, dashboard_data),
     ("/traces", "traces", "traces.html", "traces", traces_page, traces_data),
     ("/traces/{trace_id}", "traces/{trace_id}", "trace.html", "traces", trace_page, trace_data),
-    ("/runs", "runs", "runs.html", "runs", runs_page, runs_data),
-    ("/runs/compare", "runs/compare", "compare.html", "runs", compare_page, compare_data),
+    ("/runs", "runs", "runs.html", "runs", runs_pages.runs_page, runs_pages.runs_data),
+    ("/runs/compare", "runs/compare", "compare.html", "runs", runs_pages.compare_page, runs_pages.compare_data),
     ("/runs/{run_id}", "runs/{run_id}", "run.html", "runs", run_page, run_data),
     ("/sweeps", "sweeps", "sweeps.html", "sweeps", sweeps_page, sweeps_data),
     ("/sweeps/{sweep_id}", "sweeps/{sweep_id}", "sweep.html", "sweeps", sweep_page, sweep_data),

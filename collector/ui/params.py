@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import orjson
-
 from tracehouse._errors import ConfigError
 from tracehouse.collector.ui import queries as uq
 
@@ -41,21 +39,6 @@ def trace_args(params: Any) -> tuple[uq.TimeRange, uq.TraceFilters, Optional[str
     )  # fmt: skip
     window = uq.time_range(params.get("range") or "24h", text(params, "start"), text(params, "end"))
     return window, filters, text(params, "before")
-
-
-def runs_args(params: Any) -> tuple[Optional[dict[str, Any]], Optional[str], bool, Optional[list[str]]]:
-    """The runs table's W&B filter (JSON), sort column, direction and chosen columns."""
-    raw = text(params, "filter")
-    filters = None
-    if raw:
-        try:
-            filters = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ConfigError(
-                "filter", f'expected JSON such as {{"config.lr": {{"$lt": 0.01}}}}, got {raw!r}'
-            ) from None
-    columns = params.getlist("cols") if hasattr(params, "getlist") else None
-    return filters, text(params, "sort"), params.get("desc") == "1", columns or None
 
 
 def run_view(params: Any) -> tuple[str, float]:

@@ -99,8 +99,8 @@ def page(template: str, name: str, build: Build) -> Callable[[Request], Awaitabl
             values.update(base)
             values.update(await build(request, collector, project))
             return html(template, **values)
-        except ConfigError as error:
-            return html(template, 400, **values, error=str(error))
+        except ConfigError as error:  # the page may say what it still shows (a form as typed): `page_values`
+            return html(template, 400, **{**values, **getattr(error, "page_values", {})}, error=str(error))
         except NotFoundError as error:
             return html("error.html", 404, **values, error=str(error), heading="Not found", status=404)
         except StoreError as error:
