@@ -34,13 +34,6 @@ def dashboard(store: Store, project: str, window: uq.TimeRange, by: str) -> dict
     }  # fmt: skip
 
 
-def traces(
-    store: Store, project: str, window: uq.TimeRange, filters: uq.TraceFilters, before: Optional[str]
-) -> dict[str, Any]:
-    """A page of the trace list."""
-    return {"project": project, "range": window.label, **uq.trace_list(store, project, window, filters, before)}
-
-
 def _flat(span: dict[str, Any], depth: int, out: list[dict[str, Any]]) -> None:
     out.append({**{k: v for k, v in span.items() if k != "children"}, "depth": depth})
     for child in span.get("children", []):

@@ -26,8 +26,9 @@ SELECT trace_id, anyIf({column}, {column} != '') AS member, min(start_time) AS s
        anyIf(session_id, session_id != '') AS trace_session
        {text}
 FROM spans
-WHERE {window} AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {window} AND {member})
+WHERE {window} {member}
 GROUP BY trace_id
+HAVING member != ''
 """
 
 _GROUPS_SQL = """
@@ -48,14 +49,14 @@ _TEXT = f""", argMin(name, {_ROOT}) AS root_name, substring(argMin(input, {_ROOT
 
 def _traces_sql(group: str, member: str, text: str) -> str:
     column = GROUPS[group]
-    return _TRACES_SQL.replace("{column}", column).replace("{member}", member.replace("{column}", column)) \
-        .replace("{text}", text).replace("{window}", uq._WINDOW)  # fmt: skip
+    return _TRACES_SQL.replace("{member}", member).replace("{column}", column).replace("{text}", text) \
+        .replace("{window}", uq._WINDOW)  # fmt: skip
 
 
 def groups(store: Store, project: str, window: uq.TimeRange, group: str) -> dict[str, Any]:
     """The sessions (or users) with traces in the window, most recently active first: traces, first and
     last time, spans, tokens, cost, traces with an error."""
-    sql = _GROUPS_SQL.replace("{traces}", _traces_sql(group, "{column} != ''", ""))
+    sql = _GROUPS_SQL.replace("{traces}", _traces_sql(group, "", ""))  # one pass: every trace of the window
     columns, rows = store.query_rows(sql, {**uq._bounds(project, window), "limit": MAX_GROUPS + 1})
     found = [dict(zip(columns, row, strict=True)) for row in rows]
     return {"project": project, "group": group, "range": window.label, "start": window.start.isoformat(),
@@ -66,7 +67,8 @@ def groups(store: Store, project: str, window: uq.TimeRange, group: str) -> dict
 def member(store: Store, project: str, window: uq.TimeRange, group: str, member_id: str) -> dict[str, Any]:
     """One session's (user's) traces in the window in time order, with the root's input and output;
     NotFoundError naming the id when it has none."""
-    sql = _traces_sql(group, "{column} = {member:String}", _TEXT) + "ORDER BY started, trace_id LIMIT {limit:UInt32}"
+    chosen = "AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {window} AND {column} = {member:String})"
+    sql = _traces_sql(group, chosen, _TEXT) + "ORDER BY started, trace_id LIMIT {limit:UInt32}"
     columns, rows = store.query_rows(sql, {**uq._bounds(project, window), "member": member_id,
                                            "limit": MAX_TRACES + 1})  # fmt: skip
     traces = [dict(zip(columns, row, strict=True)) for row in rows]

@@ -76,30 +76,40 @@ def make_cursor(row: dict[str, Any], sort: str) -> str:
     return f"{key!r}_{row['trace_id']}"
 
 
-_PAGE_SQL = """
+# One pass over the window chooses the page and sums the totals: every kept trace's aggregates, the
+# totals over all of them (window functions, before the cursor narrows the rows), then the page.
+_CHOSEN_SQL = """
+SELECT trace_id, sort_key, n_traces, n_spans, n_tokens, n_cost, n_failed, n_error_spans FROM (
+    SELECT trace_id, sort_key, count() OVER () AS n_traces, sum(spans) OVER () AS n_spans,
+           sum(tokens) OVER () AS n_tokens, sum(cost) OVER () AS n_cost, countIf(errors > 0) OVER () AS n_failed,
+           sum(errors) OVER () AS n_error_spans
+    FROM (
+        SELECT trace_id, {key} AS sort_key, {duration} AS duration_ms, count() AS spans,
+               countIf(status = 'error') AS errors, sumOrNull(total_tokens) AS tokens, sumOrNull(cost_usd) AS cost
+        FROM spans WHERE {window} {kept} GROUP BY trace_id
+        HAVING 1 {having}
+    )
+)
+WHERE 1 {cursor}
+ORDER BY sort_key {direction}, trace_id {direction}
+LIMIT {limit:UInt32}
+"""
+
+# The text columns (root name, previews) for the chosen traces alone (the trace id's bloom index).
+_ROWS_SQL = """
 SELECT trace_id, min(start_time) AS started, argMin(name, {root}) AS root_name, {duration} AS duration_ms,
        count() AS spans, countIf(status = 'error') AS error_spans, if(error_spans > 0, 'error', 'ok') AS trace_status,
        sumOrNull(total_tokens) AS trace_tokens, sumOrNull(cost_usd) AS trace_cost,
        argMin(input_preview, {root}) AS input_preview, argMin(output_preview, {root}) AS output_preview,
-       anyIf(session_id, session_id != '') AS session_id, anyIf(user_id, user_id != '') AS user_id,
-       {key} AS sort_key
+       anyIf(session_id, session_id != '') AS session_id, anyIf(user_id, user_id != '') AS user_id
 FROM spans
-WHERE {window} AND trace_id IN (
-    SELECT trace_id FROM (
-        SELECT trace_id, {key} AS sort_key, {duration} AS duration_ms, countIf(status = 'error') AS errors
-        FROM spans WHERE {window} {kept} GROUP BY trace_id
-        HAVING 1 {having} {cursor}
-        ORDER BY sort_key {direction}, trace_id {direction}
-        LIMIT {limit:UInt32}
-    )
-)
+WHERE {window} AND trace_id IN {ids:Array(String)}
 GROUP BY trace_id
-ORDER BY sort_key {direction}, trace_id {direction}
 """
 
 _TOTALS_SQL = """
-SELECT count() AS traces, sum(spans) AS all_spans, sumOrNull(tokens) AS all_tokens, sumOrNull(cost) AS all_cost,
-       countIf(errors > 0) AS failed, sum(errors) AS error_spans
+SELECT count() AS n_traces, sum(spans) AS n_spans, sumOrNull(tokens) AS n_tokens, sumOrNull(cost) AS n_cost,
+       countIf(errors > 0) AS n_failed, sum(errors) AS n_error_spans
 FROM (
     SELECT trace_id, {duration} AS duration_ms, count() AS spans, countIf(status = 'error') AS errors,
            sumOrNull(total_tokens) AS tokens, sumOrNull(cost_usd) AS cost
@@ -149,8 +159,8 @@ def _sql(template: str, kept: str, having: str, **parts: str) -> str:
 def trace_page(
     store: Store, project: str, window: uq.TimeRange, filters: uq.TraceFilters, order: ListOrder
 ) -> dict[str, Any]:
-    """One page of traces in the chosen order, with the cursors of the pages after (`next`) and before
-    (`prev`) it, None at either end."""
+    """One page of traces in the chosen order, the cursors of the pages after (`next`) and before (`prev`)
+    it (None at either end), and the totals of every trace the filters keep."""
     kept, having, params = _conditions(filters, order.error)
     params.update({**uq._bounds(project, window), "limit": order.limit + 1})
     key = SORT_KEYS[order.sort]
@@ -162,20 +172,39 @@ def trace_page(
         comparison = "<" if order.desc != backwards else ">"
         cursor = f" AND (sort_key, trace_id) {comparison} ({{cursor_key:{key.sql_type}}}, {{cursor_id:String}})"
     direction = "DESC" if order.desc != backwards else "ASC"
-    sql = _sql(_PAGE_SQL, kept, having, key=key.aggregate, cursor=cursor, direction=direction)
-    columns, rows = store.query_rows(sql, params)
-    names = [_RENAMED.get(c, c) for c in columns]
-    found = [dict(zip(names, row, strict=True)) for row in rows]
-    more = len(found) > order.limit
-    traces = found[: order.limit]
+    sql = _sql(_CHOSEN_SQL, kept, having, key=key.aggregate, cursor=cursor, direction=direction)
+    columns, chosen = store.query_rows(sql, params)
+    picked = [dict(zip(columns, row, strict=True)) for row in chosen]
+    more = len(picked) > order.limit
+    picked = picked[: order.limit]
     if backwards:
-        traces.reverse()
+        picked.reverse()
+    traces = _rows(store, project, window, picked)
     first, last = (make_cursor(traces[0], order.sort), make_cursor(traces[-1], order.sort)) if traces else (None, None)
     if backwards:
         following, preceding = last, (first if more else None)
     else:
         following, preceding = (last if more else None), (first if order.after else None)
-    return {"traces": traces, "next": following, "prev": preceding}
+    summed = _totals(picked[0]) if picked else totals(store, project, window, filters, order.error)
+    return {"traces": traces, "next": following, "prev": preceding, "totals": summed}
+
+
+def _rows(store: Store, project: str, window: uq.TimeRange, picked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The listed traces' columns, in the order chosen."""
+    if not picked:
+        return []
+    sql = _sql(_ROWS_SQL, "", "")
+    columns, rows = store.query_rows(sql, {**uq._bounds(project, window), "ids": [p["trace_id"] for p in picked]})
+    names = [_RENAMED.get(c, c) for c in columns]
+    by_id = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+    return [{**by_id[p["trace_id"]], "sort_key": p["sort_key"]} for p in picked if p["trace_id"] in by_id]
+
+
+def _totals(found: dict[str, Any]) -> dict[str, Any]:
+    return {"traces": int(found["n_traces"]), "spans": int(found["n_spans"]), "errors": int(found["n_failed"]),
+            "error_spans": int(found["n_error_spans"]),
+            "tokens": None if found["n_tokens"] is None else int(found["n_tokens"]),
+            "cost_usd": None if found["n_cost"] is None else float(found["n_cost"])}  # fmt: skip
 
 
 def totals(store: Store, project: str, window: uq.TimeRange, filters: uq.TraceFilters,
@@ -183,11 +212,7 @@ def totals(store: Store, project: str, window: uq.TimeRange, filters: uq.TraceFi
     """Over every trace the filters keep: how many, their spans, tokens, cost, and how many failed."""
     kept, having, params = _conditions(filters, error)
     columns, rows = store.query_rows(_sql(_TOTALS_SQL, kept, having), {**params, **uq._bounds(project, window)})
-    found = dict(zip(columns, rows[0], strict=True))
-    return {"traces": int(found["traces"]), "spans": int(found["all_spans"]), "errors": int(found["failed"]),
-            "error_spans": int(found["error_spans"]),
-            "tokens": None if found["all_tokens"] is None else int(found["all_tokens"]),
-            "cost_usd": None if found["all_cost"] is None else float(found["all_cost"])}  # fmt: skip
+    return _totals(dict(zip(columns, rows[0], strict=True)))
 
 
 __all__ = ["MAX_PAGE", "ListOrder", "list_order", "make_cursor", "parse_cursor", "totals", "trace_page"]

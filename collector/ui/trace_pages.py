@@ -31,15 +31,15 @@ SORT_LABELS = {"start": "time", "duration": "duration ms", "tokens": "tokens", "
 
 def trace_list_data(store: Store, project: str, window: uq.TimeRange, filters: uq.TraceFilters,
                     order: trace_list.ListOrder) -> dict[str, Any]:  # fmt: skip
-    """A page of the trace list, its cursors, the totals of everything the filters keep, and each
-    listed trace's score summary."""
+    """A page of the trace list, its cursors, the totals of everything the filters keep (`totals`), and
+    each listed trace's score summary."""
     found = trace_list.trace_page(store, project, window, filters, order)
     summaries = trace_scores.list_summaries(store, project, window, found["traces"])
     for row in found["traces"]:
         row["scores"] = summaries.get(row["trace_id"], [])
     return {"project": project, "range": window.label, "start": window.start.isoformat(),
             "end": window.end.isoformat(), "sort": order.sort, "order": order.order, "error": order.error,
-            **found, "totals": trace_list.totals(store, project, window, filters, order.error)}  # fmt: skip
+            **found}  # fmt: skip
 
 
 async def traces_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
