@@ -95,13 +95,14 @@ ORDER BY sort_key {direction}, trace_id {direction}
 LIMIT {limit:UInt32}
 """
 
-# The text columns (root name, previews) for the chosen traces alone (the trace id's bloom index).
+# The text columns (root name, previews) and span ids (for their scores) of the chosen traces alone.
 _ROWS_SQL = """
 SELECT trace_id, min(start_time) AS started, argMin(name, {root}) AS root_name, {duration} AS duration_ms,
        count() AS spans, countIf(status = 'error') AS error_spans, if(error_spans > 0, 'error', 'ok') AS trace_status,
        sumOrNull(total_tokens) AS trace_tokens, sumOrNull(cost_usd) AS trace_cost,
        argMin(input_preview, {root}) AS input_preview, argMin(output_preview, {root}) AS output_preview,
-       anyIf(session_id, session_id != '') AS session_id, anyIf(user_id, user_id != '') AS user_id
+       anyIf(session_id, session_id != '') AS session_id, anyIf(user_id, user_id != '') AS user_id,
+       groupArray(span_id) AS span_ids
 FROM spans
 WHERE {window} AND trace_id IN {ids:Array(String)}
 GROUP BY trace_id

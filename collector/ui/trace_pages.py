@@ -34,9 +34,10 @@ def trace_list_data(store: Store, project: str, window: uq.TimeRange, filters: u
     """A page of the trace list, its cursors, the totals of everything the filters keep (`totals`), and
     each listed trace's score summary."""
     found = trace_list.trace_page(store, project, window, filters, order)
-    summaries = trace_scores.list_summaries(store, project, window, found["traces"])
+    summaries = trace_scores.list_summaries(store, project, found["traces"])
     for row in found["traces"]:
         row["scores"] = summaries.get(row["trace_id"], [])
+        row.pop("span_ids", None)
     return {"project": project, "range": window.label, "start": window.start.isoformat(),
             "end": window.end.isoformat(), "sort": order.sort, "order": order.order, "error": order.error,
             **found}  # fmt: skip

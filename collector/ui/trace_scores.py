@@ -23,7 +23,6 @@ from fastapi.responses import RedirectResponse, Response
 from tracehouse._errors import ConfigError, NotFoundError
 from tracehouse.collector.http.deps import parts
 from tracehouse.collector.store.queries import TRACE_ID_RE
-from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.render import context, html
 
 if TYPE_CHECKING:
@@ -71,18 +70,10 @@ def summarise(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def list_summaries(
-    store: Store, project: str, window: uq.TimeRange, traces: list[dict[str, Any]]
-) -> dict[str, list[dict[str, Any]]]:
-    """The score summary of each listed trace (its own scores and its spans')."""
+def list_summaries(store: Store, project: str, traces: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The score summary of each listed trace (its own scores and its spans'; `span_ids` of each trace)."""
     ids = [str(t["trace_id"]) for t in traces]
-    if not ids:
-        return {}
-    _, rows = store.query_rows(
-        f"SELECT span_id, trace_id FROM spans WHERE {uq._WINDOW} AND trace_id IN {{t:Array(String)}}",
-        {**uq._bounds(project, window), "t": ids},
-    )
-    span_trace = {str(s): str(t) for s, t in rows}
+    span_trace = {str(span): str(t["trace_id"]) for t in traces for span in t.get("span_ids") or ()}
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for score in scores_of(store, project, ids, list(span_trace)):
         owner = score["trace_id"] or span_trace.get(score["span_id"], "")
