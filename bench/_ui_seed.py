@@ -34,13 +34,14 @@ SEED_SQL = """
 INSERT INTO spans (project, trace_id, span_id, parent_span_id, name, kind, span_kind, service_name, scope_name,
                    start_time, end_time, duration_ms, status, status_message, input, input_size, input_preview,
                    output, output_size, output_preview, context, model, provider, input_tokens, output_tokens,
-                   total_tokens, cost_usd, attributes, resource_attributes)
+                   total_tokens, cost_usd, attributes, resource_attributes, session_id, user_id)
 SELECT
     {project:String}, trace_id, span_id, if(i = 0, '', root_id), name, kind, if(i = 0, 'SERVER', 'INTERNAL'),
     'support-bot', 'bench', start_time, addMicroseconds(start_time, toInt64(duration_ms * 1000)), duration_ms,
     status, if(status = 'error', error_message, ''), input, length(input), substringUTF8(input, 1, 200),
     output, length(output), substringUTF8(output, 1, 200), context, model, provider, in_tokens, out_tokens,
-    in_tokens + out_tokens, cost, attributes, map('service.name', 'support-bot')
+    in_tokens + out_tokens, cost, attributes, map('service.name', 'support-bot'),
+    if(i = 0, concat('s-', toString(intDiv(t, 5))), ''), if(i = 0, concat('u-', toString(t % 2000)), '')  -- on the root
 FROM (
     SELECT
         t, trace_id, root_id, question, topic, docs, n, i, trace_start,

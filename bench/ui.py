@@ -13,9 +13,10 @@ Parts, each in a fresh interpreter, one after the other:
    numbers()`` (timed: "seed s"): traces of 3-5 spans spread over the 23.5 h before the last minute (root
    ``chain``/``agent`` span with four names, ``retrieve``, one or two ``llm`` calls, a reranker or a tool), four
    models, ~2% failing spans, input/output text (chat messages of ~900 characters on the LLM spans) with
-   200-character previews, token counts and cost. Then ``--runs`` runs (``th.init`` + 300 steps of 4 metrics
-   each) and a grid sweep of 4 trials run by ``th.agent`` in the process, ``th.sync()``; the process exits,
-   which releases the store (chDB lets one process open a data dir).
+   200-character previews, token counts and cost, a session (5 traces each) and a user on the root. Then
+   ``--runs`` runs (``th.init`` + 300 steps of 4 metrics each) and a grid sweep of 4 trials run by ``th.agent``
+   in the process, ``th.sync()``; the process exits, which releases the store (chDB lets one process open a
+   data dir).
 2. ``serve``: ``python -m tracehouse serve --port <free> --data-dir <dir>``; every page and its JSON twin
    under ``/api/v1/ui/`` is fetched with urllib (a new connection per GET, body read to the end): 1 warm-up,
    then ``--repeats`` timed GETs; median and p90 (nearest rank) in ms. The trace opened is the newest one of
@@ -28,8 +29,9 @@ Parts, each in a fresh interpreter, one after the other:
    index leaves to read (``EXPLAIN ESTIMATE``; chDB has no ``system.query_log``), and the plan
    (``EXPLAIN indexes = 1``) of the slowest statement in the JSON.
 
-Target (PASS/FAIL): each list page (the dashboard at 1 h and 24 h, every ``/traces`` variant) answers in
-under 1 s (median), both the HTML page and its JSON twin. Results also go to ``bench/results/ui.json``.
+Target (PASS/FAIL): each list page (the dashboard at 1 h and 24 h, every ``/traces`` variant, ``/sessions``,
+``/users``) answers in under 1 s (median), both the HTML page and its JSON twin. Results also go to
+``bench/results/ui.json``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 COMPETITORS = "pytest|tracehouse serve|bench/"
 SEARCH_WORD, ABSENT_WORD = "refund", "zeppelin"
 MIN_MS = 5000  # ~12% of the seeded traces last longer
+SORTED: list[tuple[str, dict[str, Any]]] = [("/traces sort=duration", {"sort": "duration"}),
+    ("/traces sort=cost order=asc", {"sort": "cost", "order": "asc"}), ("/traces error=1", {"error": "1"})]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,9 +91,9 @@ def page_list(cursor: Optional[str], trace_id: Optional[str], run_id: Optional[s
     traces: list[tuple[str, dict[str, Any]]] = [("/traces", {}), ("/traces status=error", {"status": "error"}),
               (f"/traces text={SEARCH_WORD}", {"text": SEARCH_WORD}),
               (f"/traces text={ABSENT_WORD} (no match)", {"text": ABSENT_WORD}),
-              (f"/traces min_ms={MIN_MS}", {"min_ms": MIN_MS})]  # fmt: skip
+              (f"/traces min_ms={MIN_MS}", {"min_ms": MIN_MS}), *SORTED]  # fmt: skip
     if cursor:
-        traces.append(("/traces page 2 (before=)", {"before": cursor}))
+        traces.append(("/traces page 2 (after=)", {"after": cursor}))
     pages = [
         {"label": f"/ {label}", "page": _url("/", **params), "json": _url("/api/v1/ui/dashboard", **params),
          "list": True}
@@ -100,6 +104,9 @@ def page_list(cursor: Optional[str], trace_id: Optional[str], run_id: Optional[s
     for label, params in traces:
         page, api = _url("/traces", range="24h", **params), _url("/api/v1/ui/traces", range="24h", **params)
         pages.append({"label": label, "page": page, "json": api, "list": True})
+    for group in ("sessions", "users"):
+        pages.append({"label": f"/{group}", "page": _url(f"/{group}", range="24h"),
+                      "json": _url(f"/api/v1/ui/{group}", range="24h"), "list": True})  # fmt: skip
     if trace_id:
         pages.append({"label": "/traces/{id}", "page": _url(f"/traces/{trace_id}"),
                       "json": _url(f"/api/v1/ui/traces/{trace_id}"), "list": False})  # fmt: skip
@@ -218,9 +225,9 @@ def _profile_cases(cursor: Optional[str]) -> list[tuple[str, str, dict[str, Any]
     variants: list[tuple[str, dict[str, Any]]] = [
         ("/traces", {}), ("/traces status=error", {"status": "error"}), (f"/traces text={SEARCH_WORD}",
         {"text": SEARCH_WORD}), (f"/traces text={ABSENT_WORD} (no match)", {"text": ABSENT_WORD}),
-        (f"/traces min_ms={MIN_MS}", {"min_ms": float(MIN_MS)})]  # fmt: skip
+        (f"/traces min_ms={MIN_MS}", {"min_ms": float(MIN_MS)}), *SORTED]  # fmt: skip
     if cursor:
-        variants.append(("/traces page 2 (before=)", {"before": cursor}))
+        variants.append(("/traces page 2 (after=)", {"after": cursor}))
     cases += [(page, "trace_list", {"range": "24h", **filters}) for page, filters in variants]
     return cases
 
@@ -234,8 +241,11 @@ def _call(store: Any, function: str, options: dict[str, Any]) -> None:
         return
     window = uq.time_range(options.pop("range"))
     if function == "trace_list":
-        before = options.pop("before", None)
-        uq.trace_list(store, PROJECT, window, uq.TraceFilters(**options), before)
+        from tracehouse.collector.ui.trace_list import list_order
+        from tracehouse.collector.ui.trace_pages import trace_list_data
+
+        order = list_order({k: options.pop(k) for k in ("sort", "order", "after", "error") if k in options})
+        trace_list_data(store, PROJECT, window, uq.TraceFilters(**options), order)
     elif function in ("series", "groups"):
         getattr(uq, function)(store, PROJECT, window, options["by"])
     else:

@@ -54,11 +54,16 @@ async def traces(
     since: str = "24h",
     name: Optional[str] = None,
     status: Optional[str] = None,
+    sort: Optional[str] = None,
+    order: Optional[str] = None,
+    error: Optional[str] = None,
 ) -> Response:
-    """Recent traces of a project, newest first."""
+    """Recent traces of a project, newest first; `sort` (start, duration, tokens, cost) and `order`
+    (desc, asc) choose another order, `error=1` keeps only traces with an error (`error=0` those without)."""
     bound = collector.bind_project(who, project)
     await collector.caught_up()
-    frame = await collector.read(q.traces, collector.store, bound, limit=limit, since=since, name=name, status=status)
+    frame = await collector.read(q.traces, collector.store, bound, limit=limit, since=since, name=name, status=status,
+                                 sort=sort or "start", order=order or "desc", error=error)  # fmt: skip
     return json_response(frame_json(frame))
 
 

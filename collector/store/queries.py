@@ -115,7 +115,7 @@ FROM (
     GROUP BY trace_id
 )
 {having}
-ORDER BY start_time DESC
+ORDER BY {order}
 LIMIT {limit:UInt32}
 """
 
@@ -135,9 +135,18 @@ def traces(
     since: Since = "24h",
     name: Optional[str] = None,
     status: Optional[str] = None,
+    sort: str = "start",
+    order: str = "desc",
+    error: Union[bool, str, None] = None,
 ) -> pd.DataFrame:
-    """Recent traces, newest first: root name, duration, span count, status, tokens, cost, previews."""
+    """Recent traces, newest first (or by `sort`: start, duration, tokens, cost; `order` desc or asc):
+    root name, duration, span count, status, tokens, cost, previews. `error` True keeps only traces
+    with an error span, False only those without (see store/trace_sort.py)."""
+    from tracehouse.collector.store import trace_sort
+
     check_traces_args(limit, status)
+    sort, desc = trace_sort.check_sort(sort, order)
+    status = trace_sort.status_for(status, trace_sort.error_flag(error))
     if name is not None and not isinstance(name, str):
         raise ConfigError("name", f"expected a span name, got {name!r}")
     params: dict[str, Any] = {"project": check_project(project), "since": since_start(since), "limit": limit}
@@ -153,7 +162,7 @@ def traces(
         having = "WHERE status = {status:String}"
         params["status"] = status
     sql = _TRACES_SQL.replace("{filters}", filters).replace("{having}", having).replace("{counted}", COUNTED)
-    frame = store.query_df(sql, params)
+    frame = store.query_df(sql.replace("{order}", trace_sort.order_by(sort, desc)), params)
     if frame.empty:
         ensure_project(store, project)
     return frame

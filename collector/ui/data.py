@@ -7,7 +7,7 @@ named reads, the sweep controller), so the pages and the API cannot disagree.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -16,6 +16,7 @@ from tracehouse.collector.store import queries as q
 from tracehouse.collector.store.reads import run_read
 from tracehouse.collector.sweeps.controller import SweepController
 from tracehouse.collector.ui import queries as uq
+from tracehouse.collector.ui.messages import messages
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
@@ -30,13 +31,6 @@ def dashboard(store: Store, project: str, window: uq.TimeRange, by: str) -> dict
         "series": uq.series(store, project, window, by), "groups": uq.groups(store, project, window, by),
         "slowest": uq.slowest(store, project, window),
     }  # fmt: skip
-
-
-def traces(
-    store: Store, project: str, window: uq.TimeRange, filters: uq.TraceFilters, before: Optional[str]
-) -> dict[str, Any]:
-    """A page of the trace list."""
-    return {"project": project, "range": window.label, **uq.trace_list(store, project, window, filters, before)}
 
 
 def _flat(span: dict[str, Any], depth: int, out: list[dict[str, Any]]) -> None:
@@ -60,7 +54,8 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any]:
     for span in spans:
         span["offset_pct"] = round((span["start_time"] - start).total_seconds() * 1000 / total * 100, 3)
         span["width_pct"] = max(0.3, round(float(span["duration_ms"]) / total * 100, 3))
-        span["messages"] = _messages(span.get("input"))
+        span["messages"] = messages(span.get("input"))  # any folded format (ui/messages.py)
+        span["output_messages"] = messages(span.get("output"))
         span["documents"] = _documents(span.get("context"))
     return {"project": project, "trace_id": trace_id, "duration_ms": round(total, 3), "spans": spans}
 
@@ -72,17 +67,6 @@ def _json(text: Any) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-
-
-def _messages(text: Any) -> Optional[list[dict[str, str]]]:
-    """Chat messages in a span's input (a list of {role, content}, or {"messages": [...]}), else None."""
-    value = _json(text)
-    if isinstance(value, dict):
-        value = value.get("messages")
-    if not isinstance(value, list) or not value or not all(isinstance(m, dict) and "role" in m for m in value):
-        return None
-    return [{"role": str(m.get("role")), "content": m["content"] if isinstance(m.get("content"), str)
-             else orjson.dumps(m.get("content")).decode()} for m in value]  # fmt: skip
 
 
 def _documents(text: Any) -> list[str]:

@@ -16,9 +16,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import login, media_route, runs_pages, value_views
+from tracehouse.collector.ui import login, media_route, runs_pages, trace_pages, value_views
 from tracehouse.collector.ui import params as args
-from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.render import api, page, visible_projects
 from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates, smooth
 
@@ -26,6 +25,7 @@ router = APIRouter()
 router.include_router(login.router)
 router.include_router(media_route.router)
 router.include_router(runs_pages.router)
+router.include_router(trace_pages.router)  # /traces, /traces/{id}, /sessions, /users (and their JSON twins)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 
 
@@ -33,15 +33,6 @@ Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 async def dashboard_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     window, by = args.dashboard_args(request.query_params)
     return await collector.read(data.dashboard, collector.store, project, window, by)
-
-
-async def traces_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    window, filters, before = args.trace_args(request.query_params)
-    return await collector.read(data.traces, collector.store, project, window, filters, before)
-
-
-async def trace_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    return await collector.read(data.trace, collector.store, project, request.path_params["trace_id"])
 
 
 async def run_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
@@ -74,20 +65,6 @@ async def dashboard_page(request: Request, collector: Collector, project: str) -
     }
     result = await dashboard_data(request, collector, project)
     return {**values, "data": result, "charts": _dashboard_charts(result)}
-
-
-async def traces_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    params = dict(request.query_params)
-    result = await traces_data(request, collector, project)
-    next_url = "/traces?" + urlencode({**params, "project": project, "before": result["next"] or ""})
-    return {"params": {"range": "24h", **params}, "kinds": uq.KINDS, "data": result, "next_url": next_url}
-
-
-async def trace_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    result = await trace_data(request, collector, project)
-    wanted = request.query_params.get("span")
-    selected = next((s for s in result["spans"] if s["span_id"] == wanted), result["spans"][0])
-    return {"trace_id": request.path_params["trace_id"], "data": result, "selected": selected}
 
 
 async def run_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
@@ -173,8 +150,6 @@ async def project_list(collector: CollectorDep, who: Caller) -> Response:
 # (page path, JSON twin path under /api/v1/ui/, template, navigation tab, page values, data)
 PAGES: tuple[tuple[str, str, str, str, Data, Data], ...] = (
     ("/", "dashboard", "dashboard.html", "dashboard", dashboard_page, dashboard_data),
-    ("/traces", "traces", "traces.html", "traces", traces_page, traces_data),
-    ("/traces/{trace_id}", "traces/{trace_id}", "trace.html", "traces", trace_page, trace_data),
     ("/runs", "runs", "runs.html", "runs", runs_pages.runs_page, runs_pages.runs_data),
     ("/runs/compare", "runs/compare", "compare.html", "runs", runs_pages.compare_page, runs_pages.compare_data),
     ("/runs/{run_id}", "runs/{run_id}", "run.html", "runs", run_page, run_data),

@@ -1,8 +1,8 @@
 """The queries behind the dashboards (and their JSON endpoints): time series, slowest calls, trace lists.
 
 Every query filters by project and a time range first (the spans table is ordered by project and
-hour), so pages stay fast on millions of spans; trace lists page by a keyset cursor (the start time
-of the last trace shown), never by OFFSET.
+hour), so pages stay fast on millions of spans. The trace list itself (sorted, paged both ways by a keyset
+cursor, never by OFFSET) is ui/trace_list.py, over the filters defined here.
 """
 
 from __future__ import annotations
@@ -193,69 +193,3 @@ class TraceFilters:
                 raise ConfigError(option, f"expected a non-negative number of milliseconds, got {value!r}")
         if self.min_ms is not None and self.max_ms is not None and self.min_ms > self.max_ms:
             raise ConfigError("max_ms", f"the maximum ({self.max_ms}) is below the minimum ({self.min_ms})")
-
-
-# The page of trace ids is chosen with numeric aggregates only (the window holds every trace); the
-# text columns (root name, previews) are then built for those few traces alone.
-_TRACE_LIST_SQL = """
-SELECT trace_id, min(start_time) AS started,
-       argMin(name, (parent_span_id != '', start_time)) AS root_name,
-       (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
-       count() AS spans, if(countIf(status = 'error') > 0, 'error', 'ok') AS status,
-       sumOrNull(total_tokens) AS total_tokens, sumOrNull(cost_usd) AS cost_usd,
-       argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
-       argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
-FROM spans
-WHERE {window} AND trace_id IN (
-    SELECT trace_id FROM (
-        SELECT trace_id, min(start_time) AS started,
-               (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms,
-               if(countIf(status = 'error') > 0, 'error', 'ok') AS status
-        FROM spans
-        WHERE {window} AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {window} {filters})
-        GROUP BY trace_id
-        HAVING 1 {having}
-        ORDER BY started DESC
-        LIMIT {limit:UInt32}
-    )
-)
-GROUP BY trace_id
-ORDER BY started DESC
-"""
-
-
-def trace_list(
-    store: Store, project: str, window: TimeRange, filters: TraceFilters, before: Optional[str] = None, limit: int = 50
-) -> dict[str, Any]:
-    """A page of traces, newest first; `next` is the cursor of the page after (None at the end)."""
-    filters.check()
-    params: dict[str, Any] = {**_bounds(project, window), "limit": limit + 1}
-    where, having = "", ""
-    for option, clause in (("name", "name = {name:String}"), ("kind", "kind = {kind:String}"),
-                           ("model", "model = {model:String}"), ("run_id", "run_id = {run_id:String}")):  # fmt: skip
-        value = getattr(filters, option)
-        if value:
-            where += f" AND {clause}"
-            params[option] = value
-    if filters.text:
-        where += " AND (positionCaseInsensitive(input, {text:String}) > 0 OR positionCaseInsensitive(output, " \
-            "{text:String}) > 0)"  # fmt: skip
-        params["text"] = filters.text
-    if filters.status:
-        having += " AND status = {status:String}"
-        params["status"] = filters.status
-    if filters.min_ms is not None:
-        having += " AND duration_ms >= {min_ms:Float64}"
-        params["min_ms"] = float(filters.min_ms)
-    if filters.max_ms is not None:
-        having += " AND duration_ms <= {max_ms:Float64}"
-        params["max_ms"] = float(filters.max_ms)
-    if before:
-        having += " AND started < {before:DateTime64(9, 'UTC')}"
-        params["before"] = _parse_time("before", before)
-    sql = _TRACE_LIST_SQL.replace("{window}", _WINDOW).replace("{filters}", where).replace("{having}", having)
-    columns, rows = store.query_rows(sql, params)
-    names = ["start_time" if c == "started" else c for c in columns]
-    traces = [dict(zip(names, row, strict=True)) for row in rows[:limit]]
-    cursor = traces[-1]["start_time"].isoformat() if len(rows) > limit and traces else None
-    return {"traces": traces, "next": cursor}

@@ -65,16 +65,16 @@ def test_trace_list_filters_and_pages(ui: tuple[TestClient, dict[str, Any]]) -> 
     assert [t["input_preview"] for t in _get(client, "/api/v1/ui/traces", text="question 4")["traces"]] == [
         "question 4"
     ]
-    first = client.get("/api/v1/ui/traces", params={"project": PROJECT, "limit": "x"})
+    first = client.get("/api/v1/ui/traces", params={"project": PROJECT, "colour": "x"})
     assert first.status_code == 200  # unknown parameters are ignored
-    pages, before = [], None
-    for _ in range(5):  # keyset pagination: 50 a page here, so one page; use the cursor by hand
-        page = _get(client, "/api/v1/ui/traces", **({"before": before} if before else {}))
+    pages, after = [], None
+    for _ in range(5):  # keyset pagination, 4 a page: the cursor by hand
+        page = _get(client, "/api/v1/ui/traces", limit="4", **({"after": after} if after else {}))
         pages.append(page)
-        before = page["next"]
-        if before is None:
+        after = page["next"]
+        if after is None:
             break
-    assert sum(len(p["traces"]) for p in pages) == 10
+    assert [len(p["traces"]) for p in pages] == [4, 4, 2]
 
 
 def test_trace_data_is_a_waterfall_with_conversations(ui: tuple[TestClient, dict[str, Any]]) -> None:
@@ -85,7 +85,7 @@ def test_trace_data_is_a_waterfall_with_conversations(ui: tuple[TestClient, dict
     generate = data["spans"][2]
     assert generate["messages"][1] == {"role": "user", "content": "question 9"}
     assert data["spans"][0]["width_pct"] == pytest.approx(100.0)
-    assert data["spans"][1]["documents"] == ["doc A", "doc <b>B</b>"]
+    assert [d["content"] for d in data["spans"][1]["documents"]] == ["doc A", "doc <b>B</b>"]
 
 
 def test_runs_compare_and_sweep_data(ui: tuple[TestClient, dict[str, Any]]) -> None:

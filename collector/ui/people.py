@@ -1,0 +1,94 @@
+"""Sessions and users: traces grouped by the `session_id` / `user_id` columns of `spans`.
+
+Those columns hold OpenInference's `session.id` / `user.id` and Langfuse's `langfuse.session.id` /
+`langfuse.user.id` (store/rows/spans.py maps them, from tracehouse's spans and OTLP alike). A trace
+belongs to a session (a user) when any of its spans names it, often only the root; its totals count
+every span of the trace.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tracehouse._errors import NotFoundError
+from tracehouse.collector.store.usage import COUNTED
+from tracehouse.collector.ui import queries as uq
+
+if TYPE_CHECKING:
+    from tracehouse.collector.store.store import Store
+
+GROUPS = {"session": "session_id", "user": "user_id"}
+MAX_GROUPS, MAX_TRACES = 500, 1000
+
+_TRACES_SQL = """
+SELECT trace_id, anyIf({column}, {column} != '') AS member, min(start_time) AS started, max(end_time) AS ended,
+       count() AS spans, countIf(status = 'error') AS errors, sumOrNullIf(total_tokens, {counted}) AS tokens,
+       sumOrNullIf(cost_usd, {counted}) AS cost, anyIf(user_id, user_id != '') AS trace_user,
+       anyIf(session_id, session_id != '') AS trace_session
+       {text}
+FROM spans
+WHERE {window} {member}
+GROUP BY trace_id
+HAVING member != ''
+"""
+
+_GROUPS_SQL = """
+SELECT member AS id, count() AS traces, min(started) AS first_time, max(ended) AS last_time, sum(spans) AS spans,
+       sumOrNull(tokens) AS tokens, sumOrNull(cost) AS cost_usd, countIf(errors > 0) AS errors,
+       groupUniqArrayIf(trace_user, trace_user != '') AS users
+FROM ({traces})
+GROUP BY member
+ORDER BY last_time DESC, id
+LIMIT {limit:UInt32}
+"""
+
+_ROOT = "(parent_span_id != '', start_time)"
+_TEXT = f""", argMin(name, {_ROOT}) AS root_name, substring(argMin(input, {_ROOT}), 1, 4000) AS input,
+       substring(argMin(output, {_ROOT}), 1, 4000) AS output,
+       (max(toUnixTimestamp64Nano(end_time)) - min(toUnixTimestamp64Nano(start_time))) / 1e6 AS duration_ms"""
+
+
+def _traces_sql(group: str, member: str, text: str) -> str:
+    column = GROUPS[group]
+    return _TRACES_SQL.replace("{member}", member).replace("{column}", column).replace("{text}", text) \
+        .replace("{window}", uq._WINDOW).replace("{counted}", COUNTED)  # fmt: skip
+
+
+def groups(store: Store, project: str, window: uq.TimeRange, group: str) -> dict[str, Any]:
+    """The sessions (or users) with traces in the window, most recently active first: traces, first and
+    last time, spans, tokens, cost, traces with an error."""
+    sql = _GROUPS_SQL.replace("{traces}", _traces_sql(group, "", ""))  # one pass: every trace of the window
+    columns, rows = store.query_rows(sql, {**uq._bounds(project, window), "limit": MAX_GROUPS + 1})
+    found = [dict(zip(columns, row, strict=True)) for row in rows]
+    return {"project": project, "group": group, "range": window.label, "start": window.start.isoformat(),
+            "end": window.end.isoformat(), "items": found[:MAX_GROUPS],
+            "truncated": len(found) > MAX_GROUPS}  # fmt: skip
+
+
+def member(store: Store, project: str, window: uq.TimeRange, group: str, member_id: str) -> dict[str, Any]:
+    """One session's (user's) traces in the window in time order, with the root's input and output;
+    NotFoundError naming the id when it has none."""
+    chosen = "AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {window} AND {column} = {member:String})"
+    sql = _traces_sql(group, chosen, _TEXT) + "ORDER BY started, trace_id LIMIT {limit:UInt32}"
+    columns, rows = store.query_rows(sql, {**uq._bounds(project, window), "member": member_id,
+                                           "limit": MAX_TRACES + 1})  # fmt: skip
+    traces = [dict(zip(columns, row, strict=True)) for row in rows]
+    if not traces:
+        raise NotFoundError(
+            f"no {group} {member_id!r} in project {project!r} from {window.start:%Y-%m-%d %H:%M} to "
+            f"{window.end:%Y-%m-%d %H:%M} UTC"
+        )
+    shown = traces[:MAX_TRACES]
+    known_tokens = [t["tokens"] for t in shown if t["tokens"] is not None]
+    known_cost = [t["cost"] for t in shown if t["cost"] is not None]
+    totals = {"traces": len(shown), "spans": sum(t["spans"] for t in shown),
+              "errors": sum(1 for t in shown if t["errors"]), "tokens": sum(known_tokens) if known_tokens else None,
+              "cost_usd": sum(known_cost) if known_cost else None, "first_time": shown[0]["started"],
+              "last_time": max(t["ended"] for t in shown)}  # fmt: skip
+    other = "user" if group == "session" else "session"
+    related = sorted({t[f"trace_{other}"] for t in shown if t[f"trace_{other}"]})
+    return {"project": project, "group": group, "id": member_id, "range": window.label, "traces": shown,
+            "truncated": len(traces) > MAX_TRACES, "totals": totals, "related": related}  # fmt: skip
+
+
+__all__ = ["GROUPS", "groups", "member"]
