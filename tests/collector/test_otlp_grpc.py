@@ -3,6 +3,7 @@ and metrics, keys in `authorization` metadata, and the statuses that make the ex
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -234,6 +235,7 @@ def test_keys_are_checked_over_grpc_as_over_http(tmp_path: Path) -> None:
 
 
 def test_a_full_backlog_answers_unavailable_with_retry_info(tmp_path: Path) -> None:
+    from conftest import SESSION_STORE_URL
     from google.rpc.error_details_pb2 import RetryInfo
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
@@ -241,8 +243,12 @@ def test_a_full_backlog_answers_unavailable_with_retry_info(tmp_path: Path) -> N
 
     from tracehouse.collector.server import ServeOptions
 
-    options = ServeOptions(
-        store_url=f"chdb://{tmp_path / 'db'}", spool_dir=tmp_path / "spool", max_backlog=1, max_body_bytes=64 * 1024
+    options = ServeOptions(  # the session's embedded store (one per process), a database of its own
+        store_url=SESSION_STORE_URL,
+        database=f"grpc_{os.getpid()}_{time.monotonic_ns()}",
+        spool_dir=tmp_path / "spool",
+        max_backlog=1,
+        max_body_bytes=64 * 1024,
     )
     with InProcessCollector(options) as running:
         port = running.parts.start_grpc("127.0.0.1", 0)
