@@ -243,9 +243,13 @@ def test_a_full_backlog_answers_unavailable_with_retry_info(tmp_path: Path) -> N
 
     from tracehouse.collector.server import ServeOptions
 
-    # chDB serves one data directory per process: the session's store, a database of this test's own
-    options = ServeOptions(store_url=SESSION_STORE_URL, database=f"grpcbusy_{os.getpid()}",
-                           spool_dir=tmp_path / "spool", max_backlog=1, max_body_bytes=64 * 1024)  # fmt: skip
+    options = ServeOptions(  # the session's embedded store (one per process), a database of its own
+        store_url=SESSION_STORE_URL,
+        database=f"grpc_{os.getpid()}_{time.monotonic_ns()}",
+        spool_dir=tmp_path / "spool",
+        max_backlog=1,
+        max_body_bytes=64 * 1024,
+    )
     with InProcessCollector(options) as running:
         port = running.parts.start_grpc("127.0.0.1", 0)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
