@@ -65,7 +65,7 @@ def parse_cursor(option: str, cursor: str, sort: str) -> tuple[Any, str]:
         key: Any = int(value) if SORT_KEYS[sort].sql_type == "Int64" else float(value)
     except ValueError:
         key = None
-    if key is None or not TRACE_ID_RE.match(trace_id) or key != key:
+    if key is None or not TRACE_ID_RE.match(trace_id) or not -(2.0**63) <= key < 2.0**63:  # Int64/finite; no NaN
         raise ConfigError(option, f"expected a cursor from a {sort}-sorted page (<{sort}>_<trace id>), got {cursor!r}")
     return key, trace_id
 
