@@ -14,6 +14,14 @@ from typing import Any, Optional
 from tracehouse._errors import ConfigError
 
 
+def usage_sum(column: str) -> str:
+    """A trace's (or any group's) sum of a usage column (tokens, cost): NULL when no span reported it.
+
+    Every per-trace token and cost sum of the trace pages is this expression, so how usage is counted
+    (e.g. a call reported by nested instrumentations counted once) is decided here alone."""
+    return f"sumOrNull({column})"
+
+
 @dataclass(frozen=True)
 class SortKey:
     """A sort key as an aggregate over a trace's spans, as a column of a trace row, and its SQL type."""
@@ -30,8 +38,10 @@ SORT_KEYS: dict[str, SortKey] = {
         "duration_ms",
         "Float64",
     ),
-    "tokens": SortKey("toInt64(ifNull(sumOrNull(total_tokens), -1))", "toInt64(ifNull(total_tokens, -1))", "Int64"),
-    "cost": SortKey("toFloat64(ifNull(sumOrNull(cost_usd), -1))", "toFloat64(ifNull(cost_usd, -1))", "Float64"),
+    "tokens": SortKey(
+        f"toInt64(ifNull({usage_sum('total_tokens')}, -1))", "toInt64(ifNull(total_tokens, -1))", "Int64"
+    ),
+    "cost": SortKey(f"toFloat64(ifNull({usage_sum('cost_usd')}, -1))", "toFloat64(ifNull(cost_usd, -1))", "Float64"),
 }
 ORDERS = ("desc", "asc")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -75,4 +85,4 @@ def order_by(sort: str, desc: bool) -> str:
     return f"{SORT_KEYS[sort].column} {direction}, trace_id {direction}"
 
 
-__all__ = ["ORDERS", "SORT_KEYS", "SortKey", "check_sort", "error_flag", "order_by", "status_for"]
+__all__ = ["ORDERS", "SORT_KEYS", "SortKey", "check_sort", "error_flag", "order_by", "status_for", "usage_sum"]
