@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from tracehouse._errors import ConfigError
+from tracehouse.collector.store.usage import counted_sum
+
+
+def usage_sum(column: str) -> str:
+    """A trace's (or any group's) sum of a usage column (tokens, cost): NULL when no span reported it.
+
+    Every per-trace token and cost sum of the trace pages is this expression, so how usage is counted
+    (a call reported by nested instrumentations counted once: collector/store/usage.py) is decided
+    here alone. Needs the query parameter {project:String}."""
+    return counted_sum(column)
 
 
 @dataclass(frozen=True)
@@ -31,11 +41,9 @@ SORT_KEYS: dict[str, SortKey] = {
         "Float64",
     ),
     "tokens": SortKey(
-        "toInt64(ifNull(sumOrNullIf(total_tokens, {counted}), -1))", "toInt64(ifNull(total_tokens, -1))", "Int64"
+        f"toInt64(ifNull({usage_sum('total_tokens')}, -1))", "toInt64(ifNull(total_tokens, -1))", "Int64"
     ),
-    "cost": SortKey(
-        "toFloat64(ifNull(sumOrNullIf(cost_usd, {counted}), -1))", "toFloat64(ifNull(cost_usd, -1))", "Float64"
-    ),
+    "cost": SortKey(f"toFloat64(ifNull({usage_sum('cost_usd')}, -1))", "toFloat64(ifNull(cost_usd, -1))", "Float64"),
 }
 ORDERS = ("desc", "asc")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -79,4 +87,4 @@ def order_by(sort: str, desc: bool) -> str:
     return f"{SORT_KEYS[sort].column} {direction}, trace_id {direction}"
 
 
-__all__ = ["ORDERS", "SORT_KEYS", "SortKey", "check_sort", "error_flag", "order_by", "status_for"]
+__all__ = ["ORDERS", "SORT_KEYS", "SortKey", "check_sort", "error_flag", "order_by", "status_for", "usage_sum"]

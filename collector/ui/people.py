@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tracehouse._errors import NotFoundError
-from tracehouse.collector.store.usage import COUNTED
+from tracehouse.collector.store.trace_sort import usage_sum
 from tracehouse.collector.ui import queries as uq
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ MAX_GROUPS, MAX_TRACES = 500, 1000
 
 _TRACES_SQL = """
 SELECT trace_id, anyIf({column}, {column} != '') AS member, min(start_time) AS started, max(end_time) AS ended,
-       count() AS spans, countIf(status = 'error') AS errors, sumOrNullIf(total_tokens, {counted}) AS tokens,
-       sumOrNullIf(cost_usd, {counted}) AS cost, anyIf(user_id, user_id != '') AS trace_user,
+       count() AS spans, countIf(status = 'error') AS errors, {tokens} AS tokens,
+       {cost} AS cost, anyIf(user_id, user_id != '') AS trace_user,
        anyIf(session_id, session_id != '') AS trace_session
        {text}
 FROM spans
@@ -51,7 +51,8 @@ _TEXT = f""", argMin(name, {_ROOT}) AS root_name, substring(argMin(input, {_ROOT
 def _traces_sql(group: str, member: str, text: str) -> str:
     column = GROUPS[group]
     return _TRACES_SQL.replace("{member}", member).replace("{column}", column).replace("{text}", text) \
-        .replace("{window}", uq._WINDOW).replace("{counted}", COUNTED)  # fmt: skip
+        .replace("{window}", uq._WINDOW).replace("{tokens}", usage_sum("total_tokens")) \
+        .replace("{cost}", usage_sum("cost_usd"))  # fmt: skip
 
 
 def groups(store: Store, project: str, window: uq.TimeRange, group: str) -> dict[str, Any]:

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from tracehouse._errors import ConfigError
 from tracehouse.collector.store.queries import TRACE_ID_RE
-from tracehouse.collector.store.trace_sort import SORT_KEYS, check_sort, error_flag, status_for
-from tracehouse.collector.store.usage import COUNTED
+from tracehouse.collector.store.trace_sort import SORT_KEYS, check_sort, error_flag, status_for, usage_sum
 from tracehouse.collector.ui import queries as uq
 
 if TYPE_CHECKING:
@@ -66,7 +65,7 @@ def parse_cursor(option: str, cursor: str, sort: str) -> tuple[Any, str]:
         key: Any = int(value) if SORT_KEYS[sort].sql_type == "Int64" else float(value)
     except ValueError:
         key = None
-    if key is None or not TRACE_ID_RE.match(trace_id) or key != key:
+    if key is None or not TRACE_ID_RE.match(trace_id) or not -(2.0**63) <= key < 2.0**63:  # Int64/finite; no NaN
         raise ConfigError(option, f"expected a cursor from a {sort}-sorted page (<{sort}>_<trace id>), got {cursor!r}")
     return key, trace_id
 
@@ -86,8 +85,7 @@ SELECT trace_id, sort_key, n_traces, n_spans, n_tokens, n_cost, n_failed, n_erro
            sum(errors) OVER () AS n_error_spans
     FROM (
         SELECT trace_id, {key} AS sort_key, {duration} AS duration_ms, count() AS spans,
-               countIf(status = 'error') AS errors, sumOrNullIf(total_tokens, {counted}) AS tokens,
-               sumOrNullIf(cost_usd, {counted}) AS cost
+               countIf(status = 'error') AS errors, {tokens} AS tokens, {cost} AS cost
         FROM spans WHERE {window} {kept} GROUP BY trace_id
         HAVING 1 {having}
     )
@@ -101,7 +99,7 @@ LIMIT {limit:UInt32}
 _ROWS_SQL = """
 SELECT trace_id, min(start_time) AS started, argMin(name, {root}) AS root_name, {duration} AS duration_ms,
        count() AS spans, countIf(status = 'error') AS error_spans, if(error_spans > 0, 'error', 'ok') AS trace_status,
-       sumOrNullIf(total_tokens, {counted}) AS trace_tokens, sumOrNullIf(cost_usd, {counted}) AS trace_cost,
+       {tokens} AS trace_tokens, {cost} AS trace_cost,
        argMin(input_preview, {root}) AS input_preview, argMin(output_preview, {root}) AS output_preview,
        anyIf(session_id, session_id != '') AS session_id, anyIf(user_id, user_id != '') AS user_id,
        groupArray(span_id) AS span_ids
@@ -115,7 +113,7 @@ SELECT count() AS n_traces, sum(spans) AS n_spans, sumOrNull(tokens) AS n_tokens
        countIf(errors > 0) AS n_failed, sum(errors) AS n_error_spans
 FROM (
     SELECT trace_id, {duration} AS duration_ms, count() AS spans, countIf(status = 'error') AS errors,
-           sumOrNullIf(total_tokens, {counted}) AS tokens, sumOrNullIf(cost_usd, {counted}) AS cost
+           {tokens} AS tokens, {cost} AS cost
     FROM spans WHERE {window} {kept} GROUP BY trace_id
     HAVING 1 {having}
 )
@@ -154,9 +152,10 @@ def _conditions(filters: uq.TraceFilters, error: Optional[bool]) -> tuple[str, s
 def _sql(template: str, kept: str, having: str, **parts: str) -> str:
     sql = template.replace("{window}", uq._WINDOW).replace("{kept}", kept).replace("{having}", having)
     sql = sql.replace("{duration}", DURATION).replace("{root}", _ROOT)
+    sql = sql.replace("{tokens}", usage_sum("total_tokens")).replace("{cost}", usage_sum("cost_usd"))
     for name, part in parts.items():
         sql = sql.replace("{" + name + "}", part)
-    return sql.replace("{counted}", COUNTED)  # usage once (collector/store/usage.py)
+    return sql
 
 
 def trace_page(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 
+from tracehouse.collector.store.trace_sort import usage_sum
 from tracehouse.collector.ui import data, trace_scores
 
 if TYPE_CHECKING:
@@ -93,37 +94,29 @@ def exceptions(
     return found
 
 
-def _span_extras(store: Store, project: str, result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per span id: its events' names and attributes, session and user (columns the tree leaves out)."""
+def _span_extras(store: Store, project: str, result: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """Per span id: its events' names and attributes, session and user (columns the tree leaves out); and
+    the trace's usage sums (input, output, total tokens, cost; store/trace_sort.py's `usage_sum`)."""
     starts = [s["start_time"] for s in result["spans"]]
+    params = {"project": project, "t": result["trace_id"], "lo": min(starts) - timedelta(milliseconds=1),
+              "hi": max(starts) + timedelta(milliseconds=1)}  # fmt: skip
+    where = "project = {project:String} AND trace_id = {t:String} AND start_time BETWEEN " \
+        "{lo:DateTime64(9, 'UTC')} AND {hi:DateTime64(9, 'UTC')}"  # fmt: skip
     _, rows = store.query_rows(
-        "SELECT span_id, event_names, event_attributes, session_id, user_id FROM spans "
-        "WHERE project = {p:String} AND trace_id = {t:String} "
-        "AND start_time BETWEEN {lo:DateTime64(9, 'UTC')} AND {hi:DateTime64(9, 'UTC')}",
-        {"p": project, "t": result["trace_id"], "lo": min(starts) - timedelta(milliseconds=1),
-         "hi": max(starts) + timedelta(milliseconds=1)},
-    )  # fmt: skip
-    return {str(r[0]): {"event_names": list(r[1]), "event_attributes": [dict(a) for a in r[2]], "session_id": r[3],
-                        "user_id": r[4]} for r in rows}  # fmt: skip
-
-
-def _usage_counted(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The spans whose usage counts (collector/store/usage.py): not the parent of a span reporting usage."""
-    usage = ("input_tokens", "output_tokens", "total_tokens", "cost_usd")
-    shadowed = {s.get("parent_span_id") for s in spans if any(s.get(f) is not None for f in usage)}
-    return [s for s in spans if s["span_id"] not in shadowed]
-
-
-def _sum(spans: list[dict[str, Any]], field: str) -> Any:
-    known = [s[field] for s in spans if s.get(field) is not None]
-    return sum(known) if known else None
+        f"SELECT span_id, event_names, event_attributes, session_id, user_id FROM spans WHERE {where}", params
+    )
+    sums = ", ".join(usage_sum(c) for c in ("input_tokens", "output_tokens", "total_tokens", "cost_usd"))
+    _, usage = store.query_rows(f"SELECT {sums} FROM spans WHERE {where}", params)
+    extras = {str(r[0]): {"event_names": list(r[1]), "event_attributes": [dict(a) for a in r[2]],
+                          "session_id": r[3], "user_id": r[4]} for r in rows}  # fmt: skip
+    return extras, list(usage[0])
 
 
 def trace(store: Store, project: str, trace_id: str) -> dict[str, Any]:
     """The trace page's data: the waterfall (ui/data.py) with totals, errors, documents and scores."""
     result = data.trace(store, project, trace_id)
     spans = result["spans"]
-    extras = _span_extras(store, project, result)
+    extras, (input_tokens, output_tokens, total_tokens, cost) = _span_extras(store, project, result)
     scores = trace_scores.scores_of(store, project, [trace_id], [s["span_id"] for s in spans])
     by_span: dict[str, list[dict[str, Any]]] = {}
     for score in scores:
@@ -135,11 +128,9 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any]:
                                         span.get("attributes") or {})  # fmt: skip
         span["scores"] = by_span.get(span["span_id"], [])
     errors = [s for s in spans if s.get("status") == "error"]
-    counted = _usage_counted(spans)
     result["totals"] = {
-        "duration_ms": result["duration_ms"], "spans": len(spans), "input_tokens": _sum(counted, "input_tokens"),
-        "output_tokens": _sum(counted, "output_tokens"), "total_tokens": _sum(counted, "total_tokens"),
-        "cost_usd": _sum(counted, "cost_usd"), "errors": len(errors),
+        "duration_ms": result["duration_ms"], "spans": len(spans), "input_tokens": input_tokens,
+        "output_tokens": output_tokens, "total_tokens": total_tokens, "cost_usd": cost, "errors": len(errors),
     }  # fmt: skip
     result["errors"] = [{"span_id": s["span_id"], "name": s["name"], "status_message": s.get("status_message") or "",
                          "exceptions": s["exceptions"]} for s in errors]  # fmt: skip
