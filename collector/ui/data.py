@@ -16,6 +16,7 @@ from tracehouse.collector.store import queries as q
 from tracehouse.collector.store.reads import flat_values, run_read
 from tracehouse.collector.sweeps.controller import SweepController
 from tracehouse.collector.ui import queries as uq
+from tracehouse.collector.ui import ranges
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
@@ -26,19 +27,24 @@ RUN_COLUMNS = ("run_id", "name", "state", "created_at", "updated_at")
 def dashboard(store: Store, project: str, window: uq.TimeRange, by: str) -> dict[str, Any]:
     """Totals, series overall and by group, the group table and the slowest calls."""
     uq.check_group(by)
+    overview = uq.overview(store, project, window)
     return {
         "project": project, "range": window.label, "start": window.start.isoformat(), "end": window.end.isoformat(),
-        "by": by, "overview": uq.overview(store, project, window), "all": uq.series(store, project, window, None),
+        "window": window.as_dict(), "by": by, "overview": overview, "all": uq.series(store, project, window, None),
         "series": uq.series(store, project, window, by), "groups": uq.groups(store, project, window, by),
         "slowest": uq.slowest(store, project, window),
+        "empty": ranges.empty_state(store, project, window, overview["count"]),
     }  # fmt: skip
 
 
 def traces(
     store: Store, project: str, window: uq.TimeRange, filters: uq.TraceFilters, before: Optional[str]
 ) -> dict[str, Any]:
-    """A page of the trace list."""
-    return {"project": project, "range": window.label, **uq.trace_list(store, project, window, filters, before)}
+    """A page of the trace list (`empty`: what to say when the window, unfiltered, holds nothing)."""
+    listed = uq.trace_list(store, project, window, filters, before)
+    filtered = before is not None or any(v is not None for v in vars(filters).values())
+    empty = None if filtered else ranges.empty_state(store, project, window, len(listed["traces"]))
+    return {"project": project, "range": window.label, "window": window.as_dict(), **listed, "empty": empty}
 
 
 def _flat(span: dict[str, Any], depth: int, out: list[dict[str, Any]]) -> None:

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import login, media_route, value_views
+from tracehouse.collector.ui import login, media_route, ranges, value_views
 from tracehouse.collector.ui import params as args
 from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.render import api, page, visible_projects
@@ -73,22 +73,25 @@ async def sweep_data(request: Request, collector: Collector, project: str) -> di
 
 # --- what each page adds to its data ---------------------------------------------------------------
 async def dashboard_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    params = request.query_params
-    values: dict[str, Any] = {
-        "range": params.get("range") or "1h",
-        "by": params.get("by") or "name",
-        "start_input": params.get("start") or "",
-        "end_input": params.get("end") or "",
-    }
+    window, by = args.dashboard_args(request.query_params)
     result = await dashboard_data(request, collector, project)
-    return {**values, "data": result, "charts": _dashboard_charts(result)}
+    return {"by": by, "data": result, "charts": _dashboard_charts(result), **_range_values(request, window, result)}
+
+
+def _range_values(request: Request, window: uq.TimeRange, result: dict[str, Any]) -> dict[str, Any]:
+    """The range picker's state and the empty state's links of a page with a time window."""
+    params = request.query_params
+    empty = ranges.with_links(result.get("empty"), request.url.path, {**params, "project": result["project"]})
+    return {"picker": ranges.picker(window), "empty": empty, "base_url": str(request.base_url).rstrip("/")}
 
 
 async def traces_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     params = dict(request.query_params)
+    window = args.trace_args(request.query_params)[0]
     result = await traces_data(request, collector, project)
     next_url = "/traces?" + urlencode({**params, "project": project, "before": result["next"] or ""})
-    return {"params": {"range": "24h", **params}, "kinds": uq.KINDS, "data": result, "next_url": next_url}
+    return {"params": {"range": "24h", **params}, "kinds": uq.KINDS, "data": result, "next_url": next_url,
+            **_range_values(request, window, result)}  # fmt: skip
 
 
 async def trace_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
