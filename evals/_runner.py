@@ -245,11 +245,7 @@ async def evaluate_async(
                     span.fail(error)
                 record["latency_ms"] = (time.perf_counter() - started) * 1000
                 context = span.get_span_context()
-                if context.trace_id:  # the example's trace, for a link from the eval's pages
-                    record["trace_id"], record["span_id"] = (
-                        format(context.trace_id, "032x"),
-                        format(context.span_id, "016x"),
-                    )
+                record.update(_trace_ids(context))
             fields = {k: v for k, v in row.items() if k != expected_field}
             if record["error"] is None:
                 outcomes = await asyncio.gather(
@@ -273,6 +269,13 @@ async def evaluate_async(
     if outer is not None and outer.state == "running":
         _report_to_parent(outer, label, run.id, aggregates)
     return EvalResult(run.id, label, dataset.name, _stored_version(run, dataset), rows, aggregates)
+
+
+def _trace_ids(context: Any) -> dict[str, str]:
+    """The example's trace and span ids (for a link from the eval's pages); none when not traced."""
+    if not context.trace_id:
+        return {}
+    return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
 
 
 def _stored_version(run: Any, dataset: Dataset) -> Optional[str]:

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import login, media_route, ranges, value_views
+from tracehouse.collector.ui import evals_pages, login, media_route, ranges, value_views
 from tracehouse.collector.ui import params as args
 from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.render import api, page, visible_projects
@@ -25,6 +25,7 @@ from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates
 router = APIRouter()
 router.include_router(login.router)
 router.include_router(media_route.router)
+router.include_router(evals_pages.router)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 
 
