@@ -94,3 +94,11 @@ def test_custom_windows_are_described_and_suggest_presets_from_now() -> None:
     assert [p["params"] for p in picks] == [{"range": "24h"}, {"range": "7d"}]
     assert suggestions(uq.TimeRange(now - timedelta(days=7), now, "7d"), now - timedelta(days=1), now=now)[0][
         "label"] == "show the hour up to it"  # nothing wider than 7d: the hour up to it  # fmt: skip
+
+
+def test_evals_and_datasets_pages_say_how_to_make_some(client: TestClient) -> None:
+    evals_page = client.get("/evals", params={"project": "runs-only"})
+    assert evals_page.status_code == 200 and "No evaluations in project runs-only yet. Run one:" in evals_page.text
+    assert "th.evals.evaluate(target" in evals_page.text
+    datasets_page = client.get("/datasets", params={"project": "runs-only"}).text
+    assert "No datasets in project runs-only yet. Store one:" in datasets_page
