@@ -52,24 +52,49 @@ class EvalResult:
         return f"EvalResult(run_id={self.run_id!r}, examples={len(self.rows)}, {shown})"
 
 
-def _caller(
-    target: Callable[..., Any], input_field: str
-) -> Callable[[dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
-    """How to call the target with a row: by parameter names matching fields, else the input field."""
-    parameters = [p for p in inspect.signature(target).parameters.values()
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]  # fmt: skip
+Arguments = Callable[[dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+
+
+def _target_name(target: Any) -> str:
+    return str(getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target))
+
+
+def _caller(target: Callable[..., Any], input_field: str, expected_field: str = "expected") -> Arguments:
+    """How to call the target with a row: by parameter names matching fields, else the input field;
+    a `**kwargs` target gets the example's fields (all but the expected one) as keyword arguments.
+    ConfigError naming the target when it takes no parameters at all."""
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # a builtin without a signature: the input field, positionally
+        return lambda row: ((_input(row, input_field),), {})
+    every = list(signature.parameters.values())
+    parameters = [p for p in every if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]
     names = [p.name for p in parameters]
+    var_keyword = any(p.kind is p.VAR_KEYWORD for p in every)
+    var_positional = any(p.kind is p.VAR_POSITIONAL for p in every)
+    if not every:
+        raise ConfigError("target", f"{_target_name(target)} takes no parameters; give it one (it gets the "
+                                    f"example's {input_field!r}), parameters named after the example's fields, "
+                                    "or **kwargs (it gets every field)")  # fmt: skip
 
     def arguments(row: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        fields = {k: v for k, v in row.items() if k != expected_field}
         if names and all(n in row or p.default is not p.empty for n, p in zip(names, parameters, strict=True)):
-            return (), {n: row[n] for n in names if n in row}
-        if len(parameters) >= 1:
-            if input_field not in row:
-                raise KeyError(f"the example has no field {input_field!r} to pass to the target")
-            return (row[input_field],), {}
-        return (), {}
+            named = {n: row[n] for n in names if n in row}
+            rest = {k: v for k, v in fields.items() if k not in named} if var_keyword else {}
+            return (), {**named, **rest}
+        if names or (var_positional and not var_keyword):
+            rest = {k: v for k, v in fields.items() if k != input_field and k not in names} if var_keyword else {}
+            return (_input(row, input_field),), rest
+        return (), fields  # **kwargs only
 
     return arguments
+
+
+def _input(row: dict[str, Any], input_field: str) -> Any:
+    if input_field not in row:
+        raise KeyError(f"the example has no field {input_field!r} to pass to the target")
+    return row[input_field]
 
 
 def _value(result: Any) -> Optional[float]:
@@ -151,6 +176,7 @@ def _checked_inputs(target: Any, dataset: Any, scorers: Sequence[Any], name: Opt
     """The scorers and the dataset of an evaluation, or ConfigError naming what is wrong (before any I/O)."""
     if not callable(target):
         raise ConfigError("target", f"expected a function (sync or async), got {target!r}")
+    _caller(target, "input")  # a target that takes no parameters fails here, before any I/O
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
         raise ConfigError("max_concurrency", f"expected a positive integer, got {max_concurrency!r}")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -187,9 +213,10 @@ async def evaluate_async(
     config = {
         "dataset": dataset.name, "dataset_digest": dataset.digest, "scorers": [s.name for s in checked],
         "target": getattr(target, "__qualname__", repr(target)), "trials": trials, "max_concurrency": max_concurrency,
+        "input_field": input_field, "expected_field": expected_field,
     }  # fmt: skip
     run, outer = _start_run(project, label, config)
-    arguments = _caller(target, input_field)
+    arguments = _caller(target, input_field, expected_field)
     is_async = inspect.iscoroutinefunction(target)
     pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="tracehouse-eval") if not is_async else None
     limit = asyncio.Semaphore(max_concurrency)
@@ -218,6 +245,7 @@ async def evaluate_async(
                     span.fail(error)
                 record["latency_ms"] = (time.perf_counter() - started) * 1000
                 context = span.get_span_context()
+                record.update(_trace_ids(context))
             fields = {k: v for k, v in row.items() if k != expected_field}
             if record["error"] is None:
                 outcomes = await asyncio.gather(
@@ -241,6 +269,13 @@ async def evaluate_async(
     if outer is not None and outer.state == "running":
         _report_to_parent(outer, label, run.id, aggregates)
     return EvalResult(run.id, label, dataset.name, _stored_version(run, dataset), rows, aggregates)
+
+
+def _trace_ids(context: Any) -> dict[str, str]:
+    """The example's trace and span ids (for a link from the eval's pages); none when not traced."""
+    if not context.trace_id:
+        return {}
+    return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
 
 
 def _stored_version(run: Any, dataset: Dataset) -> Optional[str]:

@@ -1,6 +1,7 @@
 """Reads: `POST /api/v1/query` (free SQL, admin keys, read-only and bounded), `GET /api/v1/traces`,
 `GET /api/v1/traces/{trace_id}`, `GET /api/v1/latency`. Every read catches up with the write-ahead
-log first, so what was answered is what it sees."""
+log first, so what was answered is what it sees. The lists take a window as `since` (a duration) or
+`start` / `end` (ISO 8601 or epoch milliseconds); a bad or inverted one is a 400 naming it."""
 
 from __future__ import annotations
 
@@ -51,20 +52,30 @@ async def traces(
     who: Caller,
     project: Optional[str] = None,
     limit: int = 20,
-    since: str = "24h",
+    since: Optional[str] = None,
     name: Optional[str] = None,
     status: Optional[str] = None,
     sort: Optional[str] = None,
     order: Optional[str] = None,
     error: Optional[str] = None,
+    start: Optional[str] = None,
+    end: Optional[str] = None,
 ) -> Response:
-    """Recent traces of a project, newest first; `sort` (start, duration, tokens, cost) and `order`
-    (desc, asc) choose another order, `error=1` keeps only traces with an error (`error=0` those without)."""
+    """Recent traces of a project, newest first (default window: the last 24h); `sort` (start, duration,
+    tokens, cost) and `order` (desc, asc) choose another order, `error=1` keeps only traces with an
+    error (`error=0` those without)."""
     bound = collector.bind_project(who, project)
+    window = q.resolve(_since(since), start, end, default_since="24h")  # a bad window: 400 before any wait
     await collector.caught_up()
-    frame = await collector.read(q.traces, collector.store, bound, limit=limit, since=since, name=name, status=status,
-                                 sort=sort or "start", order=order or "desc", error=error)  # fmt: skip
+    frame = await collector.read(q.traces, collector.store, bound, limit=limit, name=name, status=status,
+                                 start=window.start, end=window.end, sort=sort or "start", order=order or "desc",
+                                 error=error)  # fmt: skip
     return json_response(frame_json(frame))
+
+
+def _since(value: Optional[str]) -> Any:
+    """A `since` query parameter: absent is "not given" (present but blank is a malformed one)."""
+    return q.UNSET if value is None else value
 
 
 @router.get("/api/v1/traces/{trace_id}")
@@ -77,12 +88,20 @@ async def trace_tree(trace_id: str, collector: CollectorDep, who: Caller, projec
 
 @router.get("/api/v1/latency")
 async def latency(
-    collector: CollectorDep, who: Caller, project: Optional[str] = None, by: str = "name", since: str = "1h"
+    collector: CollectorDep,
+    who: Caller,
+    project: Optional[str] = None,
+    by: str = "name",
+    since: Optional[str] = None,
+    start: Optional[str] = None,
+    end: Optional[str] = None,
 ) -> Response:
-    """Latency percentiles, errors, tokens and cost per group."""
+    """Latency percentiles, errors, tokens and cost per group (default window: the last hour)."""
     bound = collector.bind_project(who, project)
+    window = q.resolve(_since(since), start, end, default_since="1h")
     await collector.caught_up()
-    return json_response(frame_json(await collector.read(q.latency, collector.store, bound, by=by, since=since)))
+    frame = await collector.read(q.latency, collector.store, bound, by=by, start=window.start, end=window.end)
+    return json_response(frame_json(frame))
 
 
 __all__ = ["query_limits", "router"]

@@ -89,21 +89,22 @@ class StoreAccess:
         self._catch_up()
         return run_read(self.store, name, q.check_project(project), parameters)
 
-    def traces(self, project: str, limit: int = 20, since: Any = "24h", name: Optional[str] = None,
-               status: Optional[str] = None) -> pd.DataFrame:  # fmt: skip
-        """Recent traces."""
+    def traces(self, project: str, limit: int = 20, since: Any = q.UNSET, name: Optional[str] = None,
+               status: Optional[str] = None, start: Any = None, end: Any = None) -> pd.DataFrame:  # fmt: skip
+        """Recent traces in a window: `since` (default 24h) or `start` / `end`."""
         self._catch_up()
-        return q.traces(self.store, project, limit=limit, since=since, name=name, status=status)
+        return q.traces(self.store, project, limit=limit, since=since, name=name, status=status, start=start, end=end)
 
     def trace_tree(self, project: str, trace_id: str) -> dict[str, Any]:
         """One trace's tree."""
         self._catch_up()
         return q.trace_tree(self.store, project, trace_id)
 
-    def latency(self, project: str, by: str = "name", since: Any = "1h") -> pd.DataFrame:
-        """Latency per group."""
+    def latency(self, project: str, by: str = "name", since: Any = q.UNSET, start: Any = None,
+                end: Any = None) -> pd.DataFrame:  # fmt: skip
+        """Latency per group in a window: `since` (default 1h) or `start` / `end`."""
         self._catch_up()
-        return q.latency(self.store, project, by=by, since=since)
+        return q.latency(self.store, project, by=by, since=since, start=start, end=end)
 
     def sweep(self, method: str, args: list[Any]) -> Any:
         """A call on the store's sweep controller (`create`, `next_trial`, `heartbeat`, `control`, `status`)."""

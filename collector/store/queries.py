@@ -8,59 +8,30 @@ identifiers written into SQL come from fixed whitelists.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from tracehouse._errors import ConfigError, NotFoundError
 from tracehouse.collector.store.trace_logs import with_logs
 from tracehouse.collector.store.usage import COUNTED, counted_sum
+from tracehouse.collector.store.windows import TIME_MAX as TIME_MAX  # re-exported: the readers' names
+from tracehouse.collector.store.windows import TIME_MIN as TIME_MIN
+from tracehouse.collector.store.windows import UNSET as UNSET
+from tracehouse.collector.store.windows import Instant as Instant
+from tracehouse.collector.store.windows import Since as Since
+from tracehouse.collector.store.windows import Unset as Unset
+from tracehouse.collector.store.windows import Window as Window
+from tracehouse.collector.store.windows import check_time as check_time
+from tracehouse.collector.store.windows import resolve as resolve
+from tracehouse.collector.store.windows import since_start as since_start
+from tracehouse.collector.store.windows import sql_window as sql_window
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from tracehouse.collector.store.store import Store
 
-Since = Union[str, timedelta, datetime, None]
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-TIME_MIN = datetime(1900, 1, 1, tzinfo=timezone.utc)
-TIME_MAX = datetime(2299, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_TRACES = 10_000
-
-
-def check_time(option: str, value: datetime) -> datetime:
-    """`value` (UTC when naive) if the store can hold it (DateTime64: 1900 to 2299), else ConfigError."""
-    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if not TIME_MIN <= value <= TIME_MAX:
-        raise ConfigError(option, f"{value.isoformat()} is outside the times the store holds (1900 to 2299)")
-    return value
-
-
-def since_start(since: Since) -> datetime:
-    """The start of a time window: '15m', '1h', '7d', a timedelta, a datetime, or None (all time)."""
-    if since is None:
-        return _EPOCH
-    now = datetime.now(timezone.utc)
-    try:
-        if isinstance(since, datetime):
-            return check_time("since", since)
-        if isinstance(since, timedelta):
-            return check_time("since", now - since)
-        if isinstance(since, str):
-            match = _DURATION_RE.match(since)
-            if match:
-                return check_time("since", now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)]))
-            return check_time("since", datetime.fromisoformat(since.strip()))
-    except (ValueError, OverflowError) as error:
-        if isinstance(error, ConfigError):
-            raise
-        if isinstance(error, OverflowError) or "out of range" in str(error):
-            raise ConfigError("since", f"{since!r} reaches before the times the store holds (1900 to 2299)") from None
-    raise ConfigError(
-        "since", f"expected a duration such as '15m', '1h', '7d', an ISO time, a timedelta or a datetime, got {since!r}"
-    )
 
 
 def check_project(project: Any) -> str:
@@ -111,7 +82,7 @@ FROM (
         argMin(input_preview, (parent_span_id != '', start_time)) AS input_preview,
         argMin(output_preview, (parent_span_id != '', start_time)) AS output_preview
     FROM spans
-    WHERE project = {project:String} AND start_time >= {since:DateTime64(9, 'UTC')} {filters}
+    WHERE project = {project:String} AND {window} {filters}
     GROUP BY trace_id
 )
 {having}
@@ -132,16 +103,20 @@ def traces(
     store: Store,
     project: str,
     limit: int = 20,
-    since: Since = "24h",
+    since: Union[Since, Unset] = UNSET,
     name: Optional[str] = None,
     status: Optional[str] = None,
     sort: str = "start",
     order: str = "desc",
     error: Union[bool, str, None] = None,
+    start: Optional[Instant] = None,
+    end: Optional[Instant] = None,
 ) -> pd.DataFrame:
     """Recent traces, newest first (or by `sort`: start, duration, tokens, cost; `order` desc or asc):
     root name, duration, span count, status, tokens, cost, previews. `error` True keeps only traces
-    with an error span, False only those without (see store/trace_sort.py)."""
+    with an error span, False only those without (see store/trace_sort.py).
+
+    The window: `since` (default the last 24h) or `start` / `end` (ISO 8601 or epoch milliseconds)."""
     from tracehouse.collector.store import trace_sort
 
     check_traces_args(limit, status)
@@ -149,20 +124,22 @@ def traces(
     status = trace_sort.status_for(status, trace_sort.error_flag(error))
     if name is not None and not isinstance(name, str):
         raise ConfigError("name", f"expected a span name, got {name!r}")
-    params: dict[str, Any] = {"project": check_project(project), "since": since_start(since), "limit": limit}
+    window, bounds = sql_window(resolve(since, start, end, default_since="24h"))
+    params: dict[str, Any] = {"project": check_project(project), "limit": limit, **bounds}
     filters = ""
     if name is not None:
         filters += (
             " AND trace_id IN (SELECT trace_id FROM spans WHERE project = {project:String}"
-            " AND start_time >= {since:DateTime64(9, 'UTC')} AND name = {name:String})"
+            f" AND {window} AND name = {{name:String}})"
         )
         params["name"] = name
     having = ""
     if status is not None:
         having = "WHERE status = {status:String}"
         params["status"] = status
-    sql = _TRACES_SQL.replace("{filters}", filters).replace("{having}", having).replace("{counted}", COUNTED)
-    frame = store.query_df(sql.replace("{order}", trace_sort.order_by(sort, desc)), params)
+    sql = _TRACES_SQL.replace("{window}", window).replace("{filters}", filters).replace("{having}", having)
+    sql = sql.replace("{counted}", COUNTED).replace("{order}", trace_sort.order_by(sort, desc))
+    frame = store.query_df(sql, params)
     if frame.empty:
         ensure_project(store, project)
     return frame
@@ -220,11 +197,21 @@ def build_tree(spans: list[dict[str, Any]]) -> dict[str, Any]:
 LATENCY_GROUPS = {"name": "name", "model": "model", "kind": "kind", "service": "service_name"}
 
 
-def latency(store: Store, project: str, by: str = "name", since: Since = "1h") -> pd.DataFrame:
-    """Per group: count, p50/p95/p99 latency (ms), error rate, tokens and cost, slowest p95 first."""
+def latency(
+    store: Store,
+    project: str,
+    by: str = "name",
+    since: Union[Since, Unset] = UNSET,
+    start: Optional[Instant] = None,
+    end: Optional[Instant] = None,
+) -> pd.DataFrame:
+    """Per group: count, p50/p95/p99 latency (ms), error rate, tokens and cost, slowest p95 first.
+
+    The window: `since` (default the last hour) or `start` / `end` (ISO 8601 or epoch milliseconds)."""
     if by not in LATENCY_GROUPS:
         raise ConfigError("by", f"expected one of {', '.join(LATENCY_GROUPS)}, got {by!r}")
     column = LATENCY_GROUPS[by]
+    window, bounds = sql_window(resolve(since, start, end, default_since="1h"))
     sql = f"""
         SELECT
             {column} AS {by},
@@ -238,12 +225,12 @@ def latency(store: Store, project: str, by: str = "name", since: Since = "1h") -
             {counted_sum("output_tokens")} AS output_tokens,
             {counted_sum("cost_usd")} AS cost_usd
         FROM spans
-        WHERE project = {{project:String}} AND start_time >= {{since:DateTime64(9, 'UTC')}}
+        WHERE project = {{project:String}} AND {window}
             {f"AND model != '' AND {COUNTED}" if by == "model" else ""}
         GROUP BY {column}
         ORDER BY p95_ms DESC
     """
-    frame = store.query_df(sql, {"project": check_project(project), "since": since_start(since)})
+    frame = store.query_df(sql, {"project": check_project(project), **bounds})
     if frame.empty:
         ensure_project(store, project)
     return frame

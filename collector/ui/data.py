@@ -16,6 +16,7 @@ from tracehouse.collector.store import queries as q
 from tracehouse.collector.store.reads import run_read
 from tracehouse.collector.sweeps.controller import SweepController
 from tracehouse.collector.ui import queries as uq
+from tracehouse.collector.ui import ranges
 from tracehouse.collector.ui.messages import messages
 
 if TYPE_CHECKING:
@@ -25,11 +26,13 @@ if TYPE_CHECKING:
 def dashboard(store: Store, project: str, window: uq.TimeRange, by: str) -> dict[str, Any]:
     """Totals, series overall and by group, the group table and the slowest calls."""
     uq.check_group(by)
+    overview = uq.overview(store, project, window)
     return {
         "project": project, "range": window.label, "start": window.start.isoformat(), "end": window.end.isoformat(),
-        "by": by, "overview": uq.overview(store, project, window), "all": uq.series(store, project, window, None),
+        "window": window.as_dict(), "by": by, "overview": overview, "all": uq.series(store, project, window, None),
         "series": uq.series(store, project, window, by), "groups": uq.groups(store, project, window, by),
         "slowest": uq.slowest(store, project, window),
+        "empty": ranges.empty_state(store, project, window, overview["count"]),
     }  # fmt: skip
 
 

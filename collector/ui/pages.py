@@ -16,8 +16,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import login, media_route, runs_pages, trace_pages, value_views
+from tracehouse.collector.ui import evals_pages, login, media_route, ranges, runs_pages, trace_pages, value_views
 from tracehouse.collector.ui import params as args
+from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.render import api, page, visible_projects
 from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates, smooth
 
@@ -26,6 +27,7 @@ router.include_router(login.router)
 router.include_router(media_route.router)
 router.include_router(runs_pages.router)
 router.include_router(trace_pages.router)  # /traces, /traces/{id}, /sessions, /users (and their JSON twins)
+router.include_router(evals_pages.router)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 
 
@@ -56,15 +58,16 @@ async def sweep_data(request: Request, collector: Collector, project: str) -> di
 
 # --- what each page adds to its data ---------------------------------------------------------------
 async def dashboard_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    params = request.query_params
-    values: dict[str, Any] = {
-        "range": params.get("range") or "1h",
-        "by": params.get("by") or "name",
-        "start_input": params.get("start") or "",
-        "end_input": params.get("end") or "",
-    }
+    window, by = args.dashboard_args(request.query_params)
     result = await dashboard_data(request, collector, project)
-    return {**values, "data": result, "charts": _dashboard_charts(result)}
+    return {"by": by, "data": result, "charts": _dashboard_charts(result), **_range_values(request, window, result)}
+
+
+def _range_values(request: Request, window: uq.TimeRange, result: dict[str, Any]) -> dict[str, Any]:
+    """The range picker's state and the empty state's links of a page with a time window."""
+    params = request.query_params
+    empty = ranges.with_links(result.get("empty"), request.url.path, {**params, "project": result["project"]})
+    return {"picker": ranges.picker(window), "empty": empty, "base_url": str(request.base_url).rstrip("/")}
 
 
 async def run_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:

@@ -25,9 +25,16 @@ def text(params: Any, name: str) -> Optional[str]:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def window(params: Any, default: str) -> uq.TimeRange:
+    """A page's time window from `range` / `since` (back from now) or `start` / `end` (ISO 8601 or epoch
+    ms); `default` when none is given. ConfigError naming a bad, inverted or conflicting parameter."""
+    return uq.time_range(text(params, "range"), text(params, "start"), text(params, "end"), text(params, "since"),
+                         default=default)  # fmt: skip
+
+
 def dashboard_args(params: Any) -> tuple[uq.TimeRange, str]:
     """The dashboard's window and grouping."""
-    return uq.time_range(params.get("range"), text(params, "start"), text(params, "end")), params.get("by") or "name"
+    return window(params, "1h"), params.get("by") or "name"
 
 
 def trace_args(params: Any) -> tuple[uq.TimeRange, uq.TraceFilters, Optional[str]]:
@@ -37,8 +44,7 @@ def trace_args(params: Any) -> tuple[uq.TimeRange, uq.TraceFilters, Optional[str
         status=text(params, "status"), min_ms=number(params, "min_ms"), max_ms=number(params, "max_ms"),
         text=text(params, "text"), run_id=text(params, "run_id"),
     )  # fmt: skip
-    window = uq.time_range(params.get("range") or "24h", text(params, "start"), text(params, "end"))
-    return window, filters, text(params, "before")
+    return window(params, "24h"), filters, text(params, "before")
 
 
 def run_view(params: Any) -> tuple[str, float]:

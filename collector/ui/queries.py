@@ -12,8 +12,9 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
 from tracehouse._errors import ConfigError
-from tracehouse.collector.store.queries import LATENCY_GROUPS, check_project, check_time
+from tracehouse.collector.store.queries import LATENCY_GROUPS, check_project
 from tracehouse.collector.store.usage import COUNTED, counted_sum
+from tracehouse.collector.store.windows import UNSET, Window, parse_duration, parse_instant, resolve
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
@@ -37,29 +38,40 @@ class TimeRange:
         span = max(1.0, (self.end - self.start).total_seconds())
         return next((b for b in _BUCKETS if span / b <= MAX_BUCKETS), _BUCKETS[-1])
 
+    def as_dict(self) -> dict[str, Any]:
+        """The resolved window as a page's data holds it (ISO times, epoch ms, label, bucket width), so
+        charts can span exactly the window chosen."""
+        shown = Window(self.start, self.end).as_dict()
+        return {k: shown[k] for k in ("start", "end", "start_ms", "end_ms")} | {
+            "label": self.label, "bucket_seconds": self.bucket_seconds}  # fmt: skip
+
 
 def _parse_time(option: str, value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except (ValueError, AttributeError):
-        raise ConfigError(option, f"expected an ISO time such as 2026-11-28T10:00, got {value!r}") from None
-    return check_time(option, parsed)
+    return parse_instant(option, value)
 
 
-def time_range(label: Optional[str], start: Optional[str] = None, end: Optional[str] = None) -> TimeRange:
-    """`15m`, `1h`, `24h`, `7d` back from now, or `custom` from `start` to `end` (ISO times)."""
+def time_range(
+    label: Optional[str], start: Optional[str] = None, end: Optional[str] = None, since: Optional[str] = None,
+    default: str = "1h",
+) -> TimeRange:  # fmt: skip
+    """The window of a page: `range` (`15m`, `1h`, `24h`, `7d`, any duration such as `2h`, or
+    `custom`) or its synonym `since`, back from now; or `start` (and `end`, default now) as ISO 8601
+    times or epoch milliseconds. ConfigError naming the parameter for a bad or conflicting one."""
     now = datetime.now(timezone.utc)
-    label = label or "1h"
-    if label in RANGES:
-        return TimeRange(now - RANGES[label], now, label)
-    if label != "custom":
-        raise ConfigError("range", f"expected one of {', '.join(RANGES)} or custom, got {label!r}")
-    if not start:
+    if label and since:
+        raise ConfigError("since", f"give either range or since, not both (got range={label!r}, since={since!r})")
+    if label and label != "custom" and label not in RANGES and parse_duration("range", label) is None:
+        raise ConfigError("range", f"expected one of {', '.join(RANGES)}, custom or a duration such as 2h, "
+                                   f"got {label!r}")  # fmt: skip
+    if label and label != "custom" and (start or end):
+        raise ConfigError("range", f"{label} is a range back from now; choose custom to use start and end "
+                                   "(or clear them)")  # fmt: skip
+    if label == "custom" and not start:
         raise ConfigError("start", "a custom range needs a start time")
-    begin, finish = _parse_time("start", start), _parse_time("end", end) if end else now
-    if finish <= begin:
-        raise ConfigError("end", f"the end ({finish:%Y-%m-%d %H:%M}) is not after the start ({begin:%Y-%m-%d %H:%M})")
-    return TimeRange(begin, finish, "custom")
+    relative = since or (label if label != "custom" else None)
+    window = resolve(relative if relative else UNSET, start, end, default_since=default, now=now)
+    shown = "custom" if start else relative or default
+    return TimeRange(window.start, window.end or now, shown)
 
 
 def _bounds(project: str, window: TimeRange) -> dict[str, Any]:

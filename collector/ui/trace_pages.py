@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Collector
 from tracehouse.collector.ui import params as args
-from tracehouse.collector.ui import people, trace_list, trace_scores, trace_view
+from tracehouse.collector.ui import people, ranges, trace_list, trace_scores, trace_view
 from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.render import api, page
 
@@ -38,9 +38,12 @@ def trace_list_data(store: Store, project: str, window: uq.TimeRange, filters: u
     for row in found["traces"]:
         row["scores"] = summaries.get(row["trace_id"], [])
         row.pop("span_ids", None)
+    paged = order.after is not None or order.before is not None
+    filtered = paged or order.error is not None or any(v is not None for v in vars(filters).values())
+    empty = None if filtered else ranges.empty_state(store, project, window, len(found["traces"]))
     return {"project": project, "range": window.label, "start": window.start.isoformat(),
-            "end": window.end.isoformat(), "sort": order.sort, "order": order.order, "error": order.error,
-            **found}  # fmt: skip
+            "end": window.end.isoformat(), "window": window.as_dict(), "sort": order.sort, "order": order.order,
+            "error": order.error, "empty": empty, **found}  # fmt: skip
 
 
 async def traces_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
@@ -80,6 +83,9 @@ async def traces_page(request: Request, collector: Collector, project: str) -> d
         "sort_url": sort_url, "sort_labels": SORT_LABELS, "next_label": next_label, "prev_label": prev_label,
         "next_url": _url(request, "/traces", paging, project=project, after=result["next"] or ""),
         "prev_url": _url(request, "/traces", paging, project=project, before=result["prev"] or ""),
+        "picker": ranges.picker(args.trace_args(request.query_params)[0]),
+        "empty": ranges.with_links(result.get("empty"), request.url.path, {**request.query_params, "project": project}),
+        "base_url": str(request.base_url).rstrip("/"),
     }  # fmt: skip
 
 

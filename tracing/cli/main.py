@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("traces", parents=[common], help="list recent traces")
     t.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-    t.add_argument("--since", default="24h", help="time window such as 15m, 1h, 7d (default 24h)")
+    t.add_argument("--since", help="time window such as 15m, 1h, 7d (default 24h)")
+    t.add_argument("--start", help="window start instead of --since: ISO 8601 time or epoch milliseconds")
+    t.add_argument("--end", help="window end (with --start or a --since duration before it; default now)")
     t.add_argument("--name", help="only traces containing a span of this name")
     t.add_argument("--status", choices=["ok", "error"], help="only traces with this status")
 
@@ -187,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     lat.add_argument(
         "--by", default="name", choices=["name", "model", "kind", "service"], help="group by (default name)"
     )
-    lat.add_argument("--since", default="1h", help="time window such as 15m, 1h, 7d (default 1h)")
+    lat.add_argument("--since", help="time window such as 15m, 1h, 7d (default 1h)")
+    lat.add_argument("--start", help="window start instead of --since: ISO 8601 time or epoch milliseconds")
+    lat.add_argument("--end", help="window end (with --start or a --since duration before it; default now)")
 
     sync = sub.add_parser(
         "sync", parents=[store], help="deliver what is left in the spool, and offline runs, to the store or collector"
@@ -346,17 +350,23 @@ def _keys(th: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _window(args: argparse.Namespace) -> dict[str, Any]:
+    """--since / --start / --end as the read's window arguments (only those given)."""
+    return {k: getattr(args, k) for k in ("since", "start", "end") if getattr(args, k) is not None}
+
+
 def _run(th: Any, args: argparse.Namespace) -> int:
     if args.command == "query":
         frame = th.query(args.sql, _parse_params(args.param), max_rows=args.max_rows, timeout=args.timeout)
         _print_frame(frame, args.json)
     elif args.command == "traces":
-        _print_frame(th.traces(limit=args.limit, since=args.since, name=args.name, status=args.status), args.json)
+        frame = th.traces(limit=args.limit, name=args.name, status=args.status, **_window(args))
+        _print_frame(frame, args.json)
     elif args.command == "trace":
         tree = th.trace_tree(args.trace_id)
         print(_dumps(tree) if args.json else "\n".join(format_tree(tree)))
     elif args.command == "latency":
-        _print_frame(th.latency(by=args.by, since=args.since), args.json)
+        _print_frame(th.latency(by=args.by, **_window(args)), args.json)
     elif args.command == "runs":
         frame = th.runs()
         hidden = ("tags", "group", "job_type", "notes", "entity", "heartbeat_at")

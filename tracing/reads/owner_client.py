@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 import orjson
 
 from tracehouse._errors import ConfigError, NotFoundError, StoreError
+from tracehouse.collector.store.windows import EPOCH, UNSET
 from tracehouse.spans.runtime import runtime
 
 if TYPE_CHECKING:
@@ -37,6 +38,18 @@ def wire_since(since: Any) -> Any:
     if isinstance(since, datetime):
         return since.isoformat()
     return since
+
+
+def wire_window(since: Any, start: Any, end: Any) -> dict[str, Any]:
+    """A read's window arguments as the owner and the REST API take them (only those given; all time,
+    `since=None`, as a start at the epoch)."""
+    window = {"since": wire_since(since)} if since is not UNSET and since is not None else {}
+    if since is None and start is None:
+        start = EPOCH
+    for name, value in (("start", start), ("end", end)):
+        if value is not None:
+            window[name] = value.isoformat() if isinstance(value, datetime) else value
+    return window
 
 
 def error_from(status: int, reason: str, answer: Optional[Mapping[str, Any]] = None) -> Exception:
@@ -120,11 +133,11 @@ class OwnerAccess:
         frame: pd.DataFrame = self._call("read", name=name, project=project, parameters=dict(parameters))
         return frame
 
-    def traces(self, project: str, limit: int = 20, since: Any = "24h", name: Optional[str] = None,
-               status: Optional[str] = None) -> pd.DataFrame:  # fmt: skip
+    def traces(self, project: str, limit: int = 20, since: Any = UNSET, name: Optional[str] = None,
+               status: Optional[str] = None, start: Any = None, end: Any = None) -> pd.DataFrame:  # fmt: skip
         self._prepare()
-        frame: pd.DataFrame = self._call("traces", project=project, limit=limit, since=wire_since(since), name=name,
-                                         status=status)  # fmt: skip
+        frame: pd.DataFrame = self._call("traces", project=project, limit=limit, name=name, status=status,
+                                         **wire_window(since, start, end))  # fmt: skip
         return frame
 
     def trace_tree(self, project: str, trace_id: str) -> dict[str, Any]:
@@ -132,9 +145,10 @@ class OwnerAccess:
         tree: dict[str, Any] = self._call("trace_tree", project=project, trace_id=trace_id)
         return restore_times(tree)
 
-    def latency(self, project: str, by: str = "name", since: Any = "1h") -> pd.DataFrame:
+    def latency(self, project: str, by: str = "name", since: Any = UNSET, start: Any = None,
+                end: Any = None) -> pd.DataFrame:  # fmt: skip
         self._prepare()
-        frame: pd.DataFrame = self._call("latency", project=project, by=by, since=wire_since(since))
+        frame: pd.DataFrame = self._call("latency", project=project, by=by, **wire_window(since, start, end))
         return frame
 
     def sweep(self, method: str, args: list[Any]) -> Any:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar, Union, cast
 
 from tracehouse._errors import ConfigError, NotFoundError
 from tracehouse.collector.store import queries as q
-from tracehouse.collector.store.queries import Since, build_tree
+from tracehouse.collector.store.queries import UNSET, Instant, Since, Unset, build_tree
 from tracehouse.spans.runtime import runtime
 
 if TYPE_CHECKING:
@@ -178,16 +178,27 @@ def read(name: str, parameters: Mapping[str, Any], project: Optional[str] = None
 
 def traces(
     limit: int = 20,
-    since: Since = "24h",
+    since: Union[Since, Unset] = UNSET,
     project: Optional[str] = None,
     name: Optional[str] = None,
     status: Optional[str] = None,
+    start: Optional[Instant] = None,
+    end: Optional[Instant] = None,
 ) -> pd.DataFrame:
-    """Recent traces, newest first: root name, duration, span count, status, tokens, cost, previews."""
+    """Recent traces, newest first: root name, duration, span count, status, tokens, cost, previews.
+
+    The window is `since` (a duration such as '15m', '1h', '7d', a timedelta or a time; default the
+    last 24h; None: all time) or `start` / `end` (datetimes, ISO 8601 times or epoch milliseconds;
+    no `end`: up to now)."""
     project = _project(project)
-    q.since_start(since)  # bad arguments fail before any I/O
+    window = q.resolve(since, start, end, default_since="24h")  # bad arguments fail before any I/O
     q.check_traces_args(limit, status)
-    return cast("pd.DataFrame", _run(lambda access: access.traces(project, limit, since, name, status)))
+    return cast(
+        "pd.DataFrame",
+        _run(
+            lambda access: access.traces(project, limit, name=name, status=status, start=window.start, end=window.end)
+        ),
+    )
 
 
 def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
@@ -202,13 +213,21 @@ def trace_tree(trace_id: str, project: Optional[str] = None) -> dict[str, Any]:
     return _run(lambda access: access.trace_tree(project, trace_id))
 
 
-def latency(by: str = "name", since: Since = "1h", project: Optional[str] = None) -> pd.DataFrame:
-    """Per group: count, p50/p95/p99 latency (ms), error rate, tokens and cost, slowest p95 first."""
+def latency(
+    by: str = "name",
+    since: Union[Since, Unset] = UNSET,
+    project: Optional[str] = None,
+    start: Optional[Instant] = None,
+    end: Optional[Instant] = None,
+) -> pd.DataFrame:
+    """Per group: count, p50/p95/p99 latency (ms), error rate, tokens and cost, slowest p95 first.
+
+    The window is `since` (default the last hour; None: all time) or `start` / `end`, as for `traces`."""
     project = _project(project)
     if by not in q.LATENCY_GROUPS:
         raise ConfigError("by", f"expected one of {', '.join(q.LATENCY_GROUPS)}, got {by!r}")
-    q.since_start(since)
-    return cast("pd.DataFrame", _run(lambda access: access.latency(project, by, since)))
+    window = q.resolve(since, start, end, default_since="1h")
+    return cast("pd.DataFrame", _run(lambda access: access.latency(project, by, start=window.start, end=window.end)))
 
 
 def api_keys(action: str, **args: Any) -> Any:

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 import orjson
 
 from tracehouse._errors import StoreError
+from tracehouse.collector.store.windows import UNSET
 from tracehouse.spans.runtime import runtime
 
 if TYPE_CHECKING:
@@ -62,9 +63,6 @@ def _frame(answer: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _get(path: str, **params: Any) -> Any:
-    from tracehouse.reads.owner_client import wire_since
-
-    params["since"] = wire_since(params.get("since"))
     query = urlencode({k: v for k, v in params.items() if v is not None})
     return _call("GET", f"{path}?{query}" if query else path)
 
@@ -82,9 +80,13 @@ def read(name: str, project: str, parameters: Mapping[str, Any]) -> pd.DataFrame
     return _frame(_call("POST", "/api/v1/read", body))
 
 
-def traces(project: str, limit: int, since: Any, name: Optional[str], status: Optional[str]) -> pd.DataFrame:
+def traces(project: str, limit: int, since: Any, name: Optional[str], status: Optional[str], start: Any = None,
+           end: Any = None) -> pd.DataFrame:  # fmt: skip
     """Recent traces through the collector."""
-    return _frame(_get("/api/v1/traces", project=project, limit=limit, since=since, name=name, status=status))
+    from tracehouse.reads.owner_client import wire_window
+
+    window = wire_window(since, start, end)
+    return _frame(_get("/api/v1/traces", project=project, limit=limit, name=name, status=status, **window))
 
 
 def trace_tree(project: str, trace_id: str) -> dict[str, Any]:
@@ -95,9 +97,11 @@ def trace_tree(project: str, trace_id: str) -> dict[str, Any]:
     return restore_times(tree)
 
 
-def latency(project: str, by: str, since: Any) -> pd.DataFrame:
+def latency(project: str, by: str, since: Any, start: Any = None, end: Any = None) -> pd.DataFrame:
     """Latency per group through the collector."""
-    return _frame(_get("/api/v1/latency", project=project, by=by, since=since))
+    from tracehouse.reads.owner_client import wire_window
+
+    return _frame(_get("/api/v1/latency", project=project, by=by, **wire_window(since, start, end)))
 
 
 class RemoteAccess:
@@ -137,18 +141,19 @@ class RemoteAccess:
         self._before_read()
         return read(name, project, parameters)
 
-    def traces(self, project: str, limit: int = 20, since: Any = "24h", name: Optional[str] = None,
-               status: Optional[str] = None) -> pd.DataFrame:  # fmt: skip
+    def traces(self, project: str, limit: int = 20, since: Any = UNSET, name: Optional[str] = None,
+               status: Optional[str] = None, start: Any = None, end: Any = None) -> pd.DataFrame:  # fmt: skip
         self._before_read()
-        return traces(project, limit, since, name, status)
+        return traces(project, limit, since, name, status, start, end)
 
     def trace_tree(self, project: str, trace_id: str) -> dict[str, Any]:
         self._before_read()
         return trace_tree(project, trace_id)
 
-    def latency(self, project: str, by: str = "name", since: Any = "1h") -> pd.DataFrame:
+    def latency(self, project: str, by: str = "name", since: Any = UNSET, start: Any = None,
+                end: Any = None) -> pd.DataFrame:  # fmt: skip
         self._before_read()
-        return latency(project, by, since)
+        return latency(project, by, since, start, end)
 
     def keys(self, action: str, args: Mapping[str, Any]) -> Any:
         if action == "create":

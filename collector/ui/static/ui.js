@@ -6,3 +6,17 @@ document.addEventListener("DOMContentLoaded", () => {
     picker.addEventListener("change", () => picker.form.submit());
   }
 });
+
+// The range picker: typing a time chooses "custom"; choosing a preset clears the two times (the
+// server refuses a preset together with start/end, so the form stays coherent without this too).
+document.addEventListener("DOMContentLoaded", () => {
+  for (const select of document.querySelectorAll("select[name=range]")) {
+    const times = select.form ? select.form.querySelectorAll("input[name=start], input[name=end]") : [];
+    for (const input of times) {
+      input.addEventListener("change", () => { if (input.value) select.value = "custom"; });
+    }
+    select.addEventListener("change", () => {
+      if (select.value !== "custom") for (const input of times) input.value = "";
+    });
+  }
+});
