@@ -16,15 +16,17 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import login, media_route, value_views
+from tracehouse.collector.ui import login, media_route, static_route, value_views
 from tracehouse.collector.ui import params as args
 from tracehouse.collector.ui import queries as uq
+from tracehouse.collector.ui.dashboard_charts import dashboard_figures
 from tracehouse.collector.ui.render import api, page, visible_projects
 from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates, smooth
 
 router = APIRouter()
 router.include_router(login.router)
 router.include_router(media_route.router)
+router.include_router(static_route.router)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 
 
@@ -81,7 +83,8 @@ async def dashboard_page(request: Request, collector: Collector, project: str) -
         "end_input": params.get("end") or "",
     }
     result = await dashboard_data(request, collector, project)
-    return {**values, "data": result, "charts": _dashboard_charts(result)}
+    charts = await collector.read(dashboard_figures, collector.store, project, result)
+    return {**values, "data": result, "charts": charts}
 
 
 async def traces_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
@@ -175,27 +178,6 @@ def _run_charts(metrics: dict[str, list[list[float]]], x: str, weight: float) ->
             chart_id=f"metric-{key}",
         )
         for key, points in sorted(metrics.items())
-    ]
-
-
-def _dashboard_charts(result: dict[str, Any]) -> list[str]:
-    every = result["all"]["points"]
-    by_group: dict[str, list[dict[str, Any]]] = {}
-    for point in result["series"]["points"]:
-        by_group.setdefault(point["group"] or "—", []).append(point)
-
-    def lines(field: str) -> list[Series]:
-        return [Series(name, [(p["t"], p[field]) for p in points]) for name, points in sorted(by_group.items())]
-
-    error_rate = [Series("error rate", [(p["t"], p["errors"] / p["count"]) for p in every])]
-    percentiles = [Series(f, [(p["t"], p[f"{f}_ms"]) for p in every]) for f in ("p50", "p95", "p99")]
-    return [
-        line_chart("Latency (ms)", percentiles, x_time=True, y_label="ms", chart_id="latency"),
-        line_chart(f"p95 by {result['by']} (ms)", lines("p95_ms"), x_time=True, chart_id="p95-by-group"),
-        line_chart("Calls", lines("count"), x_time=True, chart_id="calls"),
-        line_chart("Error rate", error_rate, x_time=True, chart_id="error-rate-chart"),
-        line_chart("Tokens", lines("tokens"), x_time=True, chart_id="tokens-chart"),
-        line_chart("Cost (USD)", lines("cost_usd"), x_time=True, chart_id="cost-chart"),
     ]
 
 

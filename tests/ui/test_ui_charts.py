@@ -1,0 +1,127 @@
+"""The data the pages hand to their charts (charts.js draws it with uPlot): read back from the HTML's
+JSON blocks over a seeded store (in-process; the browser tests are in test_ui_charts_browser.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from conftest import SESSION_STORE_URL, collector_client
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+from ui_charts_seed import NAMES, PROJECT, seed_charts
+
+from tracehouse.collector.server import ServeOptions, build
+from tracehouse.collector.ui import charts
+from tracehouse.collector.ui.dashboard_charts import TOP_GROUPS, epoch
+
+_SPEC = re.compile(r'<script type="application/json" class="chart-spec">(.*?)</script>', re.S)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+    database = f"uicharts_{os.getpid()}_{time.monotonic_ns()}"
+    parts = build(ServeOptions(store_url=SESSION_STORE_URL, database=database, default_project="default",
+                               spool_dir=tmp_path_factory.mktemp("wal")))  # fmt: skip
+    with collector_client(parts.app) as test_client:
+
+        def post(path: str, payload: Any) -> Any:
+            answer = test_client.post(path, json=payload)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        yield test_client, seed_charts(post)
+    parts.close()
+
+
+def specs(client: TestClient, path: str, **params: Any) -> dict[str, dict[str, Any]]:
+    """The page's chart specs by chart id."""
+    page = client.get(path, params={"project": PROJECT, **params})
+    assert page.status_code == 200, page.text[:800]
+    found = [json.loads(block) for block in _SPEC.findall(page.text)]
+    return {spec["id"]: spec for spec in found}
+
+
+def test_dashboard_charts_span_the_window_with_gaps_as_nulls(client: tuple[TestClient, dict[str, Any]]) -> None:
+    test_client, _ = client
+    data = test_client.get("/api/v1/ui/dashboard", params={"project": PROJECT, "range": "1h"}).json()
+    start, end, width = epoch(data["start"]), epoch(data["end"]), data["series"]["bucket_seconds"]
+    found = specs(test_client, "/", range="1h")
+    assert list(found) == ["latency", "p95-by-group", "calls", "error-rate-chart", "tokens-chart", "cost-chart"]
+    for spec in found.values():
+        assert spec["window"] == [pytest.approx(start), pytest.approx(end)]  # the chosen hour, not the data's
+        xs = spec["xs"]["time"]
+        assert xs[0] == start // width * width and xs[-1] < end <= xs[-1] + width
+        assert all(b - a == width for a, b in itertools.pairwise(xs))  # every bucket, empty ones included
+        assert spec["span_gaps"] is False and spec["x_axes"]["time"]["time"] is True
+    calls = found["calls"]
+    xs = calls["xs"]["time"]
+    quiet = [i for i, t in enumerate(xs) if end - 39 * 60 <= t and t + width <= end - 21 * 60]  # the seeded gap
+    assert quiet and all(s["values"][i] is None for s in calls["series"] for i in quiet)
+    total = sum(v for s in calls["series"] for v in s["values"] if v is not None)
+    assert total == data["overview"]["count"]
+
+
+def test_grouped_charts_show_the_top_groups_and_other_in_distinct_colours(
+    client: tuple[TestClient, dict[str, Any]],
+) -> None:
+    test_client, _ = client
+    found = specs(test_client, "/", range="1h", by="name")
+    calls = found["calls"]
+    names = [s["name"] for s in calls["series"]]
+    assert len(names) == TOP_GROUPS + 1 and names[-1] == "other"
+    assert set(names[:5]) == set(NAMES[:5])  # the five busiest names first
+    colours = [s["color"] for s in calls["series"]]
+    assert len(set(colours)) == len(colours) and colours[-1] == charts.OTHER_COLOUR
+    assert len(set(charts.PALETTE)) == len(charts.PALETTE) >= 20
+    assert [charts.colour(i) for i in range(20)] == list(charts.PALETTE[:20])
+    groups = {g["group"]: g["count"] for g in test_client.get(
+        "/api/v1/ui/dashboard", params={"project": PROJECT, "range": "1h", "by": "name"}).json()["groups"]}  # fmt: skip
+    counted = {s["name"]: sum(v for v in s["values"] if v is not None) for s in calls["series"]}
+    assert counted["other"] == sum(groups.values()) - sum(groups[n] for n in names[:-1])
+    assert all(counted[n] == groups[n] for n in names[:-1])
+
+
+def test_log_axis_starts_on_when_the_spread_passes_a_thousand(client: tuple[TestClient, dict[str, Any]]) -> None:
+    test_client, _ = client
+    found = specs(test_client, "/", range="1h", by="name")
+    p95 = found["p95-by-group"]  # op-00 takes 1 ms, op-01 5 s
+    positive = [v for s in p95["series"] for v in s["values"] if v]
+    assert max(positive) / min(positive) > 1000 and p95["log"] is True and p95["log_ok"] is True
+    calls = found["calls"]
+    positive = [v for s in calls["series"] for v in s["values"] if v]
+    assert (max(positive) / min(positive) > 1000) is calls["log"] is False
+    assert charts.log_default([{"values": [0.0, None, 2.0]}]) == (False, True)
+    assert charts.log_default([{"values": [0.0, None]}]) == (False, False)  # nothing a log axis can place
+
+
+def test_chart_json_cannot_close_its_script_block() -> None:
+    hostile = "</script><script>alert(1)</script>&"
+    spec = charts.spec("c", hostile, {"step": [1, 2]}, {"step": {"label": "step"}},
+                       [charts.series_entry(hostile, [1.0, None], 0)])  # fmt: skip
+    markup = charts.figure(spec)
+    block = _SPEC.findall(markup)
+    assert len(block) == 1 and "<" not in block[0] and json.loads(block[0])["series"][0]["name"] == hostile
+    assert "<script>alert" not in markup.replace(block[0], "")
+    assert "no data in this range" in charts.figure(
+        charts.spec("e", "empty", {"step": [1]}, {"step": {}}, [charts.series_entry("a", [None], 0)])
+    )
+
+
+def test_static_files_are_served_and_nothing_else(client: tuple[TestClient, dict[str, Any]]) -> None:
+    test_client, _ = client
+    script = test_client.get("/static/vendor/uPlot.iife.min.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert b"uPlot" in script.content and "script-src 'self'" in script.headers["content-security-policy"]
+    assert test_client.get("/static/vendor/uPlot.min.css").headers["content-type"].startswith("text/css")
+    assert b"chart-spec" in test_client.get("/static/charts.js").content
+    for path in ("/static/../pages.py", "/static/vendor/README.md", "/static/%2e%2e/render.py", "/static/nope.js"):
+        assert test_client.get(path).status_code == 404, path
+    assert Path(charts.__file__).with_name("static").joinpath("vendor", "uPlot.LICENSE").exists()
