@@ -16,12 +16,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import login, media_route, static_route, value_views
+from tracehouse.collector.ui import login, media_route, run_charts, static_route, sweep_views, value_views
 from tracehouse.collector.ui import params as args
 from tracehouse.collector.ui import queries as uq
 from tracehouse.collector.ui.dashboard_charts import dashboard_figures
 from tracehouse.collector.ui.render import api, page, visible_projects
-from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates, smooth
+from tracehouse.collector.ui.svg import parallel_coordinates
 
 router = APIRouter()
 router.include_router(login.router)
@@ -70,7 +70,8 @@ async def sweeps_data(request: Request, collector: Collector, project: str) -> d
 
 async def sweep_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     assert collector.sweeps is not None
-    return await collector.read(data.sweep, collector.sweeps, project, request.path_params["sweep_id"])
+    result = await collector.read(data.sweep, collector.sweeps, project, request.path_params["sweep_id"])
+    return {**result, **await collector.read(sweep_views.extras, collector.store, project, result)}
 
 
 # --- what each page adds to its data ---------------------------------------------------------------
@@ -114,27 +115,20 @@ async def runs_page(request: Request, collector: Collector, project: str) -> dic
 
 async def compare_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     result = await compare_data(request, collector, project)
-    charts = [
-        line_chart(
-            key,
-            [
-                Series(f"{r['name']} ({r['run_id']})", [(p[0], p[1]) for p in r["metrics"].get(key, [])])
-                for r in result["runs"]
-            ],
-            chart_id=f"metric-{key}",
-        )
-        for key in result["keys"]
-    ]
+    charts = run_charts.figures(run_charts.compare_charts(result["runs"], result["keys"]))
     return {"data": result, "charts": charts}
 
 
 async def run_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    x, weight = args.run_view(request.query_params)
     result = await run_data(request, collector, project)
-    charts = _run_charts(result["metrics"], x, weight)
+    rules = await collector.read(run_charts.definitions, collector.store, project, result["run_id"])
+    choices = [*run_charts.X_AXES, *run_charts.step_metrics(result["metrics"], rules)]
+    x, weight = run_charts.chart_args(request.query_params, choices)
+    charts = run_charts.figures(run_charts.run_charts(result["metrics"], rules, x, weight))
     media = value_views.media_path(project, result["run_id"])
     values = [value_views.render(entry, media, _changed_url(request)) for entry in result["values"]]
-    return {"run_id": result["run_id"], "data": result, "params": {"x": x, "smooth": weight}, "charts": charts,
+    return {"run_id": result["run_id"], "data": result, "params": {"x": x or "", "smooth": weight},
+            "x_choices": choices, "charts": charts,
             "values": values}  # fmt: skip
 
 
@@ -154,31 +148,13 @@ async def sweeps_page(request: Request, collector: Collector, project: str) -> d
 
 async def sweep_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     result = await sweep_data(request, collector, project)
-    scored = [t for t in result["trials"] if t["metric"] is not None]
     metric = result["metric"] or "metric"
-    points = [{**t["params"], metric: t["metric"], "run_id": t["run_id"]} for t in scored]
-    charts = [
-        line_chart(
-            f"{metric} by trial",
-            [Series(metric, [(t["trial"], t["metric"]) for t in scored])],
-            chart_id="metric-by-trial",
-        ),
-        parallel_coordinates("Parameters and metric", result["param_names"], points, metric, result["goal"]),
-    ]
-    return {"sweep_id": result["sweep_id"], "data": result, "charts": charts}
-
-
-def _run_charts(metrics: dict[str, list[list[float]]], x: str, weight: float) -> list[str]:
-    index = 2 if x == "time" else 0
-    return [
-        line_chart(
-            key,
-            [Series(key, smooth([(p[index], p[1]) for p in points], weight))],
-            x_time=x == "time",
-            chart_id=f"metric-{key}",
-        )
-        for key, points in sorted(metrics.items())
-    ]
+    points = [{**t["params"], metric: t["metric"], "run_id": t["run_id"]} for t in result["trials"]
+              if t["metric"] is not None]  # fmt: skip
+    parallel = parallel_coordinates("Parameters and metric", result["param_names"], points, metric, result["goal"],
+                                    result["log_params"])  # fmt: skip
+    charts = run_charts.figures(sweep_views.sweep_charts(result))
+    return {"sweep_id": result["sweep_id"], "data": result, "charts": [charts[0], parallel, *charts[1:]]}
 
 
 @router.get("/api/v1/projects")

@@ -118,13 +118,14 @@ def test_runs_table_run_page_and_comparing_two_runs(browser_page: Page, served: 
     page.click("#compare")
     page.wait_for_url("**/runs/compare**")
     page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
-    series = page.locator("#metric-loss g.series")
-    assert series.count() == 2
-    assert series.nth(0).locator("circle").count() == 20
+    page.wait_for_selector("#metric-loss[data-drawn='1'] canvas")
+    columns = page.evaluate("tracehouseCharts['metric-loss'].data")  # [steps, run-a, run-b]
+    assert len(columns) == 3 and len([v for v in columns[1] if v is not None]) == 20
     assert "0.1" in page.inner_text("#config-diff") and "0.01" in page.inner_text("#config-diff")
     _open(page, f"{url}/runs/run-a?project={PROJECT}&smooth=0.5", "run")
-    points = page.locator("#metric-loss circle")
-    assert points.count() == 20 and float(points.first.get_attribute("data-y") or 0) == pytest.approx(0.1)
+    page.wait_for_selector("#metric-loss[data-drawn='1'] canvas")
+    smoothed = page.evaluate("tracehouseCharts['metric-loss'].data[1]")
+    assert len(smoothed) == 20 and smoothed[0] == pytest.approx(0.1)
     assert page.inner_text("#run-state") == "finished"
 
 
@@ -136,7 +137,8 @@ def test_sweep_page_plots_trials_and_names_the_best(browser_page: Page, served: 
     page.wait_for_selector("#parallel")
     page.screenshot(path=str(SHOTS / "sweep.png"), full_page=True)
     assert page.locator("#parallel polyline.trial").count() == 4
-    assert page.locator("#metric-by-trial circle").count() == 4
+    page.wait_for_selector("#metric-by-trial[data-drawn='1'] canvas")
+    assert len(page.evaluate("tracehouseCharts['metric-by-trial'].data[1]")) == 4
     assert "lr=0.01, opt=adam" in page.inner_text("#best")
     _open(page, f"{url}/traces?project={PROJECT}&min_ms=abc", "bad-input")
     assert "min_ms: expected a number" in page.inner_text("#error")

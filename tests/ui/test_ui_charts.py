@@ -125,3 +125,92 @@ def test_static_files_are_served_and_nothing_else(client: tuple[TestClient, dict
     for path in ("/static/../pages.py", "/static/vendor/README.md", "/static/%2e%2e/render.py", "/static/nope.js"):
         assert test_client.get(path).status_code == 404, path
     assert Path(charts.__file__).with_name("static").joinpath("vendor", "uPlot.LICENSE").exists()
+
+
+def test_run_charts_offer_step_time_relative_and_the_declared_step_metric(
+    client: tuple[TestClient, dict[str, Any]],
+) -> None:
+    test_client, seeded = client
+    found = specs(test_client, f"/runs/{seeded['run']}")
+    assert "metric-epoch" not in found  # define_metric(hidden=True): no chart of its own
+    loss = found["metric-loss"]
+    assert set(loss["xs"]) == {"step", "time", "relative", "epoch"} and loss["x"] == "epoch"  # its step metric
+    assert loss["xs"]["step"] == list(range(30))
+    assert loss["xs"]["epoch"] == [s // 10 for s in range(30)]  # step_sync: the last epoch logged before
+    assert loss["xs"]["relative"] == pytest.approx([2.0 * s for s in range(30)])
+    assert loss["x_axes"]["time"]["time"] is True and loss["x_axes"]["epoch"]["label"] == "epoch"
+    assert loss["log"] is True and loss["series"][0]["values"][0] == pytest.approx(10.0)  # 10 down to 0.00037
+    assert specs(test_client, f"/runs/{seeded['run']}", x="relative")["metric-loss"]["x"] == "relative"
+    smoothed = specs(test_client, f"/runs/{seeded['run']}", smooth="0.5")["metric-loss"]["series"]
+    assert [s["name"] for s in smoothed] == ["loss", "loss (raw)"] and smoothed[1]["faint"] is True
+    assert smoothed[0]["values"][1] == pytest.approx((0.5 * 10.0 + 1.25) / 1.5)  # W&B's debiased EMA
+    page = test_client.get(f"/runs/{seeded['run']}", params={"project": PROJECT})
+    assert '<select name="x" id="x-axis">' in page.text and "<option >epoch</option>" in page.text
+    bad = test_client.get(f"/runs/{seeded['run']}", params={"project": PROJECT, "x": "<b>wall</b>"})
+    assert bad.status_code == 400 and "x: expected one of step, time, relative, epoch" in bad.text
+    assert "<b>wall</b>" not in bad.text
+
+
+def test_a_step_metric_without_step_sync_leaves_unlogged_steps_without_x() -> None:
+    from tracehouse.collector.ui.run_charts import run_charts, step_metrics
+
+    metrics = {"val/acc": [[0, 0.5, 10.0], [1, 0.6, 11.0], [2, 0.7, 12.0]], "epoch": [[0, 1.0, 10.0], [2, 2.0, 12.0]]}
+    rules = {"val/*": {"step_metric": "epoch", "step_sync": False}}
+    assert step_metrics(metrics, rules) == ["epoch"]
+    acc = next(s for s in run_charts(metrics, rules, None, 0.0) if s["id"] == "metric-val/acc")
+    assert acc["x"] == "epoch" and acc["xs"]["epoch"] == [1.0, None, 2.0]  # the glob's rule applies
+    synced = {"val/*": {"step_metric": "epoch"}}
+    assert next(s for s in run_charts(metrics, synced, "step", 0.0) if s["id"] == "metric-val/acc")["x"] == "step"
+
+
+def test_compare_overlays_each_run_over_the_union_of_steps(client: tuple[TestClient, dict[str, Any]]) -> None:
+    test_client, seeded = client
+    trial_run = seeded["trials"][0][0]
+    loss = specs(test_client, "/runs/compare", ids=f"{seeded['run']},{trial_run}")["metric-loss"]
+    assert loss["xs"]["step"] == list(range(30)) and loss["span_gaps"] is True
+    names = [s["name"] for s in loss["series"]]
+    assert names == [f"define-metric ({seeded['run']})", trial_run]  # a run without a name shows its id
+    assert loss["series"][1]["values"][0] is not None and loss["series"][1]["values"][1:] == [None] * 29
+    assert len({s["color"] for s in loss["series"]}) == 2
+
+
+def test_sweep_importance_log_axes_and_names(client: tuple[TestClient, dict[str, Any]]) -> None:
+    import math
+
+    import pandas as pd
+
+    test_client, seeded = client
+    sweep = test_client.get(f"/api/v1/ui/sweeps/{seeded['sweep_id']}", params={"project": PROJECT}).json()
+    assert sweep["log_params"] == ["lr"]  # log_uniform_values; opt and width are categorical
+    assert [t["name"] for t in sweep["trials"]] == [t["run_id"] for t in sweep["trials"]]  # unnamed runs: their ids
+    trials = [t for t in sweep["trials"] if t["metric"] is not None]
+    frame = pd.DataFrame({
+        "lr": [math.log10(t["params"]["lr"]) for t in trials], "width": [t["params"]["width"] for t in trials],
+        "opt=adam": [float(t["params"]["opt"] == "adam") for t in trials],
+        "opt=sgd": [float(t["params"]["opt"] == "sgd") for t in trials], "metric": [t["metric"] for t in trials],
+    })  # fmt: skip
+    spearman = frame.corr(method="spearman")["metric"].drop("metric").fillna(0.0)
+    pearson = frame.corr()["metric"].drop("metric")
+    rows = {r["param"]: r for r in sweep["importance"]}
+    assert set(rows) == set(spearman.index)
+    for name in rows:
+        assert rows[name]["importance"] == pytest.approx(abs(spearman[name]) / spearman.abs().sum())
+        assert rows[name]["correlation"] == pytest.approx(pearson[name])
+    assert [r["importance"] for r in sweep["importance"]] == sorted((r["importance"] for r in sweep["importance"]),
+                                                                    reverse=True)  # fmt: skip
+    assert "Spearman" in sweep["importance_method"]
+    page = test_client.get(f"/sweeps/{seeded['sweep_id']}", params={"project": PROJECT}).text
+    assert 'data-axis="lr" data-scale="log"' in page and 'data-axis="width" data-scale="linear"' in page
+    assert "Spearman rank correlation" in page and 'id="importance"' in page
+    found = specs(test_client, f"/sweeps/{seeded['sweep_id']}")
+    assert found["param-lr"]["x_axes"]["lr"]["log"] is True and found["param-width"]["x_axes"]["width"]["log"] is False
+    assert found["param-lr"]["points_only"] is True and len(found["metric-by-trial"]["xs"]["trial"]) == len(trials)
+    listing = test_client.get("/sweeps", params={"project": PROJECT}).text
+    assert f"<td>{seeded['sweep_id']}</td>" in listing  # a sweep without a name shows its id
+
+
+def test_spearman_ranks_ties_by_their_average() -> None:
+    from tracehouse.collector.ui.sweep_views import pearson, spearman
+
+    assert spearman([1, 2, 2, 3], [3, 1, 2, 5]) == pytest.approx(0.316228, abs=1e-6)  # as pandas gives
+    assert spearman([1, 1, 1], [1, 2, 3]) is None and pearson([1.0], [2.0]) is None

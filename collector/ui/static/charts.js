@@ -19,7 +19,7 @@
   }
 
   // On a log axis spanning decades only the powers of ten are labelled (the minor ticks crowd).
-  function yTicks(splits, log) {
+  function numberTicks(splits, log) {
     const decades = log && splits.length > 1 && splits[splits.length - 1] / splits[0] >= 100;
     return splits.map((v) => (decades && Math.abs(Math.log10(v) % 1) > 1e-9 ? "" : number(v)));
   }
@@ -102,13 +102,13 @@
       return line;
     });
     const xAxis = { label: axis.label, space: 70 };
-    if (axis.time) xAxis.values = timeTicks(figure);
+    xAxis.values = axis.time ? timeTicks(figure) : (u, splits) => numberTicks(splits, !!axis.log);
     return {
       width, height: HEIGHT,
       tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"),
       cursor: { drag: { x: true, y: false } },
       scales: { x, y },
-      axes: [xAxis, { label: spec.y_label || "", size: 64, values: (u, splits) => yTicks(splits, state.log) }],
+      axes: [xAxis, { label: spec.y_label || "", size: 64, values: (u, splits) => numberTicks(splits, state.log) }],
       series: [xSeries, ...lines],
       hooks: {
         setScale: [(u, key) => {
