@@ -94,7 +94,7 @@ def dashboard_charts(store: Store, project: str, page: dict[str, Any]) -> list[d
     return [
         chart("latency", "Latency (ms)", latency, "ms"),
         chart("p95-by-group", f"p95 by {page['by']} (ms)", per_group("p95_ms"), "ms"),
-        chart("calls", "Calls", per_group("count")),
+        chart("calls-chart", "Calls", per_group("count")),
         chart("error-rate-chart", "Error rate", [charts.series_entry("error rate", errors, 1)]),
         chart("tokens-chart", "Tokens", per_group("tokens")),
         chart("cost-chart", "Cost (USD)", per_group("cost_usd"), "USD"),

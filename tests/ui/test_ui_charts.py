@@ -54,14 +54,14 @@ def test_dashboard_charts_span_the_window_with_gaps_as_nulls(client: tuple[TestC
     data = test_client.get("/api/v1/ui/dashboard", params={"project": PROJECT, "range": "1h"}).json()
     start, end, width = epoch(data["start"]), epoch(data["end"]), data["series"]["bucket_seconds"]
     found = specs(test_client, "/", range="1h")
-    assert list(found) == ["latency", "p95-by-group", "calls", "error-rate-chart", "tokens-chart", "cost-chart"]
+    assert list(found) == ["latency", "p95-by-group", "calls-chart", "error-rate-chart", "tokens-chart", "cost-chart"]
     for spec in found.values():
         assert spec["window"] == [pytest.approx(start), pytest.approx(end)]  # the chosen hour, not the data's
         xs = spec["xs"]["time"]
         assert xs[0] == start // width * width and xs[-1] < end <= xs[-1] + width
         assert all(b - a == width for a, b in itertools.pairwise(xs))  # every bucket, empty ones included
         assert spec["span_gaps"] is False and spec["x_axes"]["time"]["time"] is True
-    calls = found["calls"]
+    calls = found["calls-chart"]
     xs = calls["xs"]["time"]
     quiet = [i for i, t in enumerate(xs) if end - 39 * 60 <= t and t + width <= end - 21 * 60]  # the seeded gap
     assert quiet and all(s["values"][i] is None for s in calls["series"] for i in quiet)
@@ -74,7 +74,7 @@ def test_grouped_charts_show_the_top_groups_and_other_in_distinct_colours(
 ) -> None:
     test_client, _ = client
     found = specs(test_client, "/", range="1h", by="name")
-    calls = found["calls"]
+    calls = found["calls-chart"]
     names = [s["name"] for s in calls["series"]]
     assert len(names) == TOP_GROUPS + 1 and names[-1] == "other"
     assert set(names[:5]) == set(NAMES[:5])  # the five busiest names first
@@ -95,7 +95,7 @@ def test_log_axis_starts_on_when_the_spread_passes_a_thousand(client: tuple[Test
     p95 = found["p95-by-group"]  # op-00 takes 1 ms, op-01 5 s
     positive = [v for s in p95["series"] for v in s["values"] if v]
     assert max(positive) / min(positive) > 1000 and p95["log"] is True and p95["log_ok"] is True
-    calls = found["calls"]
+    calls = found["calls-chart"]
     positive = [v for s in calls["series"] for v in s["values"] if v]
     assert (max(positive) / min(positive) > 1000) is calls["log"] is False
     assert charts.log_default([{"values": [0.0, None, 2.0]}]) == (False, True)

@@ -43,7 +43,7 @@
         if (step < 60) return `${minutes}:${pad(d.getUTCSeconds())}`;
         return span > 86400 ? `${day} ${minutes}` : minutes;
       });
-      figure.dataset.xTicks = JSON.stringify(labels);
+      if (labels.length) figure.dataset.xTicks = JSON.stringify(labels); // the ticks drawn, for tests
       return labels;
     };
   }
@@ -77,6 +77,14 @@
       if (ys[i] != null && (i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) found.push(i);
     }
     return found.length ? found : null;
+  }
+
+  // Narrower than the whole range (the window, for a time chart with one)?
+  function zoomedIn(u, spec, axis) {
+    const xs = u.data && u.data[0];
+    if (!xs || !xs.length) return false;
+    const [low, high] = axis.time && spec.window ? spec.window : [xs[0], xs[xs.length - 1]];
+    return u.scales.x.min > low + 1e-9 || u.scales.x.max < high - 1e-9;
   }
 
   function options(figure, spec, state, data, width) {
@@ -115,6 +123,7 @@
           if (key === "x") {
             figure.dataset.xMin = u.scales.x.min;
             figure.dataset.xMax = u.scales.x.max;
+            figure.dataset.zoomed = zoomedIn(u, spec, axis) ? "1" : "0";
           }
         }],
       },
@@ -136,19 +145,6 @@
     figure.dataset.log = state.log ? "1" : "0";
     figure.dataset.x = state.x;
     figure.dataset.drawn = "1";
-    plot.over.addEventListener("mouseup", () => {
-      // a drag that zoomed leaves a narrower x range than the whole
-      requestAnimationFrame(() => { figure.dataset.zoomed = isZoomed(plot) ? "1" : "0"; });
-    });
-    plot.over.addEventListener("dblclick", () => { figure.dataset.zoomed = "0"; });
-  }
-
-  function isZoomed(plot) {
-    const xs = plot.data[0];
-    const figure = plot.root.closest("figure");
-    const spec = figure.tracehouseSpec;
-    const [low, high] = spec.window && spec.x_axes[plot.tracehouseX].time ? spec.window : [xs[0], xs[xs.length - 1]];
-    return plot.scales.x.min > low || plot.scales.x.max < high;
   }
 
   function tools(figure, spec, state) {
