@@ -189,7 +189,6 @@
       const block = figure.querySelector("script.chart-spec");
       if (!block) continue;
       const spec = JSON.parse(block.textContent);
-      figure.tracehouseSpec = spec;
       const state = { x: chosenX(spec), log: !!spec.log };
       tools(figure, spec, state);
       draw(figure, spec, state);
