@@ -64,10 +64,10 @@ def spec(chart_id: str, title: str, xs: dict[str, list[Any]], x_axes: dict[str, 
             **options}  # fmt: skip
 
 
-def series_entry(name: str, values: list[Optional[float]], index: int, faint: bool = False) -> dict[str, Any]:
-    """One line of a chart: its name, colour and values."""
-    return {"name": name, "color": OTHER_COLOUR if name == "other" else colour(index), "values": values,
-            "faint": faint}  # fmt: skip
+def series_entry(name: str, values: list[Optional[float]], index: int, faint: bool = False,
+                 rest: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One line of a chart: its name, colour (grey for the `rest` of the groups) and values."""
+    return {"name": name, "color": OTHER_COLOUR if rest else colour(index), "values": values, "faint": faint}
 
 
 def json_script(value: Any) -> str:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
 
 TOP_GROUPS = 10
+REST = "other"  # the line of every group but the busiest
 _WINDOW = ("project = {p:String} AND start_time >= {start:DateTime64(9, 'UTC')} "
            "AND start_time < {end:DateTime64(9, 'UTC')}")  # fmt: skip
 _GROUPED = (
@@ -69,22 +70,25 @@ def dashboard_charts(store: Store, project: str, page: dict[str, Any]) -> list[d
 
     by_group: dict[str, dict[str, list[Optional[float]]]] = {}
     order: dict[str, int] = {}
-    for t, in_top, group, count, p95, tokens, cost in grouped(store, project, start, end, width, page["by"]):
+    by = page["by"]
+    for t, in_top, group, count, p95, tokens, cost in grouped(store, project, start, end, width, by):
         if int(t) not in where:
             continue
-        name = (str(group) or "—") if in_top else "other"
+        name = (str(group) or "—") if in_top else REST
+        if in_top and name == REST:
+            name = f'"{REST}"'  # a group named so, not to be taken for the rest
         lines = by_group.setdefault(name, {f: [None] * len(grid) for f in ("count", "p95_ms", "tokens", "cost_usd")})
         order[name] = order.get(name, 0) + int(count)
         for field, value in (("count", count), ("p95_ms", p95), ("tokens", tokens), ("cost_usd", cost)):
             lines[field][where[int(t)]] = charts.finite(value)
-    names = sorted(order, key=lambda n: (n == "other", -order[n], n))  # busiest first, "other" last
+    names = sorted(order, key=lambda n: (n == REST, -order[n], n))  # busiest first, the rest last
 
     def chart(ident: str, title: str, lines: list[dict[str, Any]], y_label: str = "") -> dict[str, Any]:
         return charts.spec(ident, title, {"time": grid}, {"time": {"label": "time (UTC)", "time": True}}, lines,
                            window=[start, end], y_label=y_label)  # fmt: skip
 
     def per_group(field: str) -> list[dict[str, Any]]:
-        return [charts.series_entry(n, by_group[n][field], i) for i, n in enumerate(names)]
+        return [charts.series_entry(n, by_group[n][field], i, rest=n == REST) for i, n in enumerate(names)]
 
     def quantile(name: str) -> Callable[[dict[str, Any]], Optional[float]]:
         return lambda point: charts.finite(point[f"{name}_ms"])
@@ -93,7 +97,7 @@ def dashboard_charts(store: Store, project: str, page: dict[str, Any]) -> list[d
     errors = overall(lambda p: p["errors"] / p["count"] if p["count"] else None)
     return [
         chart("latency", "Latency (ms)", latency, "ms"),
-        chart("p95-by-group", f"p95 by {page['by']} (ms)", per_group("p95_ms"), "ms"),
+        chart("p95-by-group", f"p95 by {by} (ms)", per_group("p95_ms"), "ms"),
         chart("calls-chart", "Calls", per_group("count")),
         chart("error-rate-chart", "Error rate", [charts.series_entry("error rate", errors, 1)]),
         chart("tokens-chart", "Tokens", per_group("tokens")),

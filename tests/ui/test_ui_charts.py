@@ -214,3 +214,18 @@ def test_spearman_ranks_ties_by_their_average() -> None:
 
     assert spearman([1, 2, 2, 3], [3, 1, 2, 5]) == pytest.approx(0.316228, abs=1e-6)  # as pandas gives
     assert spearman([1, 1, 1], [1, 2, 3]) is None and pearson([1.0], [2.0]) is None
+
+
+def test_a_hostile_metric_key_stays_data(client: tuple[TestClient, dict[str, Any]]) -> None:
+    test_client, _ = client
+    key = "</script><img src=x onerror=alert(1)>"
+    records = [{"type": "run", "project": PROJECT, "run_id": "xss-run", "name": key, "state": "finished",
+                "config": {}, "summary": {}, "created_ns": 10**18, "updated_ns": 10**18, "heartbeat_ns": 10**18,
+                "version": 10**18}]  # fmt: skip
+    records += [{"type": "metrics", "project": PROJECT, "run_id": "xss-run", "step": s, "time_ns": 10**18 + s,
+                 "values": {key: float(s)}} for s in range(3)]  # fmt: skip
+    assert test_client.post("/api/v1/records", json=records).status_code == 200
+    page = test_client.get("/runs/xss-run", params={"project": PROJECT})
+    assert page.status_code == 200 and "<img src=x" not in page.text
+    chart = specs(test_client, "/runs/xss-run")[f"metric-{key}"]
+    assert chart["title"] == key and chart["series"][0]["values"] == [0.0, 1.0, 2.0]
