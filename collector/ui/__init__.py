@@ -1,1 +1,1 @@
-"""The web UI: pages, their data and queries, SVG charts, templates and static files."""
+"""The web UI: pages, their data and queries, charts (uPlot specs and SVG), templates and static files."""

@@ -16,11 +16,23 @@ from fastapi.responses import HTMLResponse, Response
 
 from tracehouse.collector.http.deps import Caller, Collector, CollectorDep, json_response
 from tracehouse.collector.ui import data as data
-from tracehouse.collector.ui import evals_pages, login, media_route, ranges, runs_pages, trace_pages, value_views
+from tracehouse.collector.ui import (
+    evals_pages,
+    login,
+    media_route,
+    ranges,
+    run_charts,
+    runs_pages,
+    static_route,
+    sweep_views,
+    trace_pages,
+    value_views,
+)
 from tracehouse.collector.ui import params as args
 from tracehouse.collector.ui import queries as uq
+from tracehouse.collector.ui.dashboard_charts import dashboard_figures
 from tracehouse.collector.ui.render import api, page, visible_projects
-from tracehouse.collector.ui.svg import Series, line_chart, parallel_coordinates, smooth
+from tracehouse.collector.ui.svg import parallel_coordinates
 
 router = APIRouter()
 router.include_router(login.router)
@@ -28,6 +40,7 @@ router.include_router(media_route.router)
 router.include_router(runs_pages.router)
 router.include_router(trace_pages.router)  # /traces, /traces/{id}, /sessions, /users (and their JSON twins)
 router.include_router(evals_pages.router)
+router.include_router(static_route.router)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 
 
@@ -53,14 +66,16 @@ async def sweeps_data(request: Request, collector: Collector, project: str) -> d
 
 async def sweep_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     assert collector.sweeps is not None
-    return await collector.read(data.sweep, collector.sweeps, project, request.path_params["sweep_id"])
+    result = await collector.read(data.sweep, collector.sweeps, project, request.path_params["sweep_id"])
+    return {**result, **await collector.read(sweep_views.extras, collector.store, project, result)}
 
 
 # --- what each page adds to its data ---------------------------------------------------------------
 async def dashboard_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     window, by = args.dashboard_args(request.query_params)
     result = await dashboard_data(request, collector, project)
-    return {"by": by, "data": result, "charts": _dashboard_charts(result), **_range_values(request, window, result)}
+    charts = await collector.read(dashboard_figures, collector.store, project, result)
+    return {"by": by, "data": result, "charts": charts, **_range_values(request, window, result)}
 
 
 def _range_values(request: Request, window: uq.TimeRange, result: dict[str, Any]) -> dict[str, Any]:
@@ -71,12 +86,15 @@ def _range_values(request: Request, window: uq.TimeRange, result: dict[str, Any]
 
 
 async def run_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-    x, weight = args.run_view(request.query_params)
     result = await run_data(request, collector, project)
-    charts = _run_charts(result["metrics"], x, weight)
+    rules = await collector.read(run_charts.definitions, collector.store, project, result["run_id"])
+    choices = [*run_charts.X_AXES, *run_charts.step_metrics(result["metrics"], rules)]
+    x, weight = run_charts.chart_args(request.query_params, choices)
+    charts = run_charts.figures(run_charts.run_charts(result["metrics"], rules, x, weight))
     media = value_views.media_path(project, result["run_id"])
     values = [value_views.render(entry, media, _changed_url(request)) for entry in result["values"]]
-    return {"run_id": result["run_id"], "data": result, "params": {"x": x, "smooth": weight}, "charts": charts,
+    return {"run_id": result["run_id"], "data": result, "params": {"x": x or "", "smooth": weight},
+            "x_choices": choices, "charts": charts,
             "values": values}  # fmt: skip
 
 
@@ -96,52 +114,13 @@ async def sweeps_page(request: Request, collector: Collector, project: str) -> d
 
 async def sweep_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     result = await sweep_data(request, collector, project)
-    scored = [t for t in result["trials"] if t["metric"] is not None]
     metric = result["metric"] or "metric"
-    points = [{**t["params"], metric: t["metric"], "run_id": t["run_id"]} for t in scored]
-    charts = [
-        line_chart(
-            f"{metric} by trial",
-            [Series(metric, [(t["trial"], t["metric"]) for t in scored])],
-            chart_id="metric-by-trial",
-        ),
-        parallel_coordinates("Parameters and metric", result["param_names"], points, metric, result["goal"]),
-    ]
-    return {"sweep_id": result["sweep_id"], "data": result, "charts": charts}
-
-
-def _run_charts(metrics: dict[str, list[list[float]]], x: str, weight: float) -> list[str]:
-    index = 2 if x == "time" else 0
-    return [
-        line_chart(
-            key,
-            [Series(key, smooth([(p[index], p[1]) for p in points], weight))],
-            x_time=x == "time",
-            chart_id=f"metric-{key}",
-        )
-        for key, points in sorted(metrics.items())
-    ]
-
-
-def _dashboard_charts(result: dict[str, Any]) -> list[str]:
-    every = result["all"]["points"]
-    by_group: dict[str, list[dict[str, Any]]] = {}
-    for point in result["series"]["points"]:
-        by_group.setdefault(point["group"] or "—", []).append(point)
-
-    def lines(field: str) -> list[Series]:
-        return [Series(name, [(p["t"], p[field]) for p in points]) for name, points in sorted(by_group.items())]
-
-    error_rate = [Series("error rate", [(p["t"], p["errors"] / p["count"]) for p in every])]
-    percentiles = [Series(f, [(p["t"], p[f"{f}_ms"]) for p in every]) for f in ("p50", "p95", "p99")]
-    return [
-        line_chart("Latency (ms)", percentiles, x_time=True, y_label="ms", chart_id="latency"),
-        line_chart(f"p95 by {result['by']} (ms)", lines("p95_ms"), x_time=True, chart_id="p95-by-group"),
-        line_chart("Calls", lines("count"), x_time=True, chart_id="calls"),
-        line_chart("Error rate", error_rate, x_time=True, chart_id="error-rate-chart"),
-        line_chart("Tokens", lines("tokens"), x_time=True, chart_id="tokens-chart"),
-        line_chart("Cost (USD)", lines("cost_usd"), x_time=True, chart_id="cost-chart"),
-    ]
+    points = [{**t["params"], metric: t["metric"], "run_id": t["run_id"]} for t in result["trials"]
+              if t["metric"] is not None]  # fmt: skip
+    parallel = parallel_coordinates("Parameters and metric", result["param_names"], points, metric, result["goal"],
+                                    result["log_params"])  # fmt: skip
+    charts = run_charts.figures(sweep_views.sweep_charts(result))
+    return {"sweep_id": result["sweep_id"], "data": result, "charts": [charts[0], parallel, *charts[1:]]}
 
 
 @router.get("/api/v1/projects")

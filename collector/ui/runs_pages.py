@@ -14,11 +14,10 @@ from fastapi.responses import Response
 
 from tracehouse._errors import ConfigError
 from tracehouse.collector.http.deps import Collector
-from tracehouse.collector.ui import runs_table
+from tracehouse.collector.ui import run_charts, runs_table
 from tracehouse.collector.ui.runs_cells import is_number, label
 from tracehouse.collector.ui.runs_compare import compare
 from tracehouse.collector.ui.runs_form import OPS, STATES, Condition, RunsView, runs_view, typed_text
-from tracehouse.collector.ui.svg import Series, line_chart
 
 RUNS_SCRIPT = (Path(__file__).with_name("static") / "runs.js").read_bytes()
 router = APIRouter(include_in_schema=False)
@@ -97,17 +96,7 @@ async def compare_data(request: Request, collector: Collector, project: str) -> 
 async def compare_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     """The diffs and the runs' metric charts, overlaid."""
     result = await compare_data(request, collector, project)
-    charts = [
-        line_chart(
-            key,
-            [
-                Series(f"{r['name']} ({r['run_id']})", [(p[0], p[1]) for p in r["metrics"].get(key, [])])
-                for r in result["runs"]
-            ],
-            chart_id=f"metric-{key}",
-        )
-        for key in result["keys"]
-    ]
+    charts = run_charts.figures(run_charts.compare_charts(result["runs"], result["keys"]))
     ids = [("ids", r["run_id"]) for r in result["runs"]]
     toggle = urlencode([("project", project), *ids, *([] if result["only_differences"] else [("diff", "1")])])
     return {"data": result, "charts": charts, "toggle_url": f"/runs/compare?{toggle}"}

@@ -1,8 +1,9 @@
-"""Charts as server-rendered SVG: line charts (several series, time or step axis) and parallel coordinates.
+"""Server-rendered SVG charts: the line and scatter charts of logged chart values (`value_views`) and a
+sweep's parallel coordinates (log axes for log-scaled parameters).
 
-No JavaScript and no build step: a chart is markup in the page, so it renders anywhere and a
-shared URL shows the same picture. Each point carries `data-x` / `data-y` and a `<title>`
-tooltip, each line `data-series`, so the numbers are readable from the page itself.
+Markup only, so they render without JavaScript. Each point carries `data-x` / `data-y` and a
+`<title>` tooltip, each line `data-series`, so the numbers are readable from the page itself. The
+metric charts (dashboard, runs, sweeps) are uPlot charts instead: see `charts.py`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any, Optional, Sequence
 
-PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563",
-           "#65a30d")  # fmt: skip
+from tracehouse.collector.ui import charts
+
+PALETTE = charts.PALETTE  # 20 distinct colours
 _W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 640, 220, 56, 12, 12, 28
 
 
@@ -118,8 +120,10 @@ def line_chart(title: str, series: Sequence[Series], x_time: bool = False, y_lab
     return head + "".join(parts) + f'<ul class="legend">{legend}</ul></figure>'
 
 
-def parallel_coordinates(title: str, axes: list[str], rows: list[dict[str, Any]], metric: str, goal: str) -> str:
-    """One vertical axis per parameter plus the metric; one line per trial, coloured by its metric."""
+def parallel_coordinates(title: str, axes: list[str], rows: list[dict[str, Any]], metric: str, goal: str,
+                         log_axes: Sequence[str] = ()) -> str:  # fmt: skip
+    """One vertical axis per parameter plus the metric; one line per trial, coloured by its metric. A
+    parameter in `log_axes` (a log-scaled sweep distribution) whose values are all positive gets a log axis."""
     head = f'<figure class="chart" id="parallel" data-title="{escape(title)}"><figcaption>{escape(title)}</figcaption>'
     usable = [r for r in rows if r.get(metric) is not None]
     if not usable or not axes:
@@ -131,7 +135,10 @@ def parallel_coordinates(title: str, axes: list[str], rows: list[dict[str, Any]]
     for name in names:
         values = [r.get(name) for r in usable]
         numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if len(numbers) == len(values):
+        if len(numbers) == len(values) and name in log_axes and min(numbers) > 0:
+            low, high = math.log10(min(numbers)), math.log10(max(numbers))
+            scales.append(("log", low, high if high > low else low + 1, []))
+        elif len(numbers) == len(values):
             low, high = min(numbers), max(numbers)
             scales.append(("num", low, high if high > low else low + 1, []))
         else:
@@ -143,7 +150,9 @@ def parallel_coordinates(title: str, axes: list[str], rows: list[dict[str, Any]]
 
     def position(index: int, value: Any) -> float:
         kind, low, high, cats = scales[index]
-        return y_at((cats.index(repr(value)) if kind == "cat" else float(value) - low) / (high - low))
+        if kind == "cat":
+            return y_at(cats.index(repr(value)) / (high - low))
+        return y_at(((math.log10(float(value)) if kind == "log" else float(value)) - low) / (high - low))
 
     metric_values = [float(r[metric]) for r in usable]
     m_low, m_high = min(metric_values), max(metric_values)
@@ -151,12 +160,18 @@ def parallel_coordinates(title: str, axes: list[str], rows: list[dict[str, Any]]
     for index, name in enumerate(names):
         x = 40 + index * step
         kind, low, high, cats = scales[index]
+        shown = f"{name} (log)" if kind == "log" else name
         parts.append(
             f'<line class="axisline" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}"/>'
-            f'<text class="axis" x="{x:.1f}" y="{height - 8}" text-anchor="middle">{escape(name)}</text>'
+            f'<text class="axis" x="{x:.1f}" y="{height - 8}" text-anchor="middle" data-axis="{escape(name)}" '
+            f'data-scale="{"log" if kind == "log" else "linear"}">{escape(shown)}</text>'
         )
+        ends = (10**low, 10**high) if kind == "log" else (low, high)
         labels = [(c, y_at(i / (high - low))) for i, c in enumerate(cats)] if kind == "cat" else [
-            (_number(low), y_at(0.0)), (_number(high), y_at(1.0))]  # fmt: skip
+            (_number(ends[0]), y_at(0.0)), (_number(ends[1]), y_at(1.0))]  # fmt: skip
+        if kind == "log":  # the decades between the ends
+            decades = [d for d in range(math.ceil(low), math.floor(high) + 1) if low < d < high]
+            labels += [(_number(10.0**d), y_at((d - low) / (high - low))) for d in decades]
         for text, y in labels:
             parts.append(f'<text class="tick" x="{x + 4:.1f}" y="{y + 3:.1f}">{escape(str(text))}</text>')
     for row in usable:

@@ -150,7 +150,7 @@ def test_pages_render_the_seeded_data_and_escape_user_content(ui: tuple[TestClie
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; what is tracehouse?" in trace_page
     assert XSS not in trace_page
     dashboard = client.get("/", params={"project": PROJECT, "range": "1h"}).text
-    assert '<b id="calls">30</b>' in dashboard and 'data-series="p95"' in dashboard
+    assert '<b id="calls">30</b>' in dashboard and '"name":"p95"' in dashboard
     unknown = client.get("/", params={"project": "nope-project"})  # a misspelt project says so, on the page
     assert unknown.status_code == 404 and "no project &#39;nope-project&#39; in the store" in unknown.text
     assert f"the projects are {PROJECT}" in unknown.text

@@ -73,9 +73,9 @@ def test_dashboard_shows_the_numbers_and_links_to_the_slowest_trace(
     _open(page, f"{url}/?project={PROJECT}&range=1h", "dashboard")
     assert page.inner_text("#calls") == "30"
     assert page.inner_text("#error-rate") == "6.7%"
-    latency = page.locator("#latency g.series[data-series='p99'] circle")
-    assert latency.count() >= 1
-    assert max(float(c.get_attribute("data-y") or 0) for c in latency.all()) <= 900.0
+    page.wait_for_selector("#latency[data-drawn='1'] canvas")
+    p99 = page.evaluate("tracehouseCharts.latency.data[3].filter(v => v != null)")  # [x, p50, p95, p99]
+    assert p99 and max(p99) <= 900.0
     page.select_option("#by", "model")
     page.click("text=show")
     page.wait_for_url("**by=model**")
@@ -118,13 +118,14 @@ def test_runs_table_run_page_and_comparing_two_runs(browser_page: Page, served: 
     page.click("#compare")
     page.wait_for_url("**/runs/compare**")
     page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
-    series = page.locator("#metric-loss g.series")
-    assert series.count() == 2
-    assert series.nth(0).locator("circle").count() == 20
+    page.wait_for_selector("#metric-loss[data-drawn='1'] canvas")
+    columns = page.evaluate("tracehouseCharts['metric-loss'].data")  # [steps, run-a, run-b]
+    assert len(columns) == 3 and len([v for v in columns[1] if v is not None]) == 20
     assert "0.1" in page.inner_text("#config-diff") and "0.01" in page.inner_text("#config-diff")
     _open(page, f"{url}/runs/run-a?project={PROJECT}&smooth=0.5", "run")
-    points = page.locator("#metric-loss circle")
-    assert points.count() == 20 and float(points.first.get_attribute("data-y") or 0) == pytest.approx(0.1)
+    page.wait_for_selector("#metric-loss[data-drawn='1'] canvas")
+    smoothed = page.evaluate("tracehouseCharts['metric-loss'].data[1]")
+    assert len(smoothed) == 20 and smoothed[0] == pytest.approx(0.1)
     assert page.inner_text("#run-state") == "finished"
 
 
@@ -136,7 +137,8 @@ def test_sweep_page_plots_trials_and_names_the_best(browser_page: Page, served: 
     page.wait_for_selector("#parallel")
     page.screenshot(path=str(SHOTS / "sweep.png"), full_page=True)
     assert page.locator("#parallel polyline.trial").count() == 4
-    assert page.locator("#metric-by-trial circle").count() == 4
+    page.wait_for_selector("#metric-by-trial[data-drawn='1'] canvas")
+    assert len(page.evaluate("tracehouseCharts['metric-by-trial'].data[1]")) == 4
     assert "lr=0.01, opt=adam" in page.inner_text("#best")
     _open(page, f"{url}/traces?project={PROJECT}&min_ms=abc", "bad-input")
     assert "min_ms: expected a number" in page.inner_text("#error")
