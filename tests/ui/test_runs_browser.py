@@ -141,7 +141,9 @@ def test_pick_columns_sort_filter_group_and_compare(page: Page, served: tuple[st
     assert page.locator("#config-diff tr.differs").all_inner_texts()[0].startswith("batch")
     assert page.locator("#config-diff tr.differs").count() == 3
     assert page.locator("#summary-diff tr.differs").count() == 2
-    assert page.locator("#metric-loss g.series").count() == 2
+    page.wait_for_selector("#metric-loss canvas")  # the overlaid loss, drawn by uPlot, one series per run
+    legend = page.locator("#metric-loss .u-legend").inner_text()
+    assert "adam-fast" in legend and "sgd-slow" in legend
     page.click("#toggle-differences")
     page.wait_for_url("**diff=1**")
     assert page.locator("#config-diff tr.same").count() == 0
