@@ -175,3 +175,13 @@ def test_batches_left_by_a_killed_process_are_removed_at_first_use(tmp_path: Pat
     leftover.write_bytes(b"[]")
     directory = _batch_directory(SimpleNamespace(url=f"chdb://{tmp_path}"))  # type: ignore[arg-type]
     assert directory == str(leftover.parent) and not leftover.exists() and leftover.parent.is_dir()
+
+
+def test_provider_spellings_become_one_in_both_mappings(th_env: th.Settings) -> None:
+    spellings = ["OpenAI", " openai", "openai", "OPENAI "]
+    records = [_record(attributes={sc.SYSTEM: name, sc.REQUEST_MODEL: "gpt-4o-mini"}) for name in spellings]
+    records.append(_record(attributes={"llm.provider": "Anthropic"}))
+    _assert_same(records)  # the SQL fast path and the Python mapping agree
+    got, _ = _python(orjson.loads(orjson.dumps(records)))
+    providers = sorted(values[SPAN_COLUMNS.index("provider")] for values in got.values())
+    assert providers == ["anthropic", "openai", "openai", "openai", "openai"]

@@ -111,7 +111,7 @@ SELECT
   input_, ifNull({_count(f"a[{_quote(sc.INPUT_SIZE)}]")}, length(input_)), substringUTF8(input_, 1, {preview}),
   output_, ifNull({_count(f"a[{_quote(sc.OUTPUT_SIZE)}]")}, length(output_)), substringUTF8(output_, 1, {preview}),
   {_first(rows._CONTEXT_KEYS)},
-  model_, {_first(rows._PROVIDER_KEYS)},
+  model_, lower(trimBoth({_first(rows._PROVIDER_KEYS)})),  -- rows.provider_name
   input_tokens_, output_tokens_,
   if(isNull(total_tokens_) AND (isNotNull(input_tokens_) OR isNotNull(output_tokens_))
        AND ifNull(input_tokens_, 0) + ifNull(output_tokens_, 0) >= ifNull(input_tokens_, 0),

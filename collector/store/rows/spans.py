@@ -66,6 +66,15 @@ def _first(attributes: dict[str, Any], keys: Iterable[str], pop: bool = False) -
     return None
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def provider_name(value: str) -> str:
+    """A provider as one spelling: `OpenAI`, ` openai` and `openai` split no breakdown (ASCII lower
+    case, spaces trimmed: what ClickHouse's lower() and trimBoth() do in the SQL mapping)."""
+    return value.strip(" ").translate(_ASCII_LOWER)
+
+
 def _as_text(value: Any) -> str:
     """A value as stored in a text column: strings as they are, null as "", anything else as its JSON."""
     if value is None:
@@ -211,7 +220,7 @@ def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
     resource = _mapping(record, "resource")
     start_ns, end_ns = _times(record)
     event_times, event_names, event_attributes = _events(record.get("events") or [], start_ns)
-    provider = _as_text(_first(attributes, _PROVIDER_KEYS))
+    provider = provider_name(_as_text(_first(attributes, _PROVIDER_KEYS)))
     ttft = _as_float(attributes.get(sc.TTFT_MS))
     run_id = _as_text(attributes.get(sc.RUN_ID))
     session_id = _as_text(_first(attributes, _SESSION_KEYS))
