@@ -6,36 +6,25 @@ test-artifacts/screenshots/ (not committed)."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import REPO, SESSION_STORE_URL
+from conftest import SESSION_STORE_URL
 from servers import InProcessCollector
 
 import tracehouse as th
 
 pytest.importorskip("fastapi")
+from browser_env import CHROMIUM, SHOTS, Page, require_browser, sync_playwright
+from browser_env import FLAGS as _FLAGS
+
 from tracehouse.collector.server import ServeOptions
 from tracehouse.tracking.run import SUMMARY_SECONDS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = REPO / "test-artifacts" / "screenshots"
 PROJECT = "browse"
-_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-          "--disable-component-update", "--disable-sync"]  # fmt: skip
 
-try:
-    from playwright.sync_api import Page, sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None  # type: ignore[assignment]
-
-if sync_playwright is None or not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("browser tests need Debian's chromium and playwright (.ci/run installs both)")
-    pytest.skip("needs /usr/bin/chromium and playwright", allow_module_level=True)
+require_browser()
 
 FINISHED = [  # name, config, final loss, accuracy
     ("adam-fast", {"opt": "adam", "lr": 0.1, "batch": 16}, 0.4, 0.7),

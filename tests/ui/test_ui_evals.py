@@ -7,28 +7,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlencode
 
 import pytest
-from conftest import REPO
+from browser_env import CHROMIUM, HAVE_BROWSER, SHOTS, sync_playwright
+from browser_env import FLAGS as _FLAGS
 from eval_seed import HOSTILE_INPUT, HOSTILE_OUTPUT, PROJECT, seed_evals
 from servers import Collector, free_port
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = REPO / "test-artifacts" / "screenshots"
-_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-          "--disable-component-update", "--disable-sync"]  # fmt: skip
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None  # type: ignore[assignment]
-HAVE_BROWSER = sync_playwright is not None and Path(CHROMIUM).exists()
 
 
 @pytest.fixture(scope="module")

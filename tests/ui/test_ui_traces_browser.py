@@ -6,30 +6,17 @@ Screenshots go to test-artifacts/screenshots/ (not committed)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import urllib.request
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import REPO
+from browser_env import CHROMIUM, SHOTS, Page, require_browser, sync_playwright
+from browser_env import FLAGS as _FLAGS
 from servers import Collector, free_port
 from traces_seed import HOSTILE, PROJECT, STACK, seed_traces, trace_id
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = REPO / "test-artifacts" / "screenshots"
-_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-          "--disable-component-update", "--disable-sync"]  # fmt: skip
-try:
-    from playwright.sync_api import Page, sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None  # type: ignore[assignment]
-if sync_playwright is None or not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("browser tests need Debian's chromium and playwright (.ci/run installs both)")
-    pytest.skip("needs /usr/bin/chromium and playwright", allow_module_level=True)
+require_browser()
 
 
 @pytest.fixture(scope="module")
