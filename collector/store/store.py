@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 from tracehouse._errors import StoreError
 from tracehouse.collector.store.clients import ClientPool
 from tracehouse.collector.store.engine import connect as _connect
+from tracehouse.collector.store.memory import embedded_memory
 from tracehouse.collector.store.migrations import MIGRATIONS
 from tracehouse.collector.store.readonly import DEFAULT_LIMITS, QueryLimits, ReaderPool, readonly_error
 from tracehouse.collector.store.sql_guard import check_readonly_sql
@@ -132,8 +133,14 @@ class Store:
                     table, [columns[n] for n in names], column_names=names, column_oriented=True,
                     database=self.database, settings=settings, column_type_names=[types[n] for n in names],
                 )  # fmt: skip
+                self._return_memory()
         except Exception as error:
             raise refusal(error, f"insert into {table}") from error
+
+    def _return_memory(self) -> None:
+        """After a write on the embedded engine, hand its freed pages back (throttled; see memory.py)."""
+        if self.embedded:
+            embedded_memory.after_write(self.client)
 
     def _column_types(self, table: str) -> dict[str, str]:
         """Column types of a table, read once (the client would otherwise DESCRIBE it on every insert)."""
@@ -169,6 +176,7 @@ class Store:
         try:
             with self._lock:
                 self.client.command(sql, parameters=dict(parameters or {}), settings=settings)
+                self._return_memory()
         except Exception as error:
             raise refusal(error, "statement") from error
 
