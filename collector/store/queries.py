@@ -112,7 +112,7 @@ def traces(
     start: Optional[Instant] = None,
     end: Optional[Instant] = None,
 ) -> pd.DataFrame:
-    """Recent traces, newest first (or by `sort`: start, duration, tokens, cost; `order` desc or asc):
+    """Recent traces, newest first (or by `sort`: start, duration, tokens, cost, score:<name>; `order`):
     root name, duration, span count, status, tokens, cost, previews. `error` True keeps only traces
     with an error span, False only those without (see store/trace_sort.py).
 
@@ -126,6 +126,7 @@ def traces(
         raise ConfigError("name", f"expected a span name, got {name!r}")
     window, bounds = sql_window(resolve(since, start, end, default_since="24h"))
     params: dict[str, Any] = {"project": check_project(project), "limit": limit, **bounds}
+    params.update(trace_sort.sort_parameters(sort))
     filters = ""
     if name is not None:
         filters += (
@@ -139,6 +140,7 @@ def traces(
         params["status"] = status
     sql = _TRACES_SQL.replace("{window}", window).replace("{filters}", filters).replace("{having}", having)
     sql = sql.replace("{counted}", COUNTED).replace("{order}", trace_sort.order_by(sort, desc))
+    sql = trace_sort.with_sort(sort, sql)
     frame = store.query_df(sql, params)
     if frame.empty:
         ensure_project(store, project)

@@ -1,4 +1,4 @@
-"""The trace list: sorted by start, duration, tokens or cost (either way), paged both ways by a keyset
+"""The trace list: sorted by start, duration, tokens, cost or a score (either way), paged both ways by a keyset
 cursor on (sort key, trace id), with totals over everything the filters keep.
 
 A cursor is `<sort key>_<trace id>` of a row; `after` asks for the page that follows it in the
@@ -9,12 +9,14 @@ between pages (equal keys are ordered by trace id).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from tracehouse._errors import ConfigError
+from tracehouse.collector.store import trace_sort as ts
 from tracehouse.collector.store.queries import TRACE_ID_RE
-from tracehouse.collector.store.trace_sort import SORT_KEYS, check_sort, error_flag, status_for, usage_sum
+from tracehouse.collector.store.trace_sort import SORT_KEYS, check_sort, error_flag, sort_key, status_for, usage_sum
 from tracehouse.collector.ui import queries as uq
 
 if TYPE_CHECKING:
@@ -62,17 +64,18 @@ def parse_cursor(option: str, cursor: str, sort: str) -> tuple[Any, str]:
     """(sort key value, trace id) of a cursor; ConfigError naming the option when it is not one."""
     value, _, trace_id = cursor.rpartition("_")
     try:
-        key: Any = int(value) if SORT_KEYS[sort].sql_type == "Int64" else float(value)
+        key: Any = int(value) if sort_key(sort).sql_type == "Int64" else float(value)
     except ValueError:
         key = None
-    if key is None or not TRACE_ID_RE.match(trace_id) or not -(2.0**63) <= key < 2.0**63:  # Int64/finite; no NaN
+    in_range = key is not None and (-(2.0**63) <= key < 2.0**63 if isinstance(key, int) else math.isfinite(key))
+    if not in_range or not TRACE_ID_RE.match(trace_id):
         raise ConfigError(option, f"expected a cursor from a {sort}-sorted page (<{sort}>_<trace id>), got {cursor!r}")
     return key, trace_id
 
 
 def make_cursor(row: dict[str, Any], sort: str) -> str:
     """The cursor of a listed trace (the key as Python writes it: a float's repr reads back exactly)."""
-    key = int(row["sort_key"]) if SORT_KEYS[sort].sql_type == "Int64" else float(row["sort_key"])
+    key = int(row["sort_key"]) if sort_key(sort).sql_type == "Int64" else float(row["sort_key"])
     return f"{key!r}_{row['trace_id']}"
 
 
@@ -164,8 +167,8 @@ def trace_page(
     """One page of traces in the chosen order, the cursors of the pages after (`next`) and before (`prev`)
     it (None at either end), and the totals of every trace the filters keep."""
     kept, having, params = _conditions(filters, order.error)
-    params.update({**uq._bounds(project, window), "limit": order.limit + 1})
-    key = SORT_KEYS[order.sort]
+    params.update({**uq._bounds(project, window), **ts.sort_parameters(order.sort), "limit": order.limit + 1})
+    key = sort_key(order.sort)
     backwards = order.before is not None
     cursor = ""
     if order.after or order.before:
@@ -175,6 +178,7 @@ def trace_page(
         cursor = f" AND (sort_key, trace_id) {comparison} ({{cursor_key:{key.sql_type}}}, {{cursor_id:String}})"
     direction = "DESC" if order.desc != backwards else "ASC"
     sql = _sql(_CHOSEN_SQL, kept, having, key=key.aggregate, cursor=cursor, direction=direction)
+    sql = ts.with_sort(order.sort, sql)
     columns, chosen = store.query_rows(sql, params)
     picked = [dict(zip(columns, row, strict=True)) for row in chosen]
     more = len(picked) > order.limit

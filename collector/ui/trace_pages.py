@@ -43,7 +43,8 @@ def trace_list_data(store: Store, project: str, window: uq.TimeRange, filters: u
     empty = None if filtered else ranges.empty_state(store, project, window, len(found["traces"]))
     return {"project": project, "range": window.label, "start": window.start.isoformat(),
             "end": window.end.isoformat(), "window": window.as_dict(), "sort": order.sort, "order": order.order,
-            "error": order.error, "empty": empty, **found}  # fmt: skip
+            "error": order.error, "empty": empty, "score_names": trace_scores.numeric_score_names(store, project),
+            **found}  # fmt: skip
 
 
 async def traces_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:

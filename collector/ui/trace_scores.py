@@ -81,6 +81,16 @@ def list_summaries(store: Store, project: str, traces: list[dict[str, Any]]) -> 
     return {trace_id: summarise(given) for trace_id, given in by_trace.items() if trace_id in ids}
 
 
+def numeric_score_names(store: Store, project: str, limit: int = 50) -> list[str]:
+    """The names of the project's numeric scores (what the trace list can sort by), alphabetical."""
+    _, rows = store.query_rows(
+        "SELECT DISTINCT name FROM scores WHERE project = {p:String} AND isFinite(value) AND string_value = '' "
+        "ORDER BY name LIMIT {n:UInt32}",
+        {"p": project, "n": limit},
+    )
+    return [str(row[0]) for row in rows]
+
+
 def csrf_token(request: Request) -> str:
     """The token the trace page's form carries: the cookie's when the browser has one, else a new one
     (set on the response by `with_csrf_cookie`)."""

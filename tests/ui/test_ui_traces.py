@@ -378,3 +378,46 @@ def test_sessions_and_users_group_traces_and_unknown_ids_are_404(seeded: Seeded)
     assert 'id="trace-session" href="/sessions/sess-b?' in trace_page and 'id="trace-user"' in trace_page
     nav = client.get("/traces", params={"project": PROJECT}).text
     assert 'href="/sessions?project=tr"' in nav and 'href="/users?project=tr"' in nav
+
+
+def _post_quality_scores(client: TestClient) -> dict[str, float]:
+    """`quality` on six traces: on the trace, on a span by span id only, twice on one trace (mean), a
+    label (not a number, ignored by the sort) on another."""
+    score = {"type": "score", "project": PROJECT, "source": "eval", "comment": "", "time_ns": time.time_ns(),
+             "name": "quality"}  # fmt: skip
+    on_trace = {5: 0.9, 6: -2.0, 7: 0.9, 8: 0.1}
+    records = [{**score, "target_type": "trace", "trace_id": trace_id(i), "span_id": "", "value": v}
+               for i, v in on_trace.items()]  # fmt: skip
+    records.append({**score, "target_type": "trace", "trace_id": trace_id(8), "span_id": "", "value": 0.5})
+    records.append({**score, "target_type": "span", "trace_id": "", "span_id": format(0xB0000 + 10 * 16 + 3, "016x"),
+                    "value": 0.7})  # fmt: skip
+    records.append({**score, "target_type": "trace", "trace_id": trace_id(11), "span_id": "", "value": "meh"})
+    answer = client.post("/api/v1/records", json=records)
+    assert answer.status_code == 200, answer.text
+    return {trace_id(5): 0.9, trace_id(6): -2.0, trace_id(7): 0.9, trace_id(8): 0.3, trace_id(10): 0.7}
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_sort_by_a_score_pages_both_ways(seeded: Seeded, order: str) -> None:
+    client, info = seeded
+    means = _post_quality_scores(client)
+    ranked = sorted(means, key=lambda t: (means[t], t), reverse=order == "desc")
+    forward, backward = _walk(client, sort="score:quality", order=order)
+    listed = [t for p in forward for t in p]
+    assert len(listed) == info["traces"] and len(set(listed)) == len(listed)
+    scored = listed[: len(means)] if order == "desc" else listed[-len(means) :]
+    assert scored == ranked  # mean per trace (trace 8: 0.1 and 0.5), span scores count for their trace
+    assert backward == forward
+    rest = _get(client, "/api/v1/traces", sort="score:quality", order=order, limit=100)
+    assert [r[0] for r in rest["rows"]] == listed  # the REST API sorts the same way
+    page = client.get("/traces", params={"project": PROJECT, "sort": "score:quality", "order": order}).text
+    link = r'class="sort score-sort" data-score="quality" href="[^"]*sort=score%3Aquality[^"]*">quality [▼▲]'
+    assert re.search(link, page)
+
+
+@pytest.mark.parametrize("sort", ["score:", "score:" + "x" * 201, "score:a\nb", "scores:quality"])
+def test_bad_score_sorts_are_400(seeded: Seeded, sort: str) -> None:
+    client, _ = seeded
+    for path in ("/api/v1/ui/traces", "/api/v1/traces"):
+        answer = client.get(path, params={"project": PROJECT, "sort": sort})
+        assert answer.status_code == 400 and "score:<score name>" in answer.text, (path, answer.text)

@@ -137,6 +137,14 @@ def test_adding_a_score_from_the_trace_page(page: Page, served: tuple[str, dict[
     _shot(page, "trace-scored")
     page.goto(f"{url}/traces?project={PROJECT}&limit=100")
     assert page.inner_text(f"tr.trace-row[data-trace='{trace}'] td.scores") == "helpful: 0.5"
+    page.click("a.score-sort[data-score='helpful']")  # sort by the score: 1.0 (trace 1), then 0.5 (this one)
+    page.wait_for_url("**sort=score%3Ahelpful**")
+    assert _rows(page)[:2] == [trace_id(1), trace]
+    assert "▼" in page.inner_text("a.score-sort[data-score='helpful']")
+    _shot(page, "traces-sorted-by-score")
+    page.click("a.score-sort[data-score='helpful']")  # again: ascending, unscored traces first
+    page.wait_for_url("**order=asc**")
+    assert _rows(page)[-2:] == [trace, trace_id(1)]
 
 
 def test_sessions_and_users_pages(page: Page, served: tuple[str, dict[str, Any]]) -> None:
