@@ -100,8 +100,11 @@ async def trace_page(request: Request, collector: Collector, project: str) -> di
 
 def _group_pages(group: str) -> tuple[Data, Data, Data, Data]:
     async def list_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-        window = args.trace_args(request.query_params)[0]
-        return await collector.read(people.groups, collector.store, project, window, group)
+        query = request.query_params
+        window = args.trace_args(query)[0]
+        limit = people.page_limit(query.get("limit"))
+        after, before = query.get("after") or None, query.get("before") or None
+        return await collector.read(people.groups, collector.store, project, window, group, limit, after, before)
 
     async def one_data(request: Request, collector: Collector, project: str) -> dict[str, Any]:
         window = args.trace_args(request.query_params)[0]
@@ -109,8 +112,12 @@ def _group_pages(group: str) -> tuple[Data, Data, Data, Data]:
         return await collector.read(people.member, collector.store, project, window, group, member_id)
 
     async def list_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
-        return {"group": group, "params": {"range": "24h", **dict(request.query_params)},
-                "data": await list_data(request, collector, project)}  # fmt: skip
+        data = await list_data(request, collector, project)
+        path, paging = f"/{group}s", ("after", "before")
+        return {"group": group, "params": {"range": "24h", **dict(request.query_params)}, "data": data,
+                "next_url": _url(request, path, paging, project=project, after=data["next"]) if data["next"] else None,
+                "prev_url": _url(request, path, paging, project=project, before=data["prev"]) if data["prev"] else None,
+                }  # fmt: skip
 
     async def one_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
         return {"group": group, "params": {"range": "24h", **dict(request.query_params)},

@@ -168,5 +168,15 @@ def test_sessions_and_users_pages(page: Page, served: tuple[str, dict[str, Any]]
     page.wait_for_selector("#users")
     assert {r.get_attribute("data-id") for r in page.locator("tr.group-row").all()} == {"alice", "bob", "carol"}
     _shot(page, "users")
+    page.goto(f"{url}/sessions?project={PROJECT}&limit=3")  # page by 3: 4 sessions make two pages
+    first = [str(r.get_attribute("data-id")) for r in page.locator("tr.group-row").all()]
+    page.click("#next-page")
+    page.wait_for_url("**after=**")
+    second = [str(r.get_attribute("data-id")) for r in page.locator("tr.group-row").all()]
+    assert len(first) == 3 and len(second) == 1 and not set(first) & set(second)
+    assert page.locator("#next-page").count() == 0
+    page.click("#prev-page")
+    page.wait_for_url("**before=**")
+    assert [str(r.get_attribute("data-id")) for r in page.locator("tr.group-row").all()] == first
     page.goto(f"{url}/sessions/nope?project={PROJECT}")
     assert "no session 'nope'" in page.inner_text("main")
