@@ -5,7 +5,8 @@ A chart is a `<figure class="chart uplot-chart">` holding its spec as JSON in a
 script; `<`, `>` and `&` are escaped so no value can close the block) and a `<details>` table of
 the values, which is the chart for a browser without JavaScript. The spec:
 
-- `xs`: one or more x columns by name (`time`, `step`, ...), all aligned with each series' values;
+- `xs`: one or more x columns by name (`time`, `step`, ...), all aligned with each series' values
+  (or, where the columns differ in length, with the series' `by_x[name]`);
   `x`: the one drawn first; `x_axes`: per x column its label and whether it is time or log-scaled;
 - `window`: [start, end] in epoch seconds, the x range a time chart spans whatever the data;
 - `series`: name, colour (`PALETTE`, no colour repeats within a chart before the 20th), values

@@ -110,21 +110,46 @@ def run_charts(metrics: Mapping[str, Points], rules: Mapping[str, dict[str, Any]
     return specs
 
 
-def compare_charts(runs: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
-    """Per metric, one line per run over the union of their steps."""
+COMPARE_AXES = ("step", "time", "relative")
+
+
+def _aligned(runs: list[dict[str, Any]], key: str, axis: str, starts: list[float]) -> tuple[list[Any], list[Any]]:
+    """(the union of every run's x on `axis`, each run's values aligned with it: None where it has none)."""
+
+    def x_of(point: list[float], index: int) -> Any:
+        if axis == "step":
+            return int(point[0])
+        return point[2] if axis == "time" else round(point[2] - starts[index], 6)
+
+    xs = sorted({x_of(p, i) for i, r in enumerate(runs) for p in r["metrics"].get(key, [])})
+    where = {x: i for i, x in enumerate(xs)}
+    per_run = []
+    for index, run in enumerate(runs):
+        values: list[Optional[float]] = [None] * len(xs)
+        for p in run["metrics"].get(key, []):
+            values[where[x_of(p, index)]] = charts.finite(p[1])
+        per_run.append(values)
+    return xs, per_run
+
+
+def compare_charts(runs: list[dict[str, Any]], keys: list[str], x: Optional[str] = None) -> list[dict[str, Any]]:
+    """Per metric, one line per run, against step, wall time or time since each run's first point (`x`
+    drawn first; the page switches between them): each axis has its own union of the runs' x values,
+    so `xs` differ in length and every series carries its values per axis (`by_x`)."""
+    starts = [min((p[2] for points in r["metrics"].values() for p in points), default=0.0) for r in runs]
     specs = []
     for key in keys:
-        steps = sorted({int(p[0]) for r in runs for p in r["metrics"].get(key, [])})
-        where = {s: i for i, s in enumerate(steps)}
+        aligned = {axis: _aligned(runs, key, axis, starts) for axis in COMPARE_AXES}
         series = []
         for index, run in enumerate(runs):
-            values: list[Optional[float]] = [None] * len(steps)
-            for p in run["metrics"].get(key, []):
-                values[where[int(p[0])]] = charts.finite(p[1])
             label = f"{run['name']} ({run['run_id']})" if run.get("name") else str(run["run_id"])
-            series.append(charts.series_entry(label, values, index))
-        specs.append(charts.spec(f"metric-{key}", key, {"step": steps}, {"step": {"label": "step"}}, series,
-                                 span_gaps=True))  # fmt: skip
+            entry = charts.series_entry(label, aligned["step"][1][index], index)
+            entry["by_x"] = {axis: aligned[axis][1][index] for axis in COMPARE_AXES}
+            series.append(entry)
+        xs = {axis: aligned[axis][0] for axis in COMPARE_AXES}
+        spec = charts.spec(f"metric-{key}", key, xs, {axis: dict(X_AXES[axis]) for axis in COMPARE_AXES}, series,
+                           span_gaps=True)  # fmt: skip
+        specs.append({**spec, "x": x or "step"})
     return specs
 
 
@@ -133,5 +158,5 @@ def figures(specs: list[dict[str, Any]]) -> list[str]:
     return [charts.figure(spec) for spec in specs]
 
 
-__all__ = ["X_AXES", "chart_args", "compare_charts", "definitions", "figures", "rule_for", "run_charts",
+__all__ = ["COMPARE_AXES", "X_AXES", "chart_args", "compare_charts", "definitions", "figures", "rule_for", "run_charts",
            "step_metrics"]  # fmt: skip

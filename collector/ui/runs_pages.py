@@ -95,11 +95,13 @@ async def compare_data(request: Request, collector: Collector, project: str) -> 
 
 async def compare_page(request: Request, collector: Collector, project: str) -> dict[str, Any]:
     """The diffs and the runs' metric charts, overlaid."""
+    x, _ = run_charts.chart_args(request.query_params, list(run_charts.COMPARE_AXES))
     result = await compare_data(request, collector, project)
-    charts = run_charts.figures(run_charts.compare_charts(result["runs"], result["keys"]))
+    charts = run_charts.figures(run_charts.compare_charts(result["runs"], result["keys"], x))
     ids = [("ids", r["run_id"]) for r in result["runs"]]
     toggle = urlencode([("project", project), *ids, *([] if result["only_differences"] else [("diff", "1")])])
-    return {"data": result, "charts": charts, "toggle_url": f"/runs/compare?{toggle}"}
+    return {"data": result, "charts": charts, "toggle_url": f"/runs/compare?{toggle}",
+            "x_choices": run_charts.COMPARE_AXES, "x": x or "step"}  # fmt: skip
 
 
 __all__ = ["compare_data", "compare_page", "router", "runs_data", "runs_page"]

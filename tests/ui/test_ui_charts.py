@@ -172,6 +172,17 @@ def test_compare_overlays_each_run_over_the_union_of_steps(client: tuple[TestCli
     assert names == [f"define-metric ({seeded['run']})", trial_run]  # a run without a name shows its id
     assert loss["series"][1]["values"][0] is not None and loss["series"][1]["values"][1:] == [None] * 29
     assert len({s["color"] for s in loss["series"]}) == 2
+    by_x = [s["by_x"] for s in loss["series"]]
+    assert by_x[0]["step"] == loss["series"][0]["values"]
+    for axis in ("time", "relative"):  # each axis: the union of the runs' x values, each run aligned with it
+        xs = loss["xs"][axis]
+        assert xs == sorted(xs) and all(len(b[axis]) == len(xs) for b in by_x)
+        assert sum(v is not None for v in by_x[0][axis]) == 30 and sum(v is not None for v in by_x[1][axis]) == 1
+    assert loss["xs"]["relative"][0] == 0.0  # each run's time from its own first point
+    timed = specs(test_client, "/runs/compare", ids=f"{seeded['run']},{trial_run}", x="relative")["metric-loss"]
+    assert timed["x"] == "relative"
+    answer = test_client.get("/runs/compare", params={"project": PROJECT, "ids": seeded["run"], "x": "epoch<"})
+    assert answer.status_code == 400 and "x: expected one of step, time, relative" in answer.text
 
 
 def test_sweep_importance_log_axes_and_names(client: tuple[TestClient, dict[str, Any]]) -> None:

@@ -178,6 +178,27 @@ def test_run_chart_switches_x_axis_and_log(watched: Watched, served: tuple[str, 
     watched.clean()
 
 
+def test_compare_chart_switches_x_axis(watched: Watched, served: tuple[str, dict[str, Any]]) -> None:
+    url, seeded = served
+    page = watched.page
+    trial = seeded["trials"][0][0]
+    compare = f"{url}/runs/compare?project={PROJECT}&ids={seeded['run']}&ids={trial}"
+    watched.open(compare, "#metric-loss[data-drawn='1']", "compare")
+    assert page.get_attribute("#metric-loss", "data-x") == "step"
+    assert page.evaluate("tracehouseCharts['metric-loss'].data[0].length") == 30
+    page.select_option("#x-axis", "relative")
+    page.wait_for_selector("#metric-loss[data-x='relative']")
+    xs = page.evaluate("tracehouseCharts['metric-loss'].data[0]")
+    assert xs[0] == 0 and xs == sorted(xs) and xs[-1] == pytest.approx(58.0)  # the define-metric run: 2 s a step
+    assert page.evaluate("tracehouseCharts['metric-loss'].data[1].filter(v => v != null).length") == 30
+    assert "x=relative" in page.url
+    page.select_option("#x-axis", "time")
+    page.wait_for_selector("#metric-loss[data-x='time']")
+    assert page.evaluate("tracehouseCharts['metric-loss'].scales.x.time") is True
+    page.screenshot(path=str(SHOTS / "charts-compare-time.png"), full_page=True)
+    watched.clean()
+
+
 def test_sweep_charts_use_log_axes_for_log_parameters(watched: Watched, served: tuple[str, dict[str, Any]]) -> None:
     url, seeded = served
     page = watched.page

@@ -60,8 +60,9 @@
     rows.sort((a, b) => xs[a] - xs[b] || a - b);
     const data = [rows.map((i) => xs[i])];
     for (const series of spec.series) {
+      const values = (series.by_x && series.by_x[state.x]) || series.values; // x columns of their own length
       data.push(rows.map((i) => {
-        const value = series.values[i];
+        const value = values[i];
         return value == null || (state.log && value <= 0) ? null : value;
       }));
     }
