@@ -132,8 +132,42 @@ def _train() -> None:
             run.log({"loss": run.config.lr * run.config.layers / (step + 1)})
 
 
+# a feedback score on one root in ten (what `sort=score:helpful` sorts by)
+SCORES_SQL = """
+INSERT INTO scores (project, score_id, target_type, trace_id, span_id, run_id, name, value, string_value, comment,
+                    source, created_at)
+SELECT {p:String}, concat('bench-', trace_id), 'trace', trace_id, '', '', 'helpful',
+       (cityHash64(trace_id) % 101) / 100, '', '', 'feedback', now64(6)
+FROM spans WHERE project = {p:String} AND parent_span_id = '' AND cityHash64(trace_id) % 10 = 0
+"""
+
+
+def _seed_evals(examples: int) -> dict[str, Any]:
+    """Two evaluations of one dataset (`examples` support questions), for the eval, compare and dataset pages."""
+    from tracehouse import evals
+
+    rows = [{"id": f"q{i:04d}", "input": f"How do I change {TOPICS[i % len(TOPICS)]}? ({i})",
+             "expected": f"Open Settings > {TOPICS[i % len(TOPICS)]}"} for i in range(examples)]  # fmt: skip
+    dataset = evals.Dataset("support-questions", rows)
+
+    def baseline(input: str) -> str:
+        return f"Open Settings > {input.split('change ')[1].split('?')[0]}" if len(input) % 3 else "Ask support."
+
+    def improved(**fields: Any) -> str:
+        return f"Open Settings > {fields['input'].split('change ')[1].split('?')[0]}"
+
+    scorers = [evals.exact_match(), evals.string_similarity()]
+    first = evals.evaluate(baseline, dataset, scorers=scorers, name="baseline", progress=False)
+    second = evals.evaluate(improved, dataset, scorers=scorers, name="improved", progress=False)
+    return {"eval_run_ids": [first.run_id, second.run_id], "eval_examples": examples, "dataset": "support-questions"}
+
+
 def child_seed(args: argparse.Namespace) -> dict[str, Any]:
-    """Insert the synthetic spans, then a few runs and a small sweep; the store is released on exit."""
+    """Insert the synthetic spans and scores, then the runs, a small sweep and two evaluations; the store
+    is released on exit."""
+    import os
+
+    os.environ["TRACEHOUSE_SILENT"] = "1"  # a thousand runs: no line per run
     import tracehouse as th
     from tracehouse.reads.reading import get_store
 
@@ -153,18 +187,21 @@ def child_seed(args: argparse.Namespace) -> dict[str, Any]:
         "SELECT sum(data_compressed_bytes), sum(data_uncompressed_bytes) FROM system.columns "
         "WHERE database = currentDatabase() AND table = 'spans'"
     )
+    store.command(SCORES_SQL, {"p": PROJECT})
     run_ids = []
     for index in range(args.runs):
-        config = {"lr": 10 ** -(index + 2), "optimizer": ["adam", "sgd"][index % 2], "model": {"layers": 2 + index}}
+        config = {"lr": 10 ** -(index % 4 + 2), "optimizer": ["adam", "sgd"][index % 2],
+                  "model": {"layers": 2 + index % 8}, "seed": index}  # fmt: skip
         with th.init(name=f"train-{index}", config=config, tags=["bench"]) as run:
             for step in range(300):
-                loss = 2.0 * math.exp(-step / (60 + 20 * index))
+                loss = 2.0 * math.exp(-step / (60 + 20 * (index % 50)))
                 run.log({"loss": loss, "accuracy": 1 - loss / 2.2, "lr": config["lr"], "grad_norm": 1 + loss})
             run_ids.append(run.id)
     t3 = time.perf_counter()
     sweep_id = th.sweep({"method": "grid", "metric": {"name": "loss", "goal": "minimize"},
                          "parameters": {"lr": {"values": [0.1, 0.01]}, "layers": {"values": [2, 4]}}})  # fmt: skip
     trials = th.agent(sweep_id, function=_train)
+    seeded_evals = _seed_evals(args.examples)
     report = th.sync()
     t4 = time.perf_counter()
     _, counted = store.query_rows("SELECT count() FROM runs FINAL WHERE project = {p:String}", {"p": PROJECT})
@@ -175,5 +212,5 @@ def child_seed(args: argparse.Namespace) -> dict[str, Any]:
         "spans_mb_uncompressed": int(sizes[0][1]) / 1e6, "open_seconds": t1 - t0, "seed_seconds": t2 - t1,
         "runs_seconds": t3 - t2, "sweep_seconds": t4 - t3, "run_ids": run_ids, "sweep_id": sweep_id,
         "sweep_trials": trials, "runs_in_store": int(counted[0][0]), "sync_problems": report.problems[:3],
-        "peak_rss_mb": own_peak_rss_mb(),
+        "peak_rss_mb": own_peak_rss_mb(), **seeded_evals,
     }  # fmt: skip

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/ui.py                          # defaults: 1,000,000 spans, 5 timed GETs per page (~1.5 min on 2 cores)
+    python bench/ui.py                          # defaults: 1,000,000 spans, 1,000 runs, 5 timed GETs per page
     python bench/ui.py --spans 200000 --repeats 3
     python bench/ui.py --profile                # time the SQL behind the pages even when every page passes
 
@@ -13,14 +13,16 @@ Parts, each in a fresh interpreter, one after the other:
    numbers()`` (timed: "seed s"): traces of 3-5 spans spread over the 23.5 h before the last minute (root
    ``chain``/``agent`` span with four names, ``retrieve``, one or two ``llm`` calls, a reranker or a tool), four
    models, ~2% failing spans, input/output text (chat messages of ~900 characters on the LLM spans) with
-   200-character previews, token counts and cost, a session (5 traces each) and a user on the root. Then
-   ``--runs`` runs (``th.init`` + 300 steps of 4 metrics each) and a grid sweep of 4 trials run by ``th.agent``
-   in the process, ``th.sync()``; the process exits, which releases the store (chDB lets one process open a
-   data dir).
+   200-character previews, token counts and cost, a session (5 traces each) and a user on the root; a
+   feedback score (`helpful`) on one root in ten. Then ``--runs`` runs (default 1,000; ``th.init`` + 300 steps
+   of 4 metrics each), a grid sweep of 4 trials run by ``th.agent`` in the process, two evaluations of one
+   ``--examples``-row dataset (``evals.evaluate``), ``th.sync()``; the process exits, which releases the
+   store (chDB lets one process open a data dir).
 2. ``serve``: ``python -m tracehouse serve --port <free> --data-dir <dir>``; every page and its JSON twin
-   under ``/api/v1/ui/`` is fetched with urllib (a new connection per GET, body read to the end): 1 warm-up,
-   then ``--repeats`` timed GETs; median and p90 (nearest rank) in ms. The trace opened is the newest one of
-   the list, the second page uses the list's ``next`` cursor. Peak RSS (``VmHWM``) of the collector.
+   under ``/api/v1/ui/`` (the list: ``_ui_pages.py``) is fetched with urllib (a new connection per GET, body
+   read to the end): 1 warm-up, then ``--repeats`` timed GETs; median and p90 (nearest rank) in ms. The
+   trace opened is the newest one of the list, the second page uses the list's ``next`` cursor. Peak RSS
+   (``VmHWM``) of the collector.
 3. ``browser``: Playwright driving ``/usr/bin/chromium``: for ``/`` and ``/traces``, 1 warm-up navigation,
    then 3 timed ones; navigation start to the end of the load event (``PerformanceNavigationTiming``), median.
 4. ``profile`` (when a list page misses the target, or with ``--profile``): the collector is stopped and a
@@ -29,8 +31,10 @@ Parts, each in a fresh interpreter, one after the other:
    index leaves to read (``EXPLAIN ESTIMATE``; chDB has no ``system.query_log``), and the plan
    (``EXPLAIN indexes = 1``) of the slowest statement in the JSON.
 
-Target (PASS/FAIL): each list page (the dashboard at 1 h and 24 h, every ``/traces`` variant, ``/sessions``,
-``/users``) answers in under 1 s (median), both the HTML page and its JSON twin. Results also go to
+Target (PASS/FAIL): every page (the dashboard at 1 h and 24 h, every ``/traces`` variant, a trace,
+``/sessions``, ``/users``, the runs table over all runs, sorted and paged, a run, the compare page, sweeps
+and a sweep, evals, an eval, the eval compare page, datasets and a dataset, reports and a report) answers
+in under 1 s (median), both the HTML page and its JSON twin. Results also go to
 ``bench/results/ui.json``.
 """
 
@@ -50,7 +54,6 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import quote, urlencode
 
 from _common import (
     emit,
@@ -63,6 +66,8 @@ from _common import (
     render_table,
     run_child,
 )
+from _ui_pages import ABSENT_WORD, MIN_MS, SEARCH_WORD, SORTED, page_list
+from _ui_pages import url_of as _url
 from _ui_seed import PROJECT, child_seed
 
 HERE = Path(__file__).resolve()
@@ -73,50 +78,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"]  # fmt: skip
 COMPETITORS = "pytest|tracehouse serve|bench/"
-SEARCH_WORD, ABSENT_WORD = "refund", "zeppelin"
-MIN_MS = 5000  # ~12% of the seeded traces last longer
-SORTED: list[tuple[str, dict[str, Any]]] = [("/traces sort=duration", {"sort": "duration"}),
-    ("/traces sort=cost order=asc", {"sort": "cost", "order": "asc"}), ("/traces error=1", {"error": "1"})]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
-# pages over HTTP
+# pages over HTTP (the list: _ui_pages.py)
 # ---------------------------------------------------------------------------------------------
-def _url(path: str, **params: Any) -> str:
-    return f"{path}?{urlencode({'project': PROJECT, **params})}"
-
-
-def page_list(cursor: Optional[str], trace_id: Optional[str], run_id: Optional[str]) -> list[dict[str, Any]]:
-    """Every page timed: its label, page path, JSON twin's path and whether it is a list page."""
-    traces: list[tuple[str, dict[str, Any]]] = [("/traces", {}), ("/traces status=error", {"status": "error"}),
-              (f"/traces text={SEARCH_WORD}", {"text": SEARCH_WORD}),
-              (f"/traces text={ABSENT_WORD} (no match)", {"text": ABSENT_WORD}),
-              (f"/traces min_ms={MIN_MS}", {"min_ms": MIN_MS}), *SORTED]  # fmt: skip
-    if cursor:
-        traces.append(("/traces page 2 (after=)", {"after": cursor}))
-    pages = [
-        {"label": f"/ {label}", "page": _url("/", **params), "json": _url("/api/v1/ui/dashboard", **params),
-         "list": True}
-        for label, params in (("range=1h by=name", {"range": "1h", "by": "name"}),
-                              ("range=24h by=name", {"range": "24h", "by": "name"}),
-                              ("range=24h by=model", {"range": "24h", "by": "model"}))
-    ]  # fmt: skip
-    for label, params in traces:
-        page, api = _url("/traces", range="24h", **params), _url("/api/v1/ui/traces", range="24h", **params)
-        pages.append({"label": label, "page": page, "json": api, "list": True})
-    for group in ("sessions", "users"):
-        pages.append({"label": f"/{group}", "page": _url(f"/{group}", range="24h"),
-                      "json": _url(f"/api/v1/ui/{group}", range="24h"), "list": True})  # fmt: skip
-    if trace_id:
-        pages.append({"label": "/traces/{id}", "page": _url(f"/traces/{trace_id}"),
-                      "json": _url(f"/api/v1/ui/traces/{trace_id}"), "list": False})  # fmt: skip
-    pages.append({"label": "/runs", "page": _url("/runs"), "json": _url("/api/v1/ui/runs"), "list": False})
-    if run_id:
-        pages.append({"label": "/runs/{id}", "page": _url(f"/runs/{quote(run_id)}"),
-                      "json": _url(f"/api/v1/ui/runs/{quote(run_id)}"), "list": False})  # fmt: skip
-    return pages
-
-
 def fetch(url: str, timeout: float = 120.0) -> tuple[int, bytes, float]:
     """GET `url` on a new connection: (status, body, seconds until the body is read)."""
     started = time.perf_counter()
@@ -154,8 +120,7 @@ def measure_pages(url: str, seeded: dict[str, Any], repeats: int) -> dict[str, A
     first_page = json.loads(body)
     cursor = first_page.get("next")
     trace_id = first_page["traces"][0]["trace_id"] if first_page.get("traces") else None
-    run_ids = seeded.get("run_ids") or [None]
-    pages = page_list(cursor, trace_id, run_ids[0])
+    pages = page_list(cursor, trace_id, seeded)
     for page in pages:
         progress(f"  {page['label']} ...")
         page["html"] = time_get(url, page["page"], repeats)
@@ -397,7 +362,7 @@ def report(results: dict[str, Any]) -> str:
     verdicts = [(p["label"], _verdict(p)) for p in served["pages"] if p["list"]]
     failed = [label for label, verdict in verdicts if verdict != "PASS"]
     out.append("")
-    summary = f"list pages under {TARGET_MS / 1e3:.0f} s over {seed['spans']:,} spans: "
+    summary = f"pages under {TARGET_MS / 1e3:.0f} s over {seed['spans']:,} spans: "
     summary += f"{len(verdicts) - len(failed)}/{len(verdicts)} PASS"
     out.append(summary + (f"; FAIL: {', '.join(failed)}" if failed else ""))
     return "\n".join(out)
@@ -440,7 +405,7 @@ def parent_main(args: argparse.Namespace) -> int:
         data_dir = Path(tmp) / "data"
         progress(f"seed {args.spans:,} spans ...")
         seed_args = ["--role", "seed", "--data-dir", str(data_dir), "--spans", str(args.spans), "--runs",
-                     str(args.runs)]  # fmt: skip
+                     str(args.runs), "--examples", str(args.examples)]  # fmt: skip
         results["seed"] = seed = run_child([str(HERE), *seed_args], timeout=1800)
         if "skipped" not in seed:
             progress("serve and time the pages ...")
@@ -466,7 +431,8 @@ def parent_main(args: argparse.Namespace) -> int:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--spans", type=int, default=1_000_000, help="spans in the store (default 1,000,000)")
-    parser.add_argument("--runs", type=int, default=5, help="runs of 300 logged steps (default 5)")
+    parser.add_argument("--runs", type=int, default=1000, help="runs of 300 logged steps (default 1,000)")
+    parser.add_argument("--examples", type=int, default=200, help="examples of the two seeded evals (default 200)")
     parser.add_argument("--repeats", type=int, default=5, help="timed GETs per page after 1 warm-up (default 5)")
     parser.add_argument("--profile", action="store_true", help="time the pages' SQL even when every page passes")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium part")
