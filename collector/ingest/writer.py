@@ -18,6 +18,7 @@ from tracehouse.collector.store.isolate import store_isolating
 from tracehouse.collector.store.rows.runs import RUN_RECORD_TYPES
 from tracehouse.collector.store.rows.spans import span_columns
 from tracehouse.collector.store.store import BadRowsError
+from tracehouse.collector.store.usage_siblings import shadow_new_siblings
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
@@ -50,6 +51,7 @@ def insert_columns(store: Store, columns: dict[str, list[Any]], token: Optional[
     """Insert `spans` columns; return {span_id: reason} for rows the store refused (isolated by
     bisection and kept in the `rejected` table, see isolate.py)."""
     refused = store_isolating(store, "spans", columns, token)
+    shadow_new_siblings(store, columns)
     return {columns["span_id"][index]: f"span {columns['name'][index]!r}: {reason}" for index, reason in refused}
 
 
@@ -142,6 +144,8 @@ def write_json(
         found = check_and_insert_json(store, body, token, allowed_project)
     except (ValueError, BadRowsError):
         return None
+    if found.spans:
+        shadow_new_siblings(store)
     return WriteResult(
         rows=found.spans - len(found.rejected), rejected=found.rejected, unknown_types=found.unknown_types
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tracehouse.collector.store.migrations_otel import OTEL_MIGRATIONS
 from tracehouse.collector.store.usage import MIGRATIONS as _usage_migrations
+from tracehouse.collector.store.usage_siblings import MIGRATIONS as _sibling_migrations
 
 # Resent batches carry the same insert_deduplication_token and are dropped; parts are fsync'd so a
 # batch the store acknowledged survives a crash (the spool is trimmed only after that).
@@ -400,4 +401,5 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 MIGRATIONS += _usage_migrations  # the usage-once rule (collector/store/usage.py)
+MIGRATIONS += _sibling_migrations  # ... for sibling spans (collector/store/usage_siblings.py)
 MIGRATIONS += OTEL_MIGRATIONS  # OTLP logs and metrics (collector/store/migrations_otel.py)

@@ -130,3 +130,61 @@ def test_the_rule_holds_whichever_span_arrives_first(th_env: th.Settings, parent
     assert rows[0] == (40, 80)
     _, usage = store.query_rows("SELECT span_id FROM llm_usage WHERE project = {p:String}", {"p": project})
     assert usage == [("00000000000000b2",)]
+
+
+def _timed(span_id: str, parent: str, tokens: int, project: str, start_ms: float, end_ms: float) -> dict[str, Any]:
+    span = _span(span_id, parent, tokens, project)
+    base = span["start_ns"]
+    span["start_ns"], span["end_ns"] = base + int(start_ms * 1e6), base + int(end_ms * 1e6)
+    return span
+
+
+def _counted(store: Store, project: str) -> tuple[int, list[str]]:
+    _, usage = store.query_rows("SELECT span_id FROM llm_usage WHERE project = {p:String} ORDER BY span_id",
+                                {"p": project})  # fmt: skip
+    _, summed = store.query_rows("SELECT sum(input_tokens) FROM llm_usage WHERE project = {p:String}", {"p": project})
+    return int(summed[0][0] or 0), [row[0] for row in usage]
+
+
+@pytest.mark.parametrize("framework_first", [True, False])
+def test_sibling_reports_of_one_call_count_once_in_either_order(th_env: th.Settings, framework_first: bool) -> None:
+    """langgraph / OpenInference: the OpenAI span lands beside the model span, under the node, inside its time."""
+    store = Store(th_env.clickhouse_url, th_env.database)
+    project = f"siblings{int(framework_first)}"
+    node = _timed("00000000000000a0", "", 0, project, 0, 100)
+    node["attributes"] = {"tracehouse.span.kind": "chain"}
+    framework = _timed("00000000000000f1", "00000000000000a0", 62, project, 10, 90)  # LangChain's model span
+    provider = _timed("00000000000000c2", "00000000000000a0", 62, project, 12, 88)  # the OpenAI call inside it
+    batches = [[node, framework], [provider]] if framework_first else [[node, provider], [framework]]
+    for batch in batches:
+        write_records(store, batch, None)
+    assert _counted(store, project) == (62, ["00000000000000c2"])
+    _, stored = store.query_rows("SELECT count() FROM spans WHERE project = {p:String} AND input_tokens = 62",
+                                 {"p": project})  # fmt: skip
+    assert stored[0][0] == 2  # both spans keep what they reported
+
+
+def test_siblings_that_are_separate_calls_both_count(th_env: th.Settings) -> None:
+    """Two calls in a row with the same token counts are two calls; so are overlapping calls of other sizes."""
+    store = Store(th_env.clickhouse_url, th_env.database)
+    project = "separate"
+    root = "00000000000000a0"
+    write_records(
+        store,
+        [
+            _timed("00000000000000a1", root, 30, project, 0, 40),
+            _timed("00000000000000a2", root, 30, project, 50, 90),  # after it: a second call
+            _timed("00000000000000a3", root, 31, project, 5, 35),
+        ],
+        None,
+    )  # inside, other tokens
+    assert _counted(store, project) == (91, ["00000000000000a1", "00000000000000a2", "00000000000000a3"])
+
+
+def test_three_reports_of_one_call_and_equal_times_count_once(th_env: th.Settings) -> None:
+    store = Store(th_env.clickhouse_url, th_env.database)
+    project = "triple"
+    root = "00000000000000a0"
+    for span_id in ("00000000000000b1", "00000000000000b3", "00000000000000b2"):  # three writers, one batch each
+        write_records(store, [_timed(span_id, root, 48, project, 10, 60)], None)
+    assert _counted(store, project) == (48, ["00000000000000b3"])  # equal times: the greatest id is counted
