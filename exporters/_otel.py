@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from tracehouse._internal_errors import log_internal_error
-from tracehouse.exporters._records import STATUS_ERROR, STATUS_OK, STATUS_UNSET, SpanRecord
+from tracehouse.exporters._records import STATUS_ERROR, STATUS_OK, STATUS_UNSET, Link, SpanRecord
 
 if TYPE_CHECKING:
     from tracehouse.spans.runtime import Runtime
@@ -24,7 +24,12 @@ def readable_to_record(span: ReadableSpan, project: str) -> Optional[SpanRecord]
     parent = span.parent
     events = [(e.name, e.timestamp, dict(e.attributes or {})) for e in span.events] or None
     resource: dict[str, Any] = dict(span.resource.attributes) if span.resource is not None else {}
-    scope = span.instrumentation_scope.name if span.instrumentation_scope is not None else ""
+    scope = span.instrumentation_scope
+    links = [
+        Link(link.context.trace_id, link.context.span_id, _trace_state(link.context), dict(link.attributes or {}))
+        for link in span.links or ()
+        if link.context is not None
+    ]
     return SpanRecord(
         project=str(resource.get("tracehouse.project") or project),
         name=span.name,
@@ -38,9 +43,18 @@ def readable_to_record(span: ReadableSpan, project: str) -> Optional[SpanRecord]
         attributes=dict(span.attributes or {}),
         events=events,
         span_kind=span.kind.name,
-        scope=scope,
+        scope=scope.name if scope is not None else "",
         resource=resource,
+        scope_version=(scope.version or "") if scope is not None else "",
+        trace_state=_trace_state(context),
+        links=links or None,
     )
+
+
+def _trace_state(context: Any) -> str:
+    """A span context's W3C `tracestate` as header text ("" when it has none)."""
+    state = context.trace_state
+    return state.to_header() if state else ""
 
 
 class StoreSpanProcessor(SpanProcessor):

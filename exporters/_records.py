@@ -13,6 +13,15 @@ STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 _STATUS_NAMES = ("unset", "ok", "error")
 
 
+class Link(NamedTuple):
+    """A span link: the linked span's context and the link's attributes."""
+
+    trace_id: int
+    span_id: int
+    trace_state: str
+    attributes: dict[str, Any]
+
+
 class SpanRecord(NamedTuple):
     """A finished span, as handed from the tracer to the exporter."""
 
@@ -30,11 +39,14 @@ class SpanRecord(NamedTuple):
     span_kind: str  # OpenTelemetry SpanKind name: INTERNAL, CLIENT, SERVER, PRODUCER, CONSUMER
     scope: str
     resource: dict[str, Any]
+    scope_version: str = ""
+    trace_state: str = ""  # W3C `tracestate` header text
+    links: Optional[list[Link]] = None
 
 
 def record_to_dict(record: SpanRecord) -> dict[str, Any]:
-    """The spool (and OTLP-like) form of a span record."""
-    return {
+    """The spool (and OTLP-like) form of a span record; scope version, trace state and links only when set."""
+    out = {
         "type": "span",
         "project": record.project,
         "name": record.name,
@@ -51,3 +63,13 @@ def record_to_dict(record: SpanRecord) -> dict[str, Any]:
         "scope": record.scope,
         "resource": record.resource,
     }
+    if record.scope_version:
+        out["scope_version"] = record.scope_version
+    if record.trace_state:
+        out["trace_state"] = record.trace_state
+    if record.links:
+        out["links"] = [
+            {"trace_id": format(t, "032x"), "span_id": format(s, "016x"), "trace_state": state, "attributes": a}
+            for t, s, state, a in record.links
+        ]
+    return out

@@ -47,7 +47,7 @@ def _encode_one(record: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(json_safe(record), option=JSON_OPTIONS)
     except Exception as error:  # keep the span itself, say what was lost
-        kept = {k: v for k, v in record.items() if k not in ("attributes", "events", "resource")}
+        kept = {k: v for k, v in record.items() if k not in ("attributes", "events", "resource", "links")}
         kept["attributes"] = {"tracehouse.encoding_error": f"attributes dropped: {error}"}
         return orjson.dumps(json_safe(kept), option=JSON_OPTIONS)
 

@@ -67,14 +67,18 @@ def _decode_json(data: bytes, charset: str, default_project: str, now_ns: int, o
         for scope_spans in _json_list(resource_spans, "scopeSpans", "scope_spans", "resourceSpans"):
             if not isinstance(scope_spans, dict):
                 raise OtlpError(400, "malformed OTLP JSON: scopeSpans items must be objects")
-            scope_name = _field(_json_object(scope_spans, "scope", "scope", "scopeSpans"), "name", "name") or ""
-            if not isinstance(scope_name, str):
-                raise OtlpError(400, "malformed OTLP JSON: scope name must be a string")
+            scope = _json_object(scope_spans, "scope", "scope", "scopeSpans")
+            scope_name = _field(scope, "name", "name") or ""
+            scope_version = _field(scope, "version", "version") or ""
+            if not isinstance(scope_name, str) or not isinstance(scope_version, str):
+                raise OtlpError(400, "malformed OTLP JSON: scope name and version must be strings")
             for span in _json_list(scope_spans, "spans", "spans", "scopeSpans"):
                 if not isinstance(span, dict):
                     raise OtlpError(400, "malformed OTLP JSON: spans items must be objects")
                 try:
-                    records.append(_json_span(span, project, scope_name, resource, max_ns))
+                    record = _json_span(span, project, scope_name, resource, max_ns)
+                    _json_span_context(record, span, scope_version)
+                    records.append(record)
                 except _SpanError as error:
                     out.reject(span.get("name"), str(error))
                 except RecursionError:
@@ -135,6 +139,40 @@ def _json_span(span: dict[str, Any], project: str, scope: str, resource: dict[st
         "scope": scope,
         "resource": resource,
     }
+
+
+def _json_span_context(record: dict[str, Any], span: dict[str, Any], scope_version: str) -> None:
+    """The record's scope version, trace state and links (each only when set, as in `record_to_dict`)."""
+    if scope_version:
+        record["scope_version"] = scope_version
+    trace_state = _json_trace_state(_field(span, "traceState", "trace_state"), "traceState")
+    if trace_state:
+        record["trace_state"] = trace_state
+    raw_links = _field(span, "links", "links") or []
+    if not isinstance(raw_links, list):
+        raise _SpanError("links must be an array")
+    links = []
+    for link in raw_links:
+        if not isinstance(link, dict):
+            raise _SpanError("links must be objects")
+        links.append(
+            {
+                "trace_id": _json_id(_field(link, "traceId", "trace_id"), 16, "link trace_id", allow_empty=True),
+                "span_id": _json_id(_field(link, "spanId", "span_id"), 8, "link span_id", allow_empty=True),
+                "trace_state": _json_trace_state(_field(link, "traceState", "trace_state"), "link traceState"),
+                "attributes": _json_attributes(link.get("attributes")),
+            }
+        )
+    if links:
+        record["links"] = links
+
+
+def _json_trace_state(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _SpanError(f"{what} must be a string")
+    return value
 
 
 def _field(obj: Optional[dict[str, Any]], camel: str, snake: str) -> Any:

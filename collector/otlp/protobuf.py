@@ -6,7 +6,7 @@ Python: `repeated KeyValue attributes` is read as `map<string, bytes>` (a map en
 with key = 1 and value = 2, exactly KeyValue's layout), so a span's attributes come out of the C
 parser in one pass, and each value stays the raw bytes of its AnyValue, decoded below (strings,
 ints, doubles and bools inline; the rare arrays, kvlists and bytes through the official AnyValue).
-Fields we do not store (links, trace_state, flags, dropped counts, schema urls) are skipped.
+Fields we do not store (flags, dropped counts, schema urls, scope attributes) are skipped.
 
 Speed: the request is read field by field (no `MessageToDict`) and ids become hex with
 `bytes.hex()`. google.protobuf and opentelemetry-proto are imported on first use.
@@ -44,13 +44,18 @@ _LITE_SCHEMA: dict[str, tuple[tuple[str, int, str], ...]] = {
     "ResourceSpans": (("resource", 1, "Resource"), ("scope_spans", 2, "*ScopeSpans")),
     "Resource": (("attributes", 1, "attributes"),),
     "ScopeSpans": (("scope", 1, "Scope"), ("spans", 2, "*Span")),
-    "Scope": (("name", 1, "string"),),
+    "Scope": (("name", 1, "string"), ("version", 2, "string")),
     "Span": (
-        ("trace_id", 1, "bytes"), ("span_id", 2, "bytes"), ("parent_span_id", 4, "bytes"), ("name", 5, "string"),
-        ("kind", 6, "int32"), ("start_time_unix_nano", 7, "fixed64"), ("end_time_unix_nano", 8, "fixed64"),
-        ("attributes", 9, "attributes"), ("events", 11, "*Event"), ("status", 15, "Status"),
+        ("trace_id", 1, "bytes"), ("span_id", 2, "bytes"), ("trace_state", 3, "string"),
+        ("parent_span_id", 4, "bytes"), ("name", 5, "string"), ("kind", 6, "int32"),
+        ("start_time_unix_nano", 7, "fixed64"), ("end_time_unix_nano", 8, "fixed64"),
+        ("attributes", 9, "attributes"), ("events", 11, "*Event"), ("links", 13, "*Link"), ("status", 15, "Status"),
     ),
     "Event": (("time_unix_nano", 1, "fixed64"), ("name", 2, "string"), ("attributes", 3, "attributes")),
+    "Link": (
+        ("trace_id", 1, "bytes"), ("span_id", 2, "bytes"), ("trace_state", 3, "string"),
+        ("attributes", 4, "attributes"),
+    ),
     "Status": (("message", 2, "string"), ("code", 3, "int32")),
 }  # fmt: skip
 
@@ -103,23 +108,16 @@ def _decode_protobuf(data: bytes, default_project: str, now_ns: int, out: Decode
         project = _project(resource, default_project)
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope.name
+            scope_version = scope_spans.scope.version
             for span in scope_spans.spans:
                 trace_id = span.trace_id
                 span_id = span.span_id
                 parent = span.parent_span_id
                 start_ns = span.start_time_unix_nano
                 end_ns = span.end_time_unix_nano
-                if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
-                    out.reject(span.name, "trace_id must be 16 bytes, not all zero")
-                    continue
-                if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
-                    out.reject(span.name, "span_id must be 8 bytes, not all zero")
-                    continue
-                if parent and len(parent) != 8:
-                    out.reject(span.name, "parent_span_id must be empty or 8 bytes")
-                    continue
-                if start_ns < _MIN_TIME_NS or end_ns < start_ns or end_ns > max_ns:
-                    out.reject(span.name, _bad_times(start_ns, end_ns, max_ns))
+                reason = _bad_span(trace_id, span_id, parent, start_ns, end_ns, max_ns)
+                if reason:
+                    out.reject(span.name, reason)
                     continue
                 try:
                     attributes = _pb_attributes(span.attributes)
@@ -131,6 +129,7 @@ def _decode_protobuf(data: bytes, default_project: str, now_ns: int, out: Decode
                         if span.events
                         else []
                     )
+                    links = _pb_links(span.links) if span.links else None
                 except (_SpanError, RecursionError) as error:
                     out.reject(span.name, str(error) or "attribute values nested too deeply")
                     continue
@@ -156,6 +155,49 @@ def _decode_protobuf(data: bytes, default_project: str, now_ns: int, out: Decode
                         "resource": resource,
                     }
                 )
+                if scope_version or links or span.trace_state:
+                    _span_context(records[-1], scope_version, span.trace_state, links)
+
+
+def _bad_span(trace_id: bytes, span_id: bytes, parent: bytes, start_ns: int, end_ns: int, max_ns: int) -> str:
+    """Why a span's ids or times are refused ("" when they are fine)."""
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
+        return "trace_id must be 16 bytes, not all zero"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
+        return "span_id must be 8 bytes, not all zero"
+    if parent and len(parent) != 8:
+        return "parent_span_id must be empty or 8 bytes"
+    if start_ns < _MIN_TIME_NS or end_ns < start_ns or end_ns > max_ns:
+        return _bad_times(start_ns, end_ns, max_ns)
+    return ""
+
+
+def _span_context(record: dict[str, Any], scope_version: str, trace_state: str, links: Any) -> None:
+    """The record's scope version, trace state and links (each only when set, as in `record_to_dict`)."""
+    if scope_version:
+        record["scope_version"] = scope_version
+    if trace_state:
+        record["trace_state"] = trace_state
+    if links:
+        record["links"] = links
+
+
+def _pb_links(raw_links: Any) -> list[dict[str, Any]]:
+    """Span links: ids as hex ("" when empty or all zero, as the exporter writes them), trace state, attributes."""
+    links = []
+    for link in raw_links:
+        trace_id, span_id = link.trace_id, link.span_id
+        if (trace_id and len(trace_id) != 16) or (span_id and len(span_id) != 8):
+            raise _SpanError("link trace_id/span_id must be empty or 16/8 bytes")
+        links.append(
+            {
+                "trace_id": trace_id.hex() if trace_id and trace_id != _ZERO_TRACE_ID else "",
+                "span_id": span_id.hex() if span_id and span_id != _ZERO_SPAN_ID else "",
+                "trace_state": link.trace_state,
+                "attributes": _pb_attributes(link.attributes),
+            }
+        )
+    return links
 
 
 def _pb_attributes(raw_attributes: Any) -> dict[str, Any]:

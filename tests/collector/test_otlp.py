@@ -318,6 +318,7 @@ def test_lite_protobuf_schema_has_the_field_numbers_of_opentelemetry_proto() -> 
         "Scope": trace_pb2.ScopeSpans.DESCRIPTOR.fields_by_name["scope"].message_type,
         "Span": trace_pb2.Span.DESCRIPTOR,
         "Event": trace_pb2.Span.Event.DESCRIPTOR,
+        "Link": trace_pb2.Span.Link.DESCRIPTOR,
         "Status": trace_pb2.Status.DESCRIPTOR,
     }
     for message, fields in _otlp._LITE_SCHEMA.items():

@@ -92,6 +92,10 @@ def test_hand_picked_records_map_the_same(th_env: th.Settings) -> None:
                 events=[{"name": "exception", "time_ns": _NOW, "attributes": {"a": 1, "b": "s", "c": None, "d": [1]}},
                         {"name": 5, "time_ns": "0"}, {"name": None, "time_ns": 1.5e18, "attributes": {"e": 0.0}}]),
         _record(project="", span_kind="", name=None, parent_span_id=None, resource={"service.name": 3}),
+        _record(status="unset", trace_state="k=v,x=y", scope_version="1.2.3",
+                links=[{"trace_id": "ab" * 16, "span_id": "cd" * 8, "trace_state": "a=b", "attributes": {"n": 1}},
+                       {"trace_id": "", "span_id": None, "attributes": {"f": 1.5, "l": [1, "a"], "b": True}}]),
+        _record(trace_state=None, scope_version=7, links=None),
         _record(start_ns=str(_NOW), end_ns=float(_NOW)),
         _record(end_ns=None),
         _record(start_ns=0),
@@ -127,13 +131,27 @@ _value = st.one_of(_scalar, st.lists(_scalar, max_size=3), st.dictionaries(_text
 _event = st.fixed_dictionaries(
     {"name": _value, "time_ns": _value, "attributes": st.dictionaries(_text, _value, max_size=3)}
 )
+_link = st.fixed_dictionaries(
+    {
+        "trace_id": _scalar,
+        "span_id": _scalar,
+        "trace_state": _scalar,
+        "attributes": st.dictionaries(_text, _value, max_size=3),
+    }
+)
 _records = st.lists(
     st.builds(
-        lambda attributes, events, name, status, start: _record(
-            attributes=attributes, events=events, name=name, status=status, **({"start_ns": start} if start else {})
+        lambda attributes, events, links, name, status, start: _record(
+            attributes=attributes,
+            events=events,
+            links=links,
+            name=name,
+            status=status,
+            **({"start_ns": start} if start else {}),
         ),
         st.dictionaries(st.sampled_from(_KEYS), _value, max_size=8),
         st.lists(_event, max_size=2),
+        st.lists(_link, max_size=2),
         _value,
         st.sampled_from(["ok", "error", "unset", 1]),
         st.one_of(st.none(), st.none(), _scalar),

@@ -32,7 +32,7 @@ def test_the_readme_sweep_yaml_is_a_valid_sweep(tmp_path: Path) -> None:
     from tracehouse.collector.sweeps.config import parse_config
     from tracehouse.sweeps.sweep import load_config
 
-    (yaml_block,) = _blocks("yaml")
+    (yaml_block,) = [block for block in _blocks("yaml") if "method:" in block]  # the others are not sweeps
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml_block)
     config = parse_config(load_config(path))

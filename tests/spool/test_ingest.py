@@ -458,11 +458,11 @@ def test_otel_traces_view_matches_spans(th_env: th.Settings) -> None:
     ))  # fmt: skip
     otel = th.query(
         "SELECT Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, Duration, StatusCode, "
-        "StatusMessage, SpanAttributes, `Events.Name`, ResourceAttributes, ScopeName "
+        "StatusMessage, SpanAttributes, `Events.Name`, ResourceAttributes, ScopeName, ScopeVersion "
         "FROM otel_traces ORDER BY Timestamp"
     )
     spans = th.query(
-        "SELECT start_time, trace_id, span_id, parent_span_id, name, kind, service_name, model, status, "
+        "SELECT start_time, trace_id, span_id, parent_span_id, name, kind, service_name, model, status, status_code, "
         "toInt64(toUnixTimestamp64Nano(end_time) - toUnixTimestamp64Nano(start_time)) AS ns, event_names "
         "FROM spans ORDER BY start_time"
     )
@@ -472,10 +472,11 @@ def test_otel_traces_view_matches_spans(th_env: th.Settings) -> None:
         assert (o["TraceId"], o["SpanId"], o["ParentSpanId"]) == (s["trace_id"], s["span_id"], s["parent_span_id"])
         assert o["SpanName"] == s["name"] and o["ServiceName"] == s["service_name"]
         assert o["Duration"] == s["ns"]
-        assert o["StatusCode"] == ("Error" if s["status"] == "error" else "Ok")
+        assert o["StatusCode"] == {"error": "Error", "ok": "Ok", "unset": "Unset"}[s["status_code"]]
+        assert s["status"] == ("error" if s["status_code"] == "error" else "ok")  # `status` keeps its meaning
         assert o["SpanAttributes"]["tracehouse.project"] == "test"
         assert o["SpanAttributes"]["tracehouse.span.kind"] == s["kind"]
-        assert o["SpanAttributes"]["gen_ai.request.model"] == s["model"]
+        assert o["SpanAttributes"].get("gen_ai.request.model", "") == s["model"]  # only when there is one
         assert list(o["Events.Name"]) == list(s["event_names"])
     by_name = {o["SpanName"]: o for o in otel.to_dict("records")}
     assert by_name["parent"]["SpanKind"] == "Internal" and by_name["served"]["SpanKind"] == "Server"
@@ -484,7 +485,8 @@ def test_otel_traces_view_matches_spans(th_env: th.Settings) -> None:
     assert by_name["parent"]["SpanAttributes"]["answer.quality"] == "good"
     assert list(by_name["child"]["Events.Name"]) == ["tick"]
     assert by_name["child"]["ResourceAttributes"]["service.name"] == "tests"
-    assert by_name["child"]["ScopeName"] == "tracehouse"
+    assert by_name["child"]["ScopeName"] == "tracehouse" and by_name["child"]["ScopeVersion"] == th.__version__
+    assert by_name["parent"]["StatusCode"] == "Unset" and by_name["served"]["StatusCode"] == "Error"
 
 
 # --- the reading API --------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from tracehouse._errors import ConfigError
 from tracehouse._internal_errors import log_internal_error
 from tracehouse._version import VERSION
-from tracehouse.exporters._records import SpanRecord
+from tracehouse.exporters._records import Link, SpanRecord
 from tracehouse.spans.config import Settings, default_settings, resolve_settings
 from tracehouse.spans.resource import resource_attributes, sdk_resource
 
@@ -164,7 +164,8 @@ class Runtime:
             record = SpanRecord(
                 span.project, span.name, span.trace_id, span.span_id, span.parent_span_id,
                 span.start_ns, span.end_ns, span.status, span.status_message, span.attributes, span.events,
-                "CLIENT" if span.kind in CLIENT_KINDS else "INTERNAL", SCOPE, self._resource,
+                "CLIENT" if span.kind in CLIENT_KINDS else "INTERNAL", SCOPE, self._resource, VERSION,
+                span.trace_state.to_header() if span.trace_state else "", span.links,
             )  # fmt: skip
             self.submit(record)
             foreign, out = self.foreign_processor, self.otlp_out
@@ -202,6 +203,7 @@ class Runtime:
             resource=self._sdk_resource or self._make_sdk_resource(),
             attributes=attributes,
             events=[Event(n, a, t) for n, t, a in span.events or ()],
+            links=[_sdk_link(link) for link in span.links or ()],
             kind=trace.SpanKind.CLIENT if span.kind in CLIENT_KINDS else trace.SpanKind.INTERNAL,
             status=Status(
                 (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)[span.status], span.status_message or None
@@ -382,3 +384,12 @@ runtime = Runtime()
 atexit.register(runtime.shutdown)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=runtime.after_fork_in_child)
+
+
+def _sdk_link(link: Link) -> Any:
+    """A stored link as the OpenTelemetry SDK's `Link` (for the user's processors and OTLP export)."""
+    from opentelemetry.trace import Link as OtelLink
+    from opentelemetry.trace import SpanContext, TraceState
+
+    state = TraceState.from_header([link.trace_state]) if link.trace_state else None
+    return OtelLink(SpanContext(link.trace_id, link.span_id, is_remote=False, trace_state=state), link.attributes)

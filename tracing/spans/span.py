@@ -12,13 +12,14 @@ import traceback
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, TraceState
 
 from tracehouse import _semconv as sc
 from tracehouse._errors import ConfigError
 from tracehouse._internal_errors import log_internal_error
 from tracehouse._json import to_json_bytes
 from tracehouse.collector.store.pricing import cost_usd as _cost_usd
+from tracehouse.exporters._records import Link
 from tracehouse.spans.serialize import capture
 
 if TYPE_CHECKING:
@@ -188,6 +189,8 @@ class TraceSpan(SpanHelpers, trace.Span):
         self.kind = kind
         self.attributes = attributes
         self.events: Optional[list[tuple[str, int, dict[str, Any]]]] = None
+        self.links: Optional[list[Link]] = None
+        self.trace_state: Optional[TraceState] = None  # the parent's (W3C tracestate travels down a trace)
         self.status = 0
         self.status_message = ""
         self.end_ns = 0
@@ -204,11 +207,13 @@ class TraceSpan(SpanHelpers, trace.Span):
         if type(parent) is TraceSpan:
             self.trace_id = parent.trace_id
             self.parent_span_id = parent.span_id
+            self.trace_state = parent.trace_state
         else:
             parent_context = parent.get_span_context()
             if parent_context.is_valid:
                 self.trace_id = parent_context.trace_id
                 self.parent_span_id = parent_context.span_id
+                self.trace_state = parent_context.trace_state or None
             else:
                 self.trace_id = runtime.new_trace_id()
                 self.parent_span_id = 0
@@ -218,7 +223,9 @@ class TraceSpan(SpanHelpers, trace.Span):
     # --- OpenTelemetry API -------------------------------------------------------------------
     def get_span_context(self) -> SpanContext:
         if self._context is None:
-            self._context = SpanContext(self.trace_id, self.span_id, is_remote=False, trace_flags=_SAMPLED)
+            self._context = SpanContext(
+                self.trace_id, self.span_id, is_remote=False, trace_flags=_SAMPLED, trace_state=self.trace_state
+            )
         return self._context
 
     # A span is written once, when it ends: changes after that are ignored (as in the OTel SDK).
@@ -235,7 +242,13 @@ class TraceSpan(SpanHelpers, trace.Span):
         self.events.append((name, timestamp or _time_ns(), attrs))
 
     def add_link(self, context: SpanContext, attributes: Any = None) -> None:
-        return None  # links are not stored yet
+        if self.end_ns or context is None or not context.is_valid:
+            return
+        if self.links is None:
+            self.links = []
+        state = context.trace_state.to_header() if context.trace_state else ""
+        attrs = {k: attribute_value(v) for k, v in (attributes or {}).items()}
+        self.links.append(Link(context.trace_id, context.span_id, state, attrs))
 
     def update_name(self, name: str) -> None:
         if not self.end_ns:

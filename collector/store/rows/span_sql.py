@@ -31,7 +31,8 @@ _STRUCTURE = (
     "type String, project String, name String, trace_id String, span_id String, parent_span_id String, "
     "start_ns String, end_ns String, status String, status_message String, attributes Map(String, String), "
     "events Array(Tuple(name String, time_ns String, attributes Map(String, String))), "
-    "span_kind String, scope String, resource Map(String, String)"
+    "span_kind String, scope String, resource Map(String, String), trace_state String, scope_version String, "
+    "links Array(Tuple(trace_id String, span_id String, trace_state String, attributes Map(String, String)))"
 )
 JSON_SETTINGS = {
     "input_format_json_read_numbers_as_strings": 1,
@@ -86,6 +87,9 @@ def _first(keys: tuple[str, ...], value: str = "a[{k}]", default: str = "''") ->
     return f"multiIf({branches}, {default})"
 
 
+_NONE = "'\\0'"  # no such attribute (a key no attribute has)
+
+
 def _select() -> str:
     kinds = _tuple(sc.SPAN_KINDS)
     inference = f"upperUTF8(a[{_quote(sc.OPENINFERENCE_KIND)}])"
@@ -93,10 +97,6 @@ def _select() -> str:
     operation = f"a[{_quote(sc.OPERATION)}]"
     operation_from, operation_to = (_array(side) for side in zip(*rows._OPERATION_TO_KIND.items(), strict=True))
     preview = rows.PREVIEW_CHARS
-    # the key each text column was taken from ('\0' when none: no attribute is removed then)
-    input_key = _first(rows._INPUT_KEYS, value="{k}", default="'\\0'")
-    output_key = _first(rows._OUTPUT_KEYS, value="{k}", default="'\\0'")
-    context_key = _first(rows._CONTEXT_KEYS, value="{k}", default="'\\0'")
     event_time = _count("e.time_ns")
     return f"""
 SELECT
@@ -122,14 +122,23 @@ SELECT
            + ifNull(output_tokens_, 0) * {{output_prices:Array(Float64)}}[price_]) / 1000000),
   {_number(f"a[{_quote(sc.TTFT_MS)}]")},
   mapFilter((k, v) -> k NOT IN {_tuple(sorted(rows._DROPPED_KEYS))}
-                      AND k != {input_key} AND k != {output_key} AND k != {context_key}, a),
+                      AND k != input_key_ AND k != output_key_ AND k != context_key_, a),
   resource,
   arrayMap(e -> fromUnixTimestamp64Nano(toInt64(
     if(ifNull({event_time}, 0) = 0 OR {event_time} > {_MAX_TIME_NS}, start_, {event_time}))), events),
   arrayMap(e -> e.name, events), arrayMap(e -> e.attributes, events),
-  a[{_quote(sc.RUN_ID)}], {_first(rows._SESSION_KEYS)}, {_first(rows._USER_KEYS)}
+  a[{_quote(sc.RUN_ID)}], {_first(rows._SESSION_KEYS)}, {_first(rows._USER_KEYS)},
+  multiIf(status = 'error', 'error', status = 'ok', 'ok', 'unset'), trace_state, scope_version,
+  arrayMap(l -> l.trace_id, links), arrayMap(l -> l.span_id, links), arrayMap(l -> l.trace_state, links),
+  arrayMap(l -> l.attributes, links),
+  if(input_key_ = '\\0', '', input_key_), if(output_key_ = '\\0', '', output_key_),
+  if(context_key_ = '\\0', '', context_key_)
 FROM (
   SELECT *, attributes AS a,
+    -- the key each text column is taken from ('\\0' when none: no attribute is removed then)
+    {_first(rows._INPUT_KEYS, value="{k}", default=_NONE)} AS input_key_,
+    {_first(rows._OUTPUT_KEYS, value="{k}", default=_NONE)} AS output_key_,
+    {_first(rows._CONTEXT_KEYS, value="{k}", default=_NONE)} AS context_key_,
     {_first(rows._INPUT_KEYS)} AS input_, {_first(rows._OUTPUT_KEYS)} AS output_,
     {_first(rows._MODEL_KEYS)} AS model_,
     {_first(rows._INPUT_TOKEN_KEYS, value=_count("a[{k}]"), default="NULL")} AS input_tokens_,

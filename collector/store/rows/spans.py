@@ -24,7 +24,8 @@ SPAN_COLUMNS = (
     "input_size", "input_preview", "output", "output_size", "output_preview", "context", "model",
     "provider", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "time_to_first_token_ms",
     "attributes", "resource_attributes", "event_times", "event_names", "event_attributes", "run_id",
-    "session_id", "user_id",
+    "session_id", "user_id", "status_code", "trace_state", "scope_version", "link_trace_ids", "link_span_ids",
+    "link_trace_states", "link_attributes", "input_key", "output_key", "context_key",
 )  # fmt: skip
 
 _OPENINFERENCE_TO_KIND = {
@@ -59,11 +60,19 @@ _EMPTY: list[Any] = []  # shared by rows without events; never mutated
 _DROPPED_KEYS = frozenset((sc.KIND, sc.INPUT_SIZE, sc.OUTPUT_SIZE, sc.CONTEXT_SIZE, sc.COST_USD, sc.TTFT_MS, sc.RUN_ID))
 
 
-def _first(attributes: dict[str, Any], keys: Iterable[str], pop: bool = False) -> Any:
+def _first(attributes: dict[str, Any], keys: Iterable[str]) -> Any:
     for key in keys:
         if key in attributes:
-            return attributes.pop(key) if pop else attributes[key]
+            return attributes[key]
     return None
+
+
+def _take(attributes: dict[str, Any], keys: Iterable[str]) -> tuple[str, str]:
+    """(the first of `keys` present, its value as text), removed from the attributes; ("", "") when none."""
+    for key in keys:
+        if key in attributes:
+            return key, _as_text(attributes.pop(key))
+    return "", ""
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -204,6 +213,25 @@ def _events(events: Any, start_ns: int) -> tuple[Any, Any, Any]:
     )
 
 
+def _links(links: Any) -> tuple[Any, Any, Any, Any]:
+    """The links' trace ids, span ids, trace states and attributes (four parallel lists)."""
+    if not isinstance(links, list) or not all(isinstance(link, dict) for link in links):
+        raise ValueError("links: expected an array of link objects")
+    if not links:
+        return _EMPTY, _EMPTY, _EMPTY, _EMPTY
+    return (
+        [_as_text(link.get("trace_id")) for link in links],
+        [_as_text(link.get("span_id")) for link in links],
+        [_as_text(link.get("trace_state")) for link in links],
+        [_string_map(_mapping(link, "attributes")) for link in links],
+    )
+
+
+def _status_code(status: Any) -> str:
+    """The OTLP status as recorded: `unset`, `ok` or `error` (`status` itself folds unset into ok)."""
+    return status if status == "error" or status == "ok" else "unset"
+
+
 def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
     """One `spans` row as a tuple in SPAN_COLUMNS order, from a spool/OTLP-shaped span record.
 
@@ -211,15 +239,16 @@ def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
     """
     attributes = dict(_mapping(record, "attributes"))
     kind = _kind(attributes)
-    input_text = _as_text(_first(attributes, _INPUT_KEYS, pop=True))
-    output_text = _as_text(_first(attributes, _OUTPUT_KEYS, pop=True))
-    context_text = _as_text(_first(attributes, _CONTEXT_KEYS, pop=True))
+    input_key, input_text = _take(attributes, _INPUT_KEYS)
+    output_key, output_text = _take(attributes, _OUTPUT_KEYS)
+    context_key, context_text = _take(attributes, _CONTEXT_KEYS)
     input_size = _as_count(attributes.get(sc.INPUT_SIZE))
     output_size = _as_count(attributes.get(sc.OUTPUT_SIZE))
     model, input_tokens, output_tokens, total_tokens, cost = _usage(attributes)
     resource = _mapping(record, "resource")
     start_ns, end_ns = _times(record)
     event_times, event_names, event_attributes = _events(record.get("events") or [], start_ns)
+    link_trace_ids, link_span_ids, link_trace_states, link_attributes = _links(record.get("links") or [])
     provider = provider_name(_as_text(_first(attributes, _PROVIDER_KEYS)))
     ttft = _as_float(attributes.get(sc.TTFT_MS))
     run_id = _as_text(attributes.get(sc.RUN_ID))
@@ -264,6 +293,16 @@ def span_values(record: dict[str, Any]) -> tuple[Any, ...]:
         run_id,
         session_id,
         user_id,
+        _status_code(record.get("status")),
+        _as_text(record.get("trace_state")),
+        _as_text(record.get("scope_version")),
+        link_trace_ids,
+        link_span_ids,
+        link_trace_states,
+        link_attributes,
+        input_key,
+        output_key,
+        context_key,
     )
 
 
