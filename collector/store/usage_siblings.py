@@ -8,23 +8,24 @@ span (same parent) reports the same number of tokens and runs within its time** 
 one, the provider call, is counted. Equal times keep the span with the greater id.
 
 Every span reporting tokens under a parent is kept in `usage_calls` (a materialized view); after
-each write, `shadow_new_siblings` finds the pairs among the traces written since the last pass
-and records the outer span in `usage_shadows`, the table `COUNTED` already excludes. Reads stay
-one NOT IN; the pairing costs one statement per written batch, over those traces only.
+each write, `shadow_new_siblings` finds the pairs among the batch's traces (or, where only the
+store saw the rows, the traces written since the last pass) and records the outer span in
+`usage_shadows`, the table `COUNTED` already excludes. Reads stay one NOT IN; the pairing costs
+one statement per written batch, over its traces only.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
 
 logger = logging.getLogger("tracehouse")
 _TOKENS = "ifNull(total_tokens, ifNull(input_tokens, 0) + ifNull(output_tokens, 0))"
-_SLACK_S = 30  # rows written by another writer while this pass ran are picked up by the next one
+_SLACK_S = 5  # rows another writer was inserting while the last pass ran are looked at again
 
 _PAIRS = """
 INSERT INTO {db}.usage_shadows (project, trace_id, span_id, by_span_id)
@@ -74,44 +75,57 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 
+_BATCH = "project IN {projects:Array(String)} AND trace_id IN {traces:Array(String)}"
+
+
 class SiblingPass:
-    """Remembers, per store, from when the next pass looks (server time, µs); one pass at a time."""
+    """Remembers, per store, from when a pass without trace ids looks (server time, µs)."""
 
     def __init__(self) -> None:
         self._since: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def run(self, store: Store) -> None:
-        """Record the sibling pairs among the traces written since the last pass (never raises)."""
-        key = (store.url, store.database)
-        with self._lock:
-            try:
+    def run(self, store: Store, traces: Optional[tuple[list[str], list[str]]] = None) -> None:
+        """Record the sibling pairs among `traces` ((projects, trace ids) just written), or, without them,
+        among the traces written since the last such pass (never raises)."""
+        db = f"`{store.database}`"
+        try:
+            if traces is not None:
+                sql = _PAIRS.replace("{scope}", _BATCH).replace("{db}", db)
+                store.command(sql, {"projects": traces[0], "traces": traces[1]})
+                return
+            key = (store.url, store.database)
+            with self._lock:
                 _, rows = store.query_rows("SELECT toUnixTimestamp64Micro(now64(6))")
                 now = int(rows[0][0])
                 since = self._since.get(key, now - 3600 * 10**6) - _SLACK_S * 10**6
-                db = f"`{store.database}`"
-                sql = _PAIRS.replace("{scope}", _RECENT).replace("{db}", db)
-                store.command(sql, {"since": since})
+                store.command(_PAIRS.replace("{scope}", _RECENT).replace("{db}", db), {"since": since})
                 self._since[key] = now
-            except Exception as error:  # the counts stay as they were; the next pass retries the same traces
-                logger.warning("tracehouse: pairing sibling usage spans failed: %s", error)
+        except Exception as error:  # the counts stay as they were until a later write of the trace pairs them
+            logger.warning("tracehouse: pairing sibling usage spans failed: %s", error)
 
 
 sibling_pass = SiblingPass()
 
 
-def shadow_new_siblings(store: Store, columns: Any = None) -> None:
-    """After spans were written: pair the new sibling reports (skipped when none of `columns` has a parent
-    and tokens; `columns` None: always)."""
-    if columns is not None and not _may_pair(columns):
+def shadow_new_siblings(store: Store, columns: Optional[dict[str, list[Any]]] = None) -> None:
+    """After spans were written (`columns`, or None when only the store saw them): pair the new sibling
+    reports among their traces; nothing to do when no written span has a parent and tokens."""
+    if columns is None:
+        sibling_pass.run(store)
         return
-    sibling_pass.run(store)
+    traces = _traces_with_calls(columns)
+    if traces[1]:
+        sibling_pass.run(store, traces)
 
 
-def _may_pair(columns: dict[str, list[Any]]) -> bool:
+def _traces_with_calls(columns: dict[str, list[Any]]) -> tuple[list[str], list[str]]:
+    """(projects, trace ids) of the written spans that have a parent and report tokens."""
     parents = columns.get("parent_span_id") or []
     tokens = [columns.get(name) or [None] * len(parents) for name in ("total_tokens", "input_tokens", "output_tokens")]
-    return any(parent and any(t[i] for t in tokens) for i, parent in enumerate(parents))
+    chosen = [i for i, parent in enumerate(parents) if parent and any(t[i] for t in tokens)]
+    projects = sorted({str(columns["project"][i]) for i in chosen})
+    return projects, sorted({str(columns["trace_id"][i]) for i in chosen})
 
 
 __all__ = ["MIGRATIONS", "SiblingPass", "shadow_new_siblings", "sibling_pass"]

@@ -147,17 +147,27 @@ def _counted(store: Store, project: str) -> tuple[int, list[str]]:
 
 
 @pytest.mark.parametrize("framework_first", [True, False])
-def test_sibling_reports_of_one_call_count_once_in_either_order(th_env: th.Settings, framework_first: bool) -> None:
-    """langgraph / OpenInference: the OpenAI span lands beside the model span, under the node, inside its time."""
+@pytest.mark.parametrize("path", ["records", "json"])
+def test_sibling_reports_of_one_call_count_once_in_either_order(th_env: th.Settings, framework_first: bool,
+                                                                 path: str) -> None:  # fmt: skip
+    """langgraph / OpenInference: the OpenAI span lands beside the model span, under the node, inside its time.
+    Both write paths: records mapped here, and a JSON batch the embedded store maps itself."""
+    import orjson
+
+    from tracehouse.collector.ingest.writer import write_body
+
     store = Store(th_env.clickhouse_url, th_env.database)
-    project = f"siblings{int(framework_first)}"
+    project = f"siblings{int(framework_first)}{path}"
     node = _timed("00000000000000a0", "", 0, project, 0, 100)
     node["attributes"] = {"tracehouse.span.kind": "chain"}
     framework = _timed("00000000000000f1", "00000000000000a0", 62, project, 10, 90)  # LangChain's model span
     provider = _timed("00000000000000c2", "00000000000000a0", 62, project, 12, 88)  # the OpenAI call inside it
     batches = [[node, framework], [provider]] if framework_first else [[node, provider], [framework]]
     for batch in batches:
-        write_records(store, batch, None)
+        if path == "json":
+            assert write_body(store, orjson.dumps(batch), None).rows == len(batch)
+        else:
+            write_records(store, batch, None)
     assert _counted(store, project) == (62, ["00000000000000c2"])
     _, stored = store.query_rows("SELECT count() FROM spans WHERE project = {p:String} AND input_tokens = 62",
                                  {"p": project})  # fmt: skip
