@@ -28,7 +28,7 @@ from tracehouse.collector.otlp.common import (
     _project,
     _SpanError,
 )
-from tracehouse.collector.otlp.conventions import _normalise
+from tracehouse.collector.otlp.conventions import normalise_span
 
 _UTF8_CHARSETS = frozenset(("utf-8", "utf8", "us-ascii", "ascii"))
 
@@ -74,7 +74,7 @@ def _decode_json(data: bytes, charset: str, default_project: str, now_ns: int, o
                 if not isinstance(span, dict):
                     raise OtlpError(400, "malformed OTLP JSON: spans items must be objects")
                 try:
-                    records.append(_json_span(span, project, scope_name, resource, max_ns))
+                    records.append(normalise_span(_json_span(span, project, scope_name, resource, max_ns)))
                 except _SpanError as error:
                     out.reject(span.get("name"), str(error))
                 except RecursionError:
@@ -129,7 +129,7 @@ def _json_span(span: dict[str, Any], project: str, scope: str, resource: dict[st
         "end_ns": end_ns,
         "status": _STATUSES[code] if 0 <= code <= 2 else "unset",
         "status_message": message,
-        "attributes": _normalise(_json_attributes(span.get("attributes"))),
+        "attributes": _json_attributes(span.get("attributes")),  # normalise_span maps them
         "events": events,
         "span_kind": _SPAN_KINDS[kind] if 0 <= kind <= 5 else "INTERNAL",
         "scope": scope,
