@@ -37,8 +37,9 @@ def normalise(attributes: dict[str, Any]) -> None:
     """Turn LangChain's serialized values of a span into plain ones (in place)."""
     for key in _KEYS:
         value = attributes.get(key)
-        if isinstance(value, str) and '"constructor"' in value:
-            text = _plain_text(value, output=key in ("output.value", "gen_ai.completion"))
+        output = key in ("output.value", "gen_ai.completion")
+        if isinstance(value, str) and ('"constructor"' in value or (output and value.startswith('{"generations"'))):
+            text = _plain_text(value, output)
             if text is not None:
                 attributes[key] = text
     for key, field in _TRACELOOP:
@@ -58,6 +59,8 @@ def _plain_text(text: str, output: bool) -> Optional[str]:
         value: Any = _generations(parsed["generations"])
     else:
         value = plain(parsed)
+        if value == parsed:
+            return None  # no constructor in it: not LangChain's, left as it is
         if isinstance(value, dict) and set(value) == {"messages"} and isinstance(value["messages"], list):
             batches = value["messages"]  # a chat model's input: one list of messages per prompt
             value = batches[0] if len(batches) == 1 and isinstance(batches[0], list) else batches
