@@ -71,6 +71,11 @@ _ECOSYSTEM_KEYS = frozenset((
     sc.OPENINFERENCE_KIND, "embedding.model_name", "llm.cost.total", "langfuse.observation.type",
     "traceloop.entity.input", "traceloop.entity.output", "gen_ai.prompt", "gen_ai.completion",
 ))  # fmt: skip
+# what only a span record (not its attributes alone) maps, beside its events
+_SPAN_KEYS = frozenset((
+    conventions_langfuse.COMPLETION_START, conventions_langfuse.LEVEL, conventions_logfire.TEMPLATE,
+    *conventions_streams.TTFT_SECONDS,
+))  # fmt: skip
 _INPUT_MESSAGES = "gen_ai.input.messages"
 _OUTPUT_MESSAGES = "gen_ai.output.messages"
 _TRACELOOP_KIND = "traceloop.span.kind"
@@ -107,11 +112,12 @@ def normalise_span(record: dict[str, Any]) -> dict[str, Any]:
     (`_normalise`), then what needs the record too (Langfuse's times and level, Logfire's names and
     streams, first-token times and chunk events)."""
     attributes = _normalise(record["attributes"])
-    if conventions_langfuse.COMPLETION_START in attributes or conventions_langfuse.LEVEL in attributes:
-        conventions_langfuse.normalise_span(record)
-    if conventions_logfire.TEMPLATE in attributes:
-        conventions_logfire.normalise_span(record)
-    conventions_streams.normalise_span(record)
+    if record["events"] or not attributes.keys().isdisjoint(_SPAN_KEYS):
+        if conventions_langfuse.COMPLETION_START in attributes or conventions_langfuse.LEVEL in attributes:
+            conventions_langfuse.normalise_span(record)
+        if conventions_logfire.TEMPLATE in attributes:
+            conventions_logfire.normalise_span(record)
+        conventions_streams.normalise_span(record)
     return record
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from tracehouse import _semconv as sc
 
-_TTFT_SECONDS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
+TTFT_SECONDS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
 FIRST_TOKEN_EVENTS = frozenset(("First Token Stream Event",))
 CHUNK_EVENTS = frozenset(("gen_ai.content.completion.chunk", "llm.content.completion.chunk"))
 _EVENTS = FIRST_TOKEN_EVENTS | CHUNK_EVENTS
@@ -29,7 +29,7 @@ def normalise_span(record: dict[str, Any]) -> None:
     attributes = record["attributes"]
     events = record.get("events")
     if sc.TTFT_MS not in attributes:
-        for key in _TTFT_SECONDS:
+        for key in TTFT_SECONDS:
             seconds = attributes.get(key)
             number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
             if number and math.isfinite(seconds) and seconds >= 0:
@@ -63,4 +63,4 @@ def fold_chunks(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["CHUNK_EVENTS", "FIRST_TOKEN_EVENTS", "fold_chunks", "normalise_span"]
+__all__ = ["CHUNK_EVENTS", "FIRST_TOKEN_EVENTS", "TTFT_SECONDS", "fold_chunks", "normalise_span"]
