@@ -47,7 +47,10 @@ def normalise(attributes: dict[str, Any]) -> None:
         if isinstance(value, str) and value.startswith('{"' + field + '"'):
             parsed = _loads(value)
             if isinstance(parsed, dict) and field in parsed and set(parsed) <= _TRACELOOP_WRAPPER:
-                unwrapped = plain(parsed[field])
+                try:
+                    unwrapped = plain(parsed[field])
+                except RecursionError:
+                    continue
                 attributes[key] = unwrapped if isinstance(unwrapped, str) else _dumps(unwrapped)
 
 
@@ -55,6 +58,13 @@ def _plain_text(text: str, output: bool) -> Optional[str]:
     parsed = _loads(text)
     if parsed is None:
         return None
+    try:
+        return _converted(parsed, output)
+    except RecursionError:  # nested deeper than Python recurses (orjson reads 1024 levels): left as sent
+        return None
+
+
+def _converted(parsed: Any, output: bool) -> Optional[str]:
     if isinstance(parsed, dict) and output and isinstance(parsed.get("generations"), list):
         value: Any = _generations(parsed["generations"])
     else:

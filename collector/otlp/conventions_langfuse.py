@@ -90,11 +90,11 @@ def normalise(attributes: dict[str, Any]) -> None:
 def normalise_span(record: dict[str, Any]) -> None:
     """Time to first token and error level of a Langfuse observation's span record (in place)."""
     attributes = record["attributes"]
-    start = record.get("start_ns")
+    start, end = record.get("start_ns"), record.get("end_ns")
     first = attributes.get(COMPLETION_START)
-    if first is not None and sc.TTFT_MS not in attributes and isinstance(start, int):
+    if first is not None and sc.TTFT_MS not in attributes and isinstance(start, int) and isinstance(end, int):
         first_ns = _time_ns(first)
-        if first_ns is not None and first_ns >= start:
+        if first_ns is not None and start <= first_ns <= end:  # a completion that starts outside the call: none
             attributes[sc.TTFT_MS] = (first_ns - start) / 1e6
     if str(attributes.get(LEVEL, "")).upper() == "ERROR" and record.get("status") != "error":
         record["status"] = "error"

@@ -37,10 +37,10 @@ def normalise_span(record: dict[str, Any]) -> None:
                 break
     if not events or not any(isinstance(e, dict) and e.get("name") in _EVENTS for e in events):
         return
-    start = record.get("start_ns")
-    if sc.TTFT_MS not in attributes and isinstance(start, int):
+    start, end = record.get("start_ns"), record.get("end_ns")
+    if sc.TTFT_MS not in attributes and isinstance(start, int) and isinstance(end, int):
         first = next((e for e in events if e.get("name") in _EVENTS and isinstance(e.get("time_ns"), int)), None)
-        if first is not None and first["time_ns"] >= start:
+        if first is not None and start <= first["time_ns"] <= end:  # a first token outside the call is none
             attributes[sc.TTFT_MS] = (first["time_ns"] - start) / 1e6
     record["events"] = fold_chunks(events)
 

@@ -148,6 +148,8 @@ def test_a_generation_whose_output_calls_tools_keeps_the_message() -> None:
         {"langfuse.observation.cost_details": '{"total": -1, "input": "a lot"}'},
         {"langfuse.observation.completion_start_time": '"yesterday"'},
         {"langfuse.observation.completion_start_time": '"2020-01-01T00:00:00Z"'},  # before the span started
+        {"langfuse.observation.completion_start_time": '"2099-01-01T00:00:00Z"'},  # after it ended
+        {"langfuse.observation.completion_start_time": '"99999-01-01T00:00:00Z"'},
         {"langfuse.observation.completion_start_time": 12345},
         {"langfuse.observation.model.name": 42},
     ],
@@ -343,6 +345,16 @@ def test_openllmetry_chunk_events_fold_into_one_at_the_first_chunk() -> None:
 def test_openinference_first_token_event() -> None:
     row = _row({"openinference.span.kind": "LLM"}, events=[("First Token Stream Event", _START + 42_000_000)])
     assert row["time_to_first_token_ms"] == pytest.approx(42.0) and row["event_names"] == ["First Token Stream Event"]
+    late = _row({"openinference.span.kind": "LLM"}, events=[("First Token Stream Event", _END + 1)])
+    assert late["time_to_first_token_ms"] is None  # after the call ended: not its first token
+
+
+def test_langchain_values_nested_past_recursion_are_kept_as_sent() -> None:
+    deep = '{"lc": 1, "type": "constructor", "kwargs": {"content": ' + "[" * 1000 + "]" * 1000 + "}}"
+    wrapped = '{"inputs": ' + "[" * 1000 + "]" * 1000 + "}"
+    records = _records({"openinference.span.kind": "LLM", "input.value": deep, "traceloop.entity.input": wrapped})
+    assert records[0]["attributes"]["input.value"] == deep
+    assert records[0]["attributes"]["traceloop.entity.input"] == wrapped
 
 
 # --- both mappings ------------------------------------------------------------------------------
