@@ -16,6 +16,21 @@ Both OTLP decoders pass every span's attributes through `_normalise`, so that
 
 The flattened keys are removed once folded; every other attribute is kept. The folding runs only
 for spans that carry one of the flattened prefixes.
+
+Each further ecosystem has its module, called from here:
+
+- `conventions_openinference`: the kinds `PROMPT`, `GUARDRAIL`, `EVALUATOR`, `DECISION`; an
+  embedding's model; `llm.cost.*`;
+- `conventions_langchain`: LangChain's serialized constructors (OpenInference's and OpenLLMetry's
+  LangChain instrumentations) as messages and plain values;
+- `conventions_langfuse`: the Langfuse SDK's `langfuse.observation.*` (kind, input, output, model,
+  usage and cost details, completion start time, level);
+- `conventions_logfire`: Logfire's span names (message templates) and its two spans of a stream;
+- `conventions_streams`: the time to first token from foreign attributes and events, and
+  OpenLLMetry's one event per chunk folded into one.
+
+`_normalise` maps what attributes alone tell; `normalise_span`, which both decoders call on every
+span record, runs it and then what also needs the span's name, times, status or events.
 """
 
 from __future__ import annotations
@@ -27,6 +42,13 @@ from typing import Any
 import orjson
 
 from tracehouse import _semconv as sc
+from tracehouse.collector.otlp import (
+    conventions_langchain,
+    conventions_langfuse,
+    conventions_logfire,
+    conventions_openinference,
+    conventions_streams,
+)
 
 _DOCUMENTS = "retrieval.documents."
 _RERANKER_OUTPUT = "reranker.output_documents."
@@ -44,6 +66,16 @@ _FOLD_PREFIXES = (
     _TL_PROMPT,
     _TL_COMPLETION,
 )
+# attributes of the ecosystems with a module of their own (one set lookup keeps every other span fast)
+_ECOSYSTEM_KEYS = frozenset((
+    sc.OPENINFERENCE_KIND, "embedding.model_name", "llm.cost.total", "langfuse.observation.type",
+    "traceloop.entity.input", "traceloop.entity.output", "gen_ai.prompt", "gen_ai.completion",
+))  # fmt: skip
+# what only a span record (not its attributes alone) maps, beside its events
+_SPAN_KEYS = frozenset((
+    conventions_langfuse.COMPLETION_START, conventions_langfuse.LEVEL, conventions_logfire.TEMPLATE,
+    *conventions_streams.TTFT_SECONDS,
+))  # fmt: skip
 _INPUT_MESSAGES = "gen_ai.input.messages"
 _OUTPUT_MESSAGES = "gen_ai.output.messages"
 _TRACELOOP_KIND = "traceloop.span.kind"
@@ -70,7 +102,35 @@ def _normalise(attributes: dict[str, Any]) -> dict[str, Any]:
             kind = _REQUEST_TYPE_TO_KIND.get(str(attributes.get(_TRACELOOP_REQUEST_TYPE)))
         if kind is not None:
             attributes[sc.KIND] = kind
+    if not attributes.keys().isdisjoint(_ECOSYSTEM_KEYS):
+        _ecosystems(attributes)
     return attributes
+
+
+def normalise_span(record: dict[str, Any]) -> dict[str, Any]:
+    """A decoded span record with the conventions of its ecosystem mapped (in place): its attributes
+    (`_normalise`), then what needs the record too (Langfuse's times and level, Logfire's names and
+    streams, first-token times and chunk events)."""
+    attributes = _normalise(record["attributes"])
+    if record["events"] or not attributes.keys().isdisjoint(_SPAN_KEYS):
+        if conventions_langfuse.COMPLETION_START in attributes or conventions_langfuse.LEVEL in attributes:
+            conventions_langfuse.normalise_span(record)
+        if conventions_logfire.TEMPLATE in attributes:
+            conventions_logfire.normalise_span(record)
+        conventions_streams.normalise_span(record)
+    return record
+
+
+def _ecosystems(attributes: dict[str, Any]) -> None:
+    if conventions_langfuse.TYPE in attributes:
+        conventions_langfuse.normalise(attributes)
+    if (
+        sc.OPENINFERENCE_KIND in attributes
+        or conventions_openinference.EMBEDDING_MODEL in attributes
+        or conventions_openinference.COST_TOTAL in attributes
+    ):
+        conventions_openinference.normalise(attributes)
+    conventions_langchain.normalise(attributes)
 
 
 def _fold(attributes: dict[str, Any]) -> None:

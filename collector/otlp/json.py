@@ -28,7 +28,7 @@ from tracehouse.collector.otlp.common import (
     _project,
     _SpanError,
 )
-from tracehouse.collector.otlp.conventions import _normalise
+from tracehouse.collector.otlp.conventions import normalise_span
 
 _UTF8_CHARSETS = frozenset(("utf-8", "utf8", "us-ascii", "ascii"))
 
@@ -78,7 +78,7 @@ def _decode_json(data: bytes, charset: str, default_project: str, now_ns: int, o
                 try:
                     record = _json_span(span, project, scope_name, resource, max_ns)
                     _json_span_context(record, span, scope_version)
-                    records.append(record)
+                    records.append(normalise_span(record))
                 except _SpanError as error:
                     out.reject(span.get("name"), str(error))
                 except RecursionError:
@@ -133,7 +133,7 @@ def _json_span(span: dict[str, Any], project: str, scope: str, resource: dict[st
         "end_ns": end_ns,
         "status": _STATUSES[code] if 0 <= code <= 2 else "unset",
         "status_message": message,
-        "attributes": _normalise(_json_attributes(span.get("attributes"))),
+        "attributes": _json_attributes(span.get("attributes")),  # normalise_span maps them
         "events": events,
         "span_kind": _SPAN_KINDS[kind] if 0 <= kind <= 5 else "INTERNAL",
         "scope": scope,

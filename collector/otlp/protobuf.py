@@ -33,7 +33,7 @@ from tracehouse.collector.otlp.common import (
     _project,
     _SpanError,
 )
-from tracehouse.collector.otlp.conventions import _normalise
+from tracehouse.collector.otlp.conventions import normalise_span
 
 _unpack_double = struct.Struct("<d").unpack_from
 
@@ -148,7 +148,7 @@ def _decode_protobuf(data: bytes, default_project: str, now_ns: int, out: Decode
                         "end_ns": end_ns,
                         "status": _STATUSES[code] if 0 <= code <= 2 else "unset",
                         "status_message": status.message,
-                        "attributes": _normalise(attributes),
+                        "attributes": attributes,  # normalise_span maps them
                         "events": events,
                         "span_kind": _SPAN_KINDS[kind] if 0 <= kind <= 5 else "INTERNAL",
                         "scope": scope,
@@ -157,6 +157,7 @@ def _decode_protobuf(data: bytes, default_project: str, now_ns: int, out: Decode
                 )
                 if scope_version or links or span.trace_state:
                     _span_context(records[-1], scope_version, span.trace_state, links)
+                normalise_span(records[-1])
 
 
 def _bad_span(trace_id: bytes, span_id: bytes, parent: bytes, start_ns: int, end_ns: int, max_ns: int) -> str:
