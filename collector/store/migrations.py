@@ -6,6 +6,7 @@ Never edit a released migration: add a new one. `{db}` is the database name.
 from __future__ import annotations
 
 from tracehouse.collector.store.migrations_otel import OTEL_MIGRATIONS
+from tracehouse.collector.store.migrations_reports import REPORTS_MIGRATIONS
 from tracehouse.collector.store.usage import MIGRATIONS as _usage_migrations
 
 # Resent batches carry the same insert_deduplication_token and are dropped; parts are fsync'd so a
@@ -401,3 +402,4 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 
 MIGRATIONS += _usage_migrations  # the usage-once rule (collector/store/usage.py)
 MIGRATIONS += OTEL_MIGRATIONS  # OTLP logs and metrics (collector/store/migrations_otel.py)
+MIGRATIONS += REPORTS_MIGRATIONS  # saved report pages (collector/store/migrations_reports.py)
