@@ -53,8 +53,8 @@ def _hostile_report(client: TestClient) -> dict[str, Any]:
               {"type": "panel", "panel": "runs_table",
                "settings": {"filter": {"config.lr'); DROP TABLE runs; --": {"$eq": "'; DROP TABLE runs; --"}},
                             "columns": ["name", "config.<script>"]}}]  # fmt: skip
-    answer = client.post("/api/v1/reports", json={"project": "sec", "title": HOSTILE_TITLE,
-                                                  "description": "<svg onload=alert(9)>", "blocks": blocks})  # fmt: skip
+    body = {"project": "sec", "title": HOSTILE_TITLE, "description": "<svg onload=alert(9)>", "blocks": blocks}
+    answer = client.post("/api/v1/reports", json=body)
     assert answer.status_code == 201, answer.text
     return dict(answer.json())
 
@@ -86,7 +86,8 @@ def test_hostile_text_is_escaped_on_every_page(client: TestClient) -> None:
     report = _hostile_report(client)
     report_id = report["report_id"]
     pages = {"view": client.get(f"/reports/{report_id}"), "list": client.get("/reports", params={"project": "sec"}),
-             "edit": client.get(f"/reports/{report_id}/edit"), "export": client.get(f"/reports/{report_id}/export")}  # fmt: skip
+             "edit": client.get(f"/reports/{report_id}/edit"),
+             "export": client.get(f"/reports/{report_id}/export")}  # fmt: skip
     for name, page in pages.items():
         assert page.status_code == 200, name
         _no_live_markup(page.text)
@@ -153,4 +154,4 @@ def test_a_project_key_sees_and_edits_only_its_own_reports(secured: tuple[TestCl
     assert client.get("/api/v1/reports", headers=beta).json()["reports"] == []
     assert client.get(f"/api/v1/reports/{report_id}", headers=alpha).json()["title"] == "alpha's"
     page = client.get(f"/reports/{report_id}", headers=alpha)
-    assert page.status_code == 200 and "alpha&#39;s" in page.text or "alpha&#x27;s" in page.text
+    assert page.status_code == 200 and "alpha&#39;s" in page.text
