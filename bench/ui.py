@@ -30,7 +30,8 @@ Parts, each in a fresh interpreter, one after the other:
    (``EXPLAIN indexes = 1``) of the slowest statement in the JSON.
 
 Target (PASS/FAIL): each list page (the dashboard at 1 h and 24 h, every ``/traces`` variant, ``/sessions``,
-``/users``) answers in under 1 s (median), both the HTML page and its JSON twin. Results also go to
+``/users``, and a report of every panel kind: ``/reports``, ``/reports/{id}``, ``/reports/{id}/export``,
+created by ``_ui_reports.py``) answers in under 1 s (median), both the HTML page and its JSON twin. Results also go to
 ``bench/results/ui.json``.
 """
 
@@ -63,6 +64,7 @@ from _common import (
     render_table,
     run_child,
 )
+from _ui_reports import create_report, report_pages
 from _ui_seed import PROJECT, child_seed
 
 HERE = Path(__file__).resolve()
@@ -156,6 +158,7 @@ def measure_pages(url: str, seeded: dict[str, Any], repeats: int) -> dict[str, A
     trace_id = first_page["traces"][0]["trace_id"] if first_page.get("traces") else None
     run_ids = seeded.get("run_ids") or [None]
     pages = page_list(cursor, trace_id, run_ids[0])
+    pages += report_pages(PROJECT, create_report(url, PROJECT, trace_id, run_ids))  # every panel kind
     for page in pages:
         progress(f"  {page['label']} ...")
         page["html"] = time_get(url, page["page"], repeats)
