@@ -1,8 +1,9 @@
 """The pages `ui.py` times: every page of the web UI over the seeded store, and its JSON twin.
 
 Each entry: label, page path, JSON twin path (`/api/v1/ui/...`). Every page has the target (median
-under 1 s, page and twin); pages that need an id (a trace, run, sweep, eval, dataset, report) are
-listed when the seed made one.
+under 1 s, page and twin); pages that need an id (a trace, run, sweep, eval, dataset) are
+listed when the seed made one. The report pages come from `_ui_reports.py` (the report is made
+through the API once the collector runs).
 """
 
 from __future__ import annotations
@@ -72,14 +73,6 @@ def _eval_pages(seeded: dict[str, Any]) -> list[dict[str, Any]]:
     return pages
 
 
-def _report_pages(seeded: dict[str, Any]) -> list[dict[str, Any]]:
-    report_id = seeded.get("report_id")
-    pages = [_page("/reports", "/reports")] if seeded.get("reports_available") else []
-    if report_id:
-        pages.append(_page("/reports/{id}", f"/reports/{quote(report_id)}"))
-    return pages
-
-
 def page_list(cursor: Optional[str], trace_id: Optional[str], seeded: dict[str, Any]) -> list[dict[str, Any]]:
     """Every page timed: its label, page path and JSON twin's path."""
-    return [*_trace_pages(cursor, trace_id), *_run_pages(seeded), *_eval_pages(seeded), *_report_pages(seeded)]
+    return [*_trace_pages(cursor, trace_id), *_run_pages(seeded), *_eval_pages(seeded)]  # reports: _ui_reports.py

@@ -33,8 +33,9 @@ Parts, each in a fresh interpreter, one after the other:
 
 Target (PASS/FAIL): every page (the dashboard at 1 h and 24 h, every ``/traces`` variant, a trace,
 ``/sessions``, ``/users``, the runs table over all runs, sorted and paged, a run, the compare page, sweeps
-and a sweep, evals, an eval, the eval compare page, datasets and a dataset, reports and a report) answers
-in under 1 s (median), both the HTML page and its JSON twin. Results also go to
+and a sweep, evals, an eval, the eval compare page, datasets and a dataset, the reports, a report with every
+panel kind and its export: ``_ui_reports.py``) answers in under 1 s (median), both the HTML page and its
+JSON twin. Results also go to
 ``bench/results/ui.json``.
 """
 
@@ -68,6 +69,7 @@ from _common import (
 )
 from _ui_pages import ABSENT_WORD, MIN_MS, SEARCH_WORD, SORTED, page_list
 from _ui_pages import url_of as _url
+from _ui_reports import create_report, report_pages
 from _ui_seed import PROJECT, child_seed
 
 HERE = Path(__file__).resolve()
@@ -121,6 +123,9 @@ def measure_pages(url: str, seeded: dict[str, Any], repeats: int) -> dict[str, A
     cursor = first_page.get("next")
     trace_id = first_page["traces"][0]["trace_id"] if first_page.get("traces") else None
     pages = page_list(cursor, trace_id, seeded)
+    evals = seeded.get("eval_run_ids") or []
+    report = create_report(url, PROJECT, trace_id, seeded.get("run_ids") or [], evals[0] if evals else None)
+    pages += report_pages(PROJECT, report)  # every panel kind
     for page in pages:
         progress(f"  {page['label']} ...")
         page["html"] = time_get(url, page["page"], repeats)

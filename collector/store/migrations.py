@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tracehouse.collector.store.migrations_grafana import GRAFANA_MIGRATIONS
 from tracehouse.collector.store.migrations_otel import OTEL_MIGRATIONS
+from tracehouse.collector.store.migrations_reports import REPORTS_MIGRATIONS
 from tracehouse.collector.store.usage import MIGRATIONS as _usage_migrations
 from tracehouse.collector.store.usage_siblings import MIGRATIONS as _sibling_migrations
 
@@ -405,3 +406,4 @@ MIGRATIONS += _usage_migrations  # the usage-once rule (collector/store/usage.py
 MIGRATIONS += _sibling_migrations  # ... for sibling spans (collector/store/usage_siblings.py)
 MIGRATIONS += OTEL_MIGRATIONS  # OTLP logs and metrics (collector/store/migrations_otel.py)
 MIGRATIONS += GRAFANA_MIGRATIONS  # Grafana OTel mode: otel_traces, otel_traces_trace_id_ts (migrations_grafana.py)
+MIGRATIONS += REPORTS_MIGRATIONS  # saved report pages (collector/store/migrations_reports.py)

@@ -41,7 +41,7 @@ def check_project(project: Any) -> str:
     return project
 
 
-_PROJECT_TABLES = ("spans", "runs", "artifacts", "sweeps", "scores", "datasets")
+_PROJECT_TABLES = ("spans", "runs", "artifacts", "sweeps", "scores", "datasets", "reports")
 
 
 def known_projects(store: Store) -> list[str]:

@@ -21,6 +21,7 @@ from tracehouse.collector.ui import (
     login,
     media_route,
     ranges,
+    reports_pages,
     run_charts,
     runs_pages,
     static_route,
@@ -40,6 +41,7 @@ router.include_router(media_route.router)
 router.include_router(runs_pages.router)
 router.include_router(trace_pages.router)  # /traces, /traces/{id}, /sessions, /users (and their JSON twins)
 router.include_router(evals_pages.router)
+router.include_router(reports_pages.router)  # /reports... and /api/v1/reports... (before /static/{name})
 router.include_router(static_route.router)
 Data = Callable[[Request, Collector, str], Awaitable[dict[str, Any]]]
 
