@@ -49,11 +49,12 @@ SORT_KEYS: dict[str, SortKey] = {
 ORDERS = ("desc", "asc")
 SCORE_PREFIX = "score:"
 NO_SCORE = -1e308  # a trace without the score: below every real one
-_SCORE_KEY = f"if(mapContains(trace_scores, trace_id), trace_scores[trace_id], {NO_SCORE!r})"
-# Each scored trace's mean of the score, as a map the sort key looks up: scores on a trace carry its id,
+# transform() looks constant arrays up through a hash table (a Map would be searched linearly per trace)
+_SCORE_KEY = f"transform(trace_id, trace_scores.1, trace_scores.2, toFloat64({NO_SCORE!r}))"
+# Each scored trace's mean of the score, as (trace ids, means) the sort key looks up: scores on a trace carry its id,
 # scores on a span (th.score(span_id, ...)) only the span's, so those find their trace through `spans`.
 SCORES_WITH = """WITH (
-    SELECT mapFromArrays(groupArray(tid), groupArray(mean)) FROM (
+    SELECT (groupArray(tid), groupArray(mean)) FROM (
         SELECT if(s.trace_id != '', s.trace_id, sp.trace_id) AS tid, avg(s.value) AS mean
         FROM (SELECT trace_id, span_id, value FROM scores FINAL WHERE project = {project:String}
               AND name = {score_name:String} AND isFinite(value) AND string_value = '') AS s

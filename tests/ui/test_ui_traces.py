@@ -411,6 +411,8 @@ def test_sort_by_a_score_pages_both_ways(seeded: Seeded, order: str) -> None:
     rest = _get(client, "/api/v1/traces", sort="score:quality", order=order, limit=100)
     assert [r[0] for r in rest["rows"]] == listed  # the REST API sorts the same way
     page = client.get("/traces", params={"project": PROJECT, "sort": "score:quality", "order": order}).text
+    unscored = _get(client, "/api/v1/ui/traces", sort="score:nobody-gave-this", order=order, limit="100")
+    assert len(unscored["traces"]) == info["traces"]  # a score nobody gave: every trace, by id
     link = r'class="sort score-sort" data-score="quality" href="[^"]*sort=score%3Aquality[^"]*">quality [▼▲]'
     assert re.search(link, page)
 
