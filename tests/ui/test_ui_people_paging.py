@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import pytest
 from conftest import SESSION_STORE_URL, collector_client
 from fastapi.testclient import TestClient
+from paging import walk_pages
 from traces_seed import PROJECT, _span
 
 from tracehouse.collector.server import ServeOptions, build
@@ -42,21 +43,7 @@ def _page(client: TestClient, path: str, **params: Any) -> Any:
 
 
 def _walk(client: TestClient, path: str) -> tuple[list[list[str]], list[list[str]]]:
-    forward, cursor = [], None
-    while True:
-        page = _page(client, path, limit="5", **({"after": cursor} if cursor else {}))
-        forward.append([g["id"] for g in page["items"]])
-        if page["next"] is None:
-            break
-        cursor = page["next"]
-        assert len(forward) < 20, "paging does not end"
-    backward, cursor = [forward[-1]], page["prev"]
-    while cursor is not None:
-        page = _page(client, path, limit="5", before=cursor)
-        backward.append([g["id"] for g in page["items"]])
-        cursor = page["prev"]
-        assert len(backward) < 20, "paging back does not end"
-    return forward, backward[::-1]
+    return walk_pages(lambda **paging: _page(client, path, **paging), "items", "id")
 
 
 def test_sessions_page_newest_first_both_ways_without_gaps(client: TestClient) -> None:

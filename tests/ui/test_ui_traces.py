@@ -15,6 +15,7 @@ from conftest import SESSION_STORE_URL, collector_client
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
+from paging import walk_pages
 from traces_seed import HOSTILE, HOSTILE_SESSION, PROJECT, STACK, seed_traces, trace_id
 
 from tracehouse.collector.server import ServeOptions, build
@@ -74,22 +75,8 @@ def _expected(client: TestClient, sort: str, order: str, where: str = "1") -> li
 
 
 def _walk(client: TestClient, **params: Any) -> tuple[list[list[str]], list[list[str]]]:
-    """Every page forward (following `next`), then every page backward from the last (following `prev`)."""
-    forward, cursor = [], None
-    while True:
-        page = _get(client, "/api/v1/ui/traces", limit="5", **params, **({"after": cursor} if cursor else {}))
-        forward.append([t["trace_id"] for t in page["traces"]])
-        if page["next"] is None:
-            break
-        cursor = page["next"]
-        assert len(forward) < 20, "paging does not end"
-    backward, cursor = [forward[-1]], page["prev"]
-    while cursor is not None:
-        page = _get(client, "/api/v1/ui/traces", limit="5", before=cursor, **params)
-        backward.append([t["trace_id"] for t in page["traces"]])
-        cursor = page["prev"]
-        assert len(backward) < 20, "paging back does not end"
-    return forward, backward[::-1]
+    """Every page of the trace list forward, then backward from the last."""
+    return walk_pages(lambda **paging: _get(client, "/api/v1/ui/traces", **params, **paging), "traces", "trace_id")
 
 
 @pytest.mark.parametrize("sort", ["start", "duration", "tokens", "cost"])
