@@ -18,7 +18,7 @@ from tracehouse.collector.store.isolate import store_isolating
 from tracehouse.collector.store.rows.runs import RUN_RECORD_TYPES
 from tracehouse.collector.store.rows.spans import span_columns
 from tracehouse.collector.store.store import BadRowsError
-from tracehouse.collector.store.usage_siblings import shadow_new_siblings
+from tracehouse.collector.store.usage_siblings import has_calls, server_now, shadow_new_siblings
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
@@ -50,8 +50,10 @@ def map_records(records: list[dict[str, Any]]) -> tuple[dict[str, list[Any]], Wr
 def insert_columns(store: Store, columns: dict[str, list[Any]], token: Optional[str]) -> dict[str, str]:
     """Insert `spans` columns; return {span_id: reason} for rows the store refused (isolated by
     bisection and kept in the `rejected` table, see isolate.py)."""
+    since = server_now(store) if has_calls(columns) else None
     refused = store_isolating(store, "spans", columns, token)
-    shadow_new_siblings(store, columns)
+    if since is not None:
+        shadow_new_siblings(store, since)
     return {columns["span_id"][index]: f"span {columns['name'][index]!r}: {reason}" for index, reason in refused}
 
 
@@ -140,12 +142,13 @@ def write_json(
         return None
     from tracehouse.collector.store.rows.span_sql import check_and_insert_json
 
+    since = server_now(store)
     try:
         found = check_and_insert_json(store, body, token, allowed_project)
     except (ValueError, BadRowsError):
         return None
     if found.spans:
-        shadow_new_siblings(store)
+        shadow_new_siblings(store, since)
     return WriteResult(
         rows=found.spans - len(found.rejected), rejected=found.rejected, unknown_types=found.unknown_types
     )

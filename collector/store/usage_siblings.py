@@ -8,24 +8,23 @@ span (same parent) reports the same number of tokens and runs within its time** 
 one, the provider call, is counted. Equal times keep the span with the greater id.
 
 Every span reporting tokens under a parent is kept in `usage_calls` (a materialized view); after
-each write, `shadow_new_siblings` finds the pairs among the batch's traces (or, where only the
-store saw the rows, the traces written since the last pass) and records the outer span in
+each write, `shadow_new_siblings` finds the pairs among the traces written since just before it
+(the store's clock, so rows of concurrent writers are looked at too) and records the outer span in
 `usage_shadows`, the table `COUNTED` already excludes. Reads stay one NOT IN; the pairing costs
-one statement per written batch, over its traces only.
+one small grouped read per written batch (a minmax index on `inserted_at` skips old parts), and
+a join only over the rare traces that hold a candidate pair.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
 
 logger = logging.getLogger("tracehouse")
 _TOKENS = "ifNull(total_tokens, ifNull(input_tokens, 0) + ifNull(output_tokens, 0))"
-_SLACK_S = 5  # rows another writer was inserting while the last pass ran are looked at again
 
 _PAIRS = """
 INSERT INTO {db}.usage_shadows (project, trace_id, span_id, by_span_id)
@@ -37,11 +36,6 @@ INNER JOIN (SELECT * FROM {db}.usage_calls WHERE {scope}) AS p
 WHERE s.span_id != p.span_id AND p.start_time >= s.start_time AND p.end_time <= s.end_time
   AND (p.start_time > s.start_time OR p.end_time < s.end_time OR p.span_id > s.span_id)
 """
-_RECENT = (
-    "(project, trace_id) IN (SELECT project, trace_id FROM {db}.usage_calls "
-    "WHERE inserted_at >= fromUnixTimestamp64Micro({since:Int64}, 'UTC'))"
-)
-
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
         "0013_usage_calls",
@@ -72,60 +66,54 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             _PAIRS.replace("{scope}", "1"),
         ],
     ),
+    (  # a pass looks at the rows written since just before its write: old parts are skipped by range
+        "0014_usage_calls_inserted_at_index",
+        [
+            "ALTER TABLE {db}.usage_calls ADD INDEX IF NOT EXISTS inserted_at_range inserted_at TYPE minmax "
+            "GRANULARITY 1",
+            "ALTER TABLE {db}.usage_calls MATERIALIZE INDEX inserted_at_range",
+        ],
+    ),
 ]
 
 
 _BATCH = "project IN {projects:Array(String)} AND trace_id IN {traces:Array(String)}"
+# Step one of a pass, over the traces written since a moment: the (project, trace) of every parent key that
+# holds two calls of the same size. Almost always none, so step two (the join above) rarely runs, and then
+# only over those traces. Both steps name no span ids: a batch's ids as a parameter cost more than the insert.
+_CANDIDATES = (
+    "SELECT project, trace_id FROM {db}.usage_calls WHERE trace_id IN (SELECT trace_id FROM {db}.usage_calls "
+    "WHERE inserted_at >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')) "
+    "GROUP BY project, trace_id, parent_span_id, tokens HAVING count() > 1"
+)
 
 
-class SiblingPass:
-    """Remembers, per store, from when a pass without trace ids looks (server time, µs)."""
-
-    def __init__(self) -> None:
-        self._since: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
-
-    def run(self, store: Store, traces: Optional[tuple[list[str], list[str]]] = None) -> None:
-        """Record the sibling pairs among `traces` ((projects, trace ids) just written), or, without them,
-        among the traces written since the last such pass (never raises)."""
-        db = f"`{store.database}`"
-        try:
-            if traces is not None:
-                sql = _PAIRS.replace("{scope}", _BATCH).replace("{db}", db)
-                store.command(sql, {"projects": traces[0], "traces": traces[1]})
-                return
-            key = (store.url, store.database)
-            with self._lock:
-                _, rows = store.query_rows("SELECT toUnixTimestamp64Micro(now64(6))")
-                now = int(rows[0][0])
-                since = self._since.get(key, now - 3600 * 10**6) - _SLACK_S * 10**6
-                store.command(_PAIRS.replace("{scope}", _RECENT).replace("{db}", db), {"since": since})
-                self._since[key] = now
-        except Exception as error:  # the counts stay as they were until a later write of the trace pairs them
-            logger.warning("tracehouse: pairing sibling usage spans failed: %s", error)
+def server_now(store: Store) -> int:
+    """The store's clock (µs since the epoch), the clock `usage_calls.inserted_at` is stamped with; taken
+    before a write, it is where that write's pass starts looking (concurrent writers' rows included)."""
+    _, rows = store.query_rows("SELECT toUnixTimestamp64Micro(now64(6))")
+    return int(rows[0][0])
 
 
-sibling_pass = SiblingPass()
+def shadow_new_siblings(store: Store, since: int) -> None:
+    """After spans were written: record the sibling pairs among the traces written from `since`
+    (`server_now` before the write); never raises."""
+    db = f"`{store.database}`"
+    try:
+        _, rows = store.query_rows(_CANDIDATES.replace("{db}", db), {"since": since})
+        if rows:
+            projects, traces = sorted({str(r[0]) for r in rows}), sorted({str(r[1]) for r in rows})
+            store.command(_PAIRS.replace("{scope}", _BATCH).replace("{db}", db),
+                          {"projects": projects, "traces": traces})  # fmt: skip
+    except Exception as error:  # the counts stay as they were until a later write of the trace pairs them
+        logger.warning("tracehouse: pairing sibling usage spans failed: %s", error)
 
 
-def shadow_new_siblings(store: Store, columns: Optional[dict[str, list[Any]]] = None) -> None:
-    """After spans were written (`columns`, or None when only the store saw them): pair the new sibling
-    reports among their traces; nothing to do when no written span has a parent and tokens."""
-    if columns is None:
-        sibling_pass.run(store)
-        return
-    traces = _traces_with_calls(columns)
-    if traces[1]:
-        sibling_pass.run(store, traces)
-
-
-def _traces_with_calls(columns: dict[str, list[Any]]) -> tuple[list[str], list[str]]:
-    """(projects, trace ids) of the written spans that have a parent and report tokens."""
+def has_calls(columns: dict[str, list[Any]]) -> bool:
+    """Whether any span about to be written has a parent and reports tokens (only those can pair)."""
     parents = columns.get("parent_span_id") or []
     tokens = [columns.get(name) or [None] * len(parents) for name in ("total_tokens", "input_tokens", "output_tokens")]
-    chosen = [i for i, parent in enumerate(parents) if parent and any(t[i] for t in tokens)]
-    projects = sorted({str(columns["project"][i]) for i in chosen})
-    return projects, sorted({str(columns["trace_id"][i]) for i in chosen})
+    return any(parent and any(t[i] for t in tokens) for i, parent in enumerate(parents))
 
 
-__all__ = ["MIGRATIONS", "SiblingPass", "shadow_new_siblings", "sibling_pass"]
+__all__ = ["MIGRATIONS", "has_calls", "server_now", "shadow_new_siblings"]

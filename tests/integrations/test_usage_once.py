@@ -198,3 +198,23 @@ def test_three_reports_of_one_call_and_equal_times_count_once(th_env: th.Setting
     for span_id in ("00000000000000b1", "00000000000000b3", "00000000000000b2"):  # three writers, one batch each
         write_records(store, [_timed(span_id, root, 48, project, 10, 60)], None)
     assert _counted(store, project) == (48, ["00000000000000b3"])  # equal times: the greatest id is counted
+
+
+def test_a_pass_pairs_what_a_concurrent_writer_wrote_during_its_write(th_env: th.Settings) -> None:
+    """A pass looks at every row written since just before its own write (the store's clock), so a sibling
+    another writer wrote meanwhile, and whose own pass did not pair them (it ran first, or failed), is paired."""
+    from tracehouse.collector.store.isolate import store_isolating
+    from tracehouse.collector.store.rows.spans import span_columns
+    from tracehouse.collector.store.usage_siblings import server_now, shadow_new_siblings
+
+    store = Store(th_env.clickhouse_url, th_env.database)
+    project = "concurrent"
+    root = "00000000000000a0"
+    since = server_now(store)
+    other, _ = span_columns([_timed("00000000000000f1", root, 55, project, 10, 90)])
+    store_isolating(store, "spans", other, None)  # the other writer: inserted, never paired
+    assert _counted(store, project) == (55, ["00000000000000f1"])
+    ours, _ = span_columns([_timed("00000000000000c2", root, 55, project, 12, 88)])
+    store_isolating(store, "spans", ours, None)
+    shadow_new_siblings(store, since)
+    assert _counted(store, project) == (55, ["00000000000000c2"])
