@@ -26,6 +26,7 @@ class CollectorConfig:
         """Hosts and body limits for the edge guard."""
         limits = (
             ("/v1/traces", self.max_body_bytes),
+            ("/api/public/otel/v1/traces", self.max_body_bytes),
             ("/v1/logs", self.max_body_bytes),
             ("/v1/metrics", self.max_body_bytes),
             ("/api/v1/records", self.max_body_bytes),

@@ -116,12 +116,31 @@ def parts(request: Request) -> Collector:
     return found
 
 
+LANGFUSE_OTLP_PREFIX = "/api/public/otel/"  # where Langfuse's SDK (v3 and later) posts its OTLP
+
+
 def presented_key(request: Request) -> str:
-    """The key a request carries: `Authorization: Bearer`, `X-Tracehouse-Key` or the UI's cookie."""
+    """The key a request carries: `Authorization: Bearer`, `X-Tracehouse-Key` or the UI's cookie; on
+    Langfuse's OTLP path also `Authorization: Basic` (public key:secret key), the secret key being ours."""
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
+    if header[:6].lower() == "basic " and request.url.path.startswith(LANGFUSE_OTLP_PREFIX):
+        return basic_password(header[6:])
     return (request.headers.get("x-tracehouse-key") or request.cookies.get("tracehouse_key") or "").strip()
+
+
+def basic_password(credentials: str) -> str:
+    """The password of HTTP Basic credentials (base64 of user:password); "" when they are not such."""
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    _, colon, password = decoded.partition(":")
+    return password.strip() if colon else ""
 
 
 async def principal(request: Request) -> Principal:

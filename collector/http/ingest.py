@@ -168,6 +168,7 @@ async def _otlp(request: Request, collector: Collector, who: Principal, signal: 
 
 
 @router.post("/v1/traces")
+@router.post("/api/public/otel/v1/traces")  # Langfuse's SDK posts here (its secret key as our key, Basic auth)
 async def otlp_traces(request: Request, collector: CollectorDep, who: Caller) -> Response:
     """OTLP/HTTP spans from any OpenTelemetry SDK; refused spans are reported in partial_success."""
     return await _otlp(request, collector, who, SIGNALS["traces"])

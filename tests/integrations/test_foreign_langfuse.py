@@ -2,8 +2,8 @@
 real `tracehouse serve`: observations land with their kind, model, tokens, cost, input and output,
 and a stream's `completion_start_time` is its time to first token.
 
-Langfuse's exporter posts to `{base_url}/api/public/otel/v1/traces`; the collector serves OTLP at
-`/v1/traces`, which the SDK's LANGFUSE_OTEL_TRACES_EXPORT_PATH points it to."""
+Langfuse's exporter posts to `{base_url}/api/public/otel/v1/traces`, which the collector serves as it
+serves `/v1/traces` (tests/collector/test_langfuse_otlp_path.py: its secret key as our key)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def test_langfuse_observations_land_in_the_columns(served: Served) -> None:
-    (trace_id,) = served.run(_APP, LANGFUSE_OTEL_TRACES_EXPORT_PATH="v1/traces")
+    (trace_id,) = served.run(_APP)
     spans = served.spans(trace_id)
     names = [s["name"] for s in spans]
     assert names == ["answer", "OpenAI-generation", "OpenAI-generation", "OpenAI-embedding", "lookup", "judge", "check"]
