@@ -17,7 +17,7 @@ import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from tracehouse._errors import ConfigError, NotFoundError, StoreError, TracehouseError
+from tracehouse._errors import ConfigError, ConflictError, NotFoundError, StoreError, TracehouseError
 from tracehouse._version import VERSION as __version__
 
 if _TYPE_CHECKING:
@@ -117,6 +117,7 @@ __all__ = [
     "NoopSpan",
     "LangChainInstrumentation",
     "NotFoundError",
+    "ConflictError",
     "OpenAIInstrumentation",
     "Run",
     "RunStopped",

@@ -3,6 +3,7 @@
 TracehouseError
  ├── ConfigError     (also a ValueError): a bad option or argument, raised early
  ├── NotFoundError   (also a LookupError): what was asked for is not in the store
+ ├── ConflictError   a change made from a version that is no longer the latest (409)
  └── StoreError      the store cannot be opened, migrated, written or queried
 """
 
@@ -24,6 +25,10 @@ class ConfigError(TracehouseError, ValueError):
 
 class NotFoundError(TracehouseError, LookupError):
     """A trace (or other record) asked for by id is not in the store."""
+
+
+class ConflictError(TracehouseError):
+    """A change was based on a version of a record that someone else has replaced since; nothing was written."""
 
 
 class StoreError(TracehouseError):

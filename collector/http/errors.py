@@ -1,12 +1,13 @@
 """Errors become statuses at the collector's edge: 400 bad input, 401/403 keys, 404 unknown ids and
-projects, 408/413/415 bodies, 503 store trouble or a full queue (with Retry-After), 507 a full disk."""
+projects, 408/413/415 bodies, 409 a change from a replaced version, 503 store trouble or a full queue
+(with Retry-After), 507 a full disk."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from tracehouse._errors import ConfigError, NotFoundError, StoreError
+from tracehouse._errors import ConfigError, ConflictError, NotFoundError, StoreError
 from tracehouse.collector.http.deps import AuthError, error_response, json_response
 from tracehouse.collector.http.guard import BodyError, is_disk_full
 from tracehouse.collector.ingest.batch_writer import Overloaded
@@ -29,6 +30,10 @@ async def _bad_argument(request: Request, error: Exception) -> Response:
 
 async def _not_found(request: Request, error: Exception) -> Response:
     return error_response(404, str(error))
+
+
+async def _conflict(request: Request, error: Exception) -> Response:
+    return error_response(409, str(error))
 
 
 async def _store_error(request: Request, error: Exception) -> Response:
@@ -54,7 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map tracehouse's errors (and a full disk) to statuses on every route of `app`."""
     for kind, handler in ((BodyError, _body), (AuthError, _auth), (ConfigError, _bad_argument),
                           (NotFoundError, _not_found), (StoreError, _store_error), (OSError, _os_error),
-                          (Overloaded, _overloaded)):  # fmt: skip
+                          (Overloaded, _overloaded), (ConflictError, _conflict)):  # fmt: skip
         app.add_exception_handler(kind, handler)
 
 

@@ -1,12 +1,13 @@
 """The reports' JSON API: `GET /api/v1/reports?project=` (list), `POST /api/v1/reports` (create: `{"project",
 "title", "description", "blocks"}`), `GET / PUT / DELETE /api/v1/reports/{id}` (read, replace, soft-delete),
-`GET /api/v1/reports/{id}/versions` (the history). Bodies are JSON (415 otherwise); a bad one is a 400
-naming the field (`reports_blocks.py`), an unknown report a 404 naming its id.
+`GET /api/v1/reports/{id}/versions` (the history). A PUT with `base_version` (or `If-Match`) is refused
+with 409 when the report was saved by someone else since that version. Bodies are JSON (415 otherwise);
+a bad one is a 400 naming the field (`reports_blocks.py`), an unknown report a 404 naming its id.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -57,13 +58,30 @@ async def get_report(request: Request, report_id: str, collector: CollectorDep, 
 
 @router.put("/api/v1/reports/{report_id}")
 async def update_report(request: Request, report_id: str, collector: CollectorDep, who: Caller) -> Response:
-    """A new version of the report: title, description and blocks replaced."""
+    """A new version of the report: title, description and blocks replaced. `base_version` in the body (or
+    `If-Match: "<version>"`) is the version the change was made from: 409 when another was saved since."""
     body = await _body(request)
+    base = base_version(body.pop("base_version", None), request.headers.get("if-match"))
     current = await collector.read(reports_store.readable, collector.store, who, report_id)
     body.pop("project", None)
     author = await collector.read(reports_store.author_of, collector.store, who)
-    report = await collector.read(reports_store.update, collector.store, current["project"], report_id, body, author)
+    report = await collector.read(reports_store.update, collector.store, current["project"], report_id, body, author,
+                                  base)  # fmt: skip
     return json_response(report)
+
+
+def base_version(field: Any, if_match: Optional[str]) -> Optional[int]:
+    """The version a change was made from (body field, else an If-Match entity tag); ConfigError when malformed."""
+    if field is not None:
+        if isinstance(field, bool) or not isinstance(field, int) or field < 0:
+            raise ConfigError("base_version", f"expected the version number the change was made from, got {field!r}")
+        return field
+    if not if_match or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isascii() or not tag.isdigit() or len(tag) > 20:
+        raise ConfigError("If-Match", f'expected "<version>", got {if_match[:40]!r}')
+    return int(tag)
 
 
 @router.delete("/api/v1/reports/{report_id}")

@@ -52,6 +52,16 @@ def parse_form(form: dict[str, list[str]]) -> dict[str, Any]:
     return {"title": _first(form, "title"), "description": _first(form, "description"), "blocks": blocks}
 
 
+def base_version(form: dict[str, list[str]]) -> Optional[int]:
+    """The version the editor's draft was made from (its hidden field); None when the form has none."""
+    raw = _first(form, "base_version").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20:
+        raise ConfigError("base_version", f"expected the version the draft was made from, got {raw[:30]!r}")
+    return int(raw)
+
+
 def body_of(draft: dict[str, Any]) -> dict[str, Any]:
     """The draft as a report body (the block keys left out)."""
     blocks = [{k: v for k, v in block.items() if k != "key"} for block in draft["blocks"]]
@@ -122,4 +132,14 @@ def templates() -> list[dict[str, Any]]:
     return found
 
 
-__all__ = ["KINDS", "apply", "body_of", "editor_blocks", "new_block", "new_key", "parse_form", "templates"]
+__all__ = [
+    "KINDS",
+    "apply",
+    "base_version",
+    "body_of",
+    "editor_blocks",
+    "new_block",
+    "new_key",
+    "parse_form",
+    "templates",
+]

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tracehouse._errors import ConfigError, NotFoundError, StoreError
+from tracehouse._errors import ConfigError, ConflictError, NotFoundError, StoreError
 from tracehouse.collector.http.deps import Collector, parts, principal
 from tracehouse.collector.store.keys import Principal
 from tracehouse.collector.ui import reports_api, reports_form, reports_store
@@ -88,9 +88,13 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def _editor(request: Request, draft: dict[str, Any], report: Optional[dict[str, Any]], project: str) -> dict[str, Any]:
+def _editor(request: Request, draft: dict[str, Any], report: Optional[dict[str, Any]], project: str,
+            base: Optional[int] = None) -> dict[str, Any]:  # fmt: skip
+    """The editor's values; `base` is the version the draft was made from (the report's own by default)."""
     action = f"/reports/{report['report_id']}/edit" if report else "/reports/new"
+    base_version = base if base is not None else (report or {}).get("version", "")
     return {"draft": draft, "report": report, "form_action": action, "csrf": csrf_token(request),
+            "base_version": base_version,
             "panels": {kind: label for kind, (label, _) in PANELS.items()}, "templates": reports_form.templates(),
             "x_axes": X_AXES, "groups": ("name", "model", "kind", "service"), "max_markdown": MAX_MARKDOWN,
             "project": project}  # fmt: skip
@@ -167,6 +171,7 @@ async def _save(request: Request, collector: Collector, who: Principal, form: di
                 report: Optional[dict[str, Any]], project: str) -> Response:  # fmt: skip
     draft = reports_form.parse_form(form)
     action = (form.get("action") or ["save"])[0]
+    base = reports_form.base_version(form) if report is not None else None
     status = 200
     values: dict[str, Any] = {}
     try:
@@ -177,14 +182,18 @@ async def _save(request: Request, collector: Collector, who: Principal, form: di
                 saved = await collector.read(reports_store.create, collector.store, project, body, author)
             else:
                 saved = await collector.read(reports_store.update, collector.store, project, report["report_id"],
-                                             body, author)  # fmt: skip
+                                             body, author, base)  # fmt: skip
             return RedirectResponse(f"/reports/{saved['report_id']}", 303)
         draft = reports_form.apply(draft, action)
     except ConfigError as error:
         status, values = 400, {"error": str(error)}
+    except ConflictError as error:  # the draft stays on the page; saving again replaces the newer version
+        assert report is not None
+        status, base = 409, report["version"]
+        values = {"error": f"{error}. Your draft is below: Save again to replace that version with it."}
     known = await visible_projects(collector, who)
     page_values = {"page": "reports", "projects": known, "request_path": request.url.path, "unsaved": True,
-                   **_editor(request, draft, report, project), **values}  # fmt: skip
+                   **_editor(request, draft, report, project, base), **values}  # fmt: skip
     return _with_csrf(request, html("reports_edit.html", status, **page_values))
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 
-from tracehouse._errors import NotFoundError
+from tracehouse._errors import ConflictError, NotFoundError
 from tracehouse.collector.store.queries import check_project
 from tracehouse.collector.ui.reports_blocks import check_report
 
@@ -119,10 +119,20 @@ def create(store: Store, project: str, body: Any, author: str) -> dict[str, Any]
     return _write(store, row)
 
 
-def update(store: Store, project: str, report_id: str, body: Any, author: str) -> dict[str, Any]:
-    """A new version of a report (title, description and blocks replaced); NotFoundError for an unknown id."""
+def update(store: Store, project: str, report_id: str, body: Any, author: str,
+           base_version: Optional[int] = None) -> dict[str, Any]:  # fmt: skip
+    """A new version of a report (title, description and blocks replaced); NotFoundError for an unknown id.
+
+    `base_version` is the version the change was made from: when the report has had another version saved
+    since, ConflictError names it and nothing is written (without it, the last save wins)."""
     report = check_report(body)
     current = get(store, report_id, project)
+    if base_version is not None and base_version != current["version"]:
+        raise ConflictError(
+            f"report {report_id} was changed since version {base_version} (by {current['author'] or 'someone'} at "
+            f"{current['updated_at']:%Y-%m-%d %H:%M:%S} UTC, now version {current['version']}): reload it and "
+            "make your change again"
+        )
     version = max(time.time_ns(), current["version"] + 1)
     return _write(store, {**current, **report, "author": author, "updated_at": datetime.now(timezone.utc),
                           "deleted": False, "version": version})  # fmt: skip
