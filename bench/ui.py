@@ -189,9 +189,11 @@ def _profile_cases(cursor: Optional[str]) -> list[tuple[str, str, dict[str, Any]
     for label in ("1h", "24h"):
         for by in ("name", "model") if label == "24h" else ("name",):
             page = f"/ range={label} by={by}"
-            cases += [(page, "overview", {"range": label}), (page, "series", {"range": label, "by": None}),
-                      (page, "series", {"range": label, "by": by}), (page, "groups", {"range": label, "by": by}),
-                      (page, "slowest", {"range": label})]  # fmt: skip
+            cases += [
+                (page, "overview_and_series", {"range": label}),
+                (page, "series_and_groups", {"range": label, "by": by}),
+                (page, "slowest", {"range": label}),
+            ]
     variants: list[tuple[str, dict[str, Any]]] = [
         ("/traces", {}), ("/traces status=error", {"status": "error"}), (f"/traces text={SEARCH_WORD}",
         {"text": SEARCH_WORD}), (f"/traces text={ABSENT_WORD} (no match)", {"text": ABSENT_WORD}),
@@ -216,7 +218,7 @@ def _call(store: Any, function: str, options: dict[str, Any]) -> None:
 
         order = list_order({k: options.pop(k) for k in ("sort", "order", "after", "error") if k in options})
         trace_list_data(store, PROJECT, window, uq.TraceFilters(**options), order)
-    elif function in ("series", "groups"):
+    elif function == "series_and_groups":
         getattr(uq, function)(store, PROJECT, window, options["by"])
     else:
         getattr(uq, function)(store, PROJECT, window)

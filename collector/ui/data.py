@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 def dashboard(store: Store, project: str, window: uq.TimeRange, by: str) -> dict[str, Any]:
     """Totals, series overall and by group, the group table and the slowest calls."""
     uq.check_group(by)
-    overview = uq.overview(store, project, window)
+    overview, every = uq.overview_and_series(store, project, window)
+    by_group, groups = uq.series_and_groups(store, project, window, by)
     return {
         "project": project, "range": window.label, "start": window.start.isoformat(), "end": window.end.isoformat(),
-        "window": window.as_dict(), "by": by, "overview": overview, "all": uq.series(store, project, window, None),
-        "series": uq.series(store, project, window, by), "groups": uq.groups(store, project, window, by),
+        "window": window.as_dict(), "by": by, "overview": overview, "all": every, "series": by_group,
+        "groups": groups,
         "slowest": uq.slowest(store, project, window),
         "empty": ranges.empty_state(store, project, window, overview["count"]),
     }  # fmt: skip
