@@ -151,8 +151,22 @@ SPAN_FIELDS = (
     "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time", "end_time", "duration_ms", "status",
     "status_message", "input", "input_size", "output", "output_size", "context", "model", "provider",
     "input_tokens", "output_tokens", "total_tokens", "cost_usd", "time_to_first_token_ms", "attributes",
-    "event_names", "run_id", "service_name",
+    "event_names", "run_id", "service_name", "trace_state",
 )  # fmt: skip
+_LINK_COLUMNS = ("link_trace_ids", "link_span_ids", "link_trace_states", "link_attributes")
+_SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _with_links(span: dict[str, Any]) -> dict[str, Any]:
+    """The span's links (parallel arrays in the store) as a list of {trace_id, span_id, trace_state,
+    attributes, linkable}; `linkable` when the ids are well-formed (only those become page links)."""
+    trace_ids, span_ids, states, attributes = (span.pop(column) for column in _LINK_COLUMNS)
+    span["links"] = [
+        {"trace_id": t, "span_id": s, "trace_state": state, "attributes": dict(attrs),
+         "linkable": bool(TRACE_ID_RE.match(t)) and (not s or bool(_SPAN_ID_RE.match(s)))}
+        for t, s, state, attrs in zip(trace_ids, span_ids, states, attributes, strict=False)
+    ]  # fmt: skip
+    return span
 
 
 def trace_tree(store: Store, project: str, trace_id: str) -> dict[str, Any]:
@@ -172,14 +186,14 @@ def trace_tree(store: Store, project: str, trace_id: str) -> dict[str, Any]:
     if not bounds or not bounds[0][2]:
         raise NotFoundError(f"no trace {trace_id} in project {project!r}")
     columns, rows = store.query_rows(  # bounds in nanoseconds: Python datetimes would round them to µs
-        f"SELECT {', '.join(SPAN_FIELDS)} FROM spans "
+        f"SELECT {', '.join(SPAN_FIELDS + _LINK_COLUMNS)} FROM spans "
         "WHERE project = {project:String} AND trace_id = {trace_id:String} "
         "AND start_time BETWEEN fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
         "AND fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
         "ORDER BY start_time",
         {**params, "lo": bounds[0][0], "hi": bounds[0][1]},
     )
-    spans = [dict(zip(columns, row, strict=True)) for row in rows]
+    spans = [_with_links(dict(zip(columns, row, strict=True))) for row in rows]
     return build_tree(with_logs(store, params["project"], trace_id, bounds[0][0], bounds[0][1], spans))
 
 
