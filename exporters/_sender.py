@@ -136,7 +136,7 @@ class CollectorClient:
             decoded = orjson.loads(data) if data else {}
         except orjson.JSONDecodeError:
             decoded = {"error": data[:200].decode("utf-8", "replace")}
-        if response.status == 200:
+        if 200 <= response.status < 300:  # 201 Created from the reports API
             return decoded
         reason = decoded.get("error", decoded) if isinstance(decoded, dict) else decoded
         error = SendError(

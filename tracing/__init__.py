@@ -56,6 +56,7 @@ if _TYPE_CHECKING:
         Video,
     )
     from tracehouse.tracking.plots import plot_table
+    from tracehouse.tracking.reports import Report, reports
     from tracehouse.tracking.run import Run, current_run
     from tracehouse.tracking.run_wandb import AlertLevel
     from tracehouse.tracking.session import define_metric, finish, init, log, log_artifact, restore, save, use_artifact
@@ -79,6 +80,7 @@ _WHERE = {  # module -> the public names it defines
     "tracehouse.integrations.openai.instrument": ("OpenAIInstrumentation", "instrument_openai", "uninstrument_openai"),
     "tracehouse.reads.api": ("Api",),
     "tracehouse.tracking.plots": ("plot_table",),
+    "tracehouse.tracking.reports": ("Report", "reports"),
     "tracehouse.reads.reading": ("history", "latency", "query", "runs", "sync", "trace_tree", "traces"),
     "tracehouse.spans.api": ("configure", "flush", "get_settings", "stats"),
     "tracehouse.spans.config": ("Settings",),
@@ -118,6 +120,7 @@ __all__ = [
     "LangChainInstrumentation",
     "NotFoundError",
     "ConflictError",
+    "Report",
     "OpenAIInstrumentation",
     "Run",
     "RunStopped",
@@ -159,6 +162,7 @@ __all__ = [
     "plot",
     "plot_table",
     "query",
+    "reports",
     "restore",
     "runs",
     "save",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import orjson
 
-from tracehouse._errors import ConfigError, NotFoundError, StoreError, TracehouseError
+from tracehouse._errors import ConfigError, ConflictError, NotFoundError, StoreError, TracehouseError
 from tracehouse.collector.store import queries as q
 from tracehouse.collector.store.readonly import DEFAULT_LIMITS, QueryLimits
 from tracehouse.collector.store.reads import run_read
@@ -130,6 +130,33 @@ class StoreAccess:
             return {"revoked": key_id}
         raise ConfigError("action", f"expected one of {', '.join(KEY_ACTIONS)}, got {action!r}")
 
+    def reports(self, action: str, args: Mapping[str, Any]) -> Any:
+        """Reports (collector/ui/reports_store.py): `list` {project}, `get` {project, report_id, version},
+        `create` {project, body, author}, `update` {project, report_id, body, author, base_version},
+        `delete` {project, report_id, author}, `versions` {project, report_id}."""
+        from tracehouse.collector.ui import reports_store as rs
+
+        project = q.check_project(str(args.get("project") or ""))
+        report_id, author = str(args.get("report_id") or ""), str(args.get("author") or "python")
+        if action == "list":
+            return rs.listing(self.store, project)
+        if action == "create":
+            return rs.create(self.store, project, args.get("body"), author)
+        if action not in REPORT_ACTIONS:
+            raise ConfigError("action", f"expected one of {', '.join(REPORT_ACTIONS)}, got {action!r}")
+        rs.get(self.store, report_id, project)  # NotFoundError naming it, before anything else
+        if action == "get":
+            version = args.get("version")
+            return rs.get(self.store, report_id, project, None if version is None else int(version))
+        if action == "update":
+            return rs.update(self.store, project, report_id, args.get("body"), author, args.get("base_version"))
+        if action == "delete":
+            return rs.delete(self.store, project, report_id, author)
+        return rs.versions(self.store, project, report_id)
+
+
+REPORT_ACTIONS = ("list", "get", "create", "update", "delete", "versions")
+
 
 def json_default(value: Any) -> Any:
     """orjson's fallback: datetimes as ISO text, numpy values as Python ones, the rest as text."""
@@ -209,7 +236,7 @@ def decode_result(answer: Mapping[str, Any]) -> Any:
     return answer.get("value")
 
 
-OPERATIONS = ("ping", "query", "read", "traces", "trace_tree", "latency", "sweep", "keys", "catch_up")
+OPERATIONS = ("ping", "query", "read", "traces", "trace_tree", "latency", "sweep", "keys", "reports", "catch_up")
 
 
 def parse_request(body: bytes) -> tuple[str, str, dict[str, Any]]:
@@ -246,6 +273,8 @@ def dispatch(access: StoreAccess, op: str, args: dict[str, Any], info: Mapping[s
         return 404, dumps({"error": str(error)})
     except StoreError as error:
         return 503, dumps({"error": str(error)})
+    except ConflictError as error:
+        return 409, dumps({"error": str(error)})
     except TracehouseError as error:
         return 400, dumps({"error": str(error)})
 

@@ -114,6 +114,31 @@ def test_a_second_script_reads_and_writes_through_the_owner(holder: tuple[Holder
     assert owner.ask("count") == "count 2"  # the owner sees what the other process wrote
 
 
+def test_reports_are_saved_and_loaded_through_the_owner(holder: tuple[Holder, Path]) -> None:
+    _, data_dir = holder
+    saved = _python("""
+        import tracehouse as th
+        report = th.Report("From the trainer").markdown("done").latency_table(by="model").save()
+        stale = th.Report.load(report.id)
+        report.title = "Edited"
+        report.save()
+        try:
+            stale.save()
+        except th.ConflictError:
+            print("conflict")
+        print(report.id)
+    """, data_dir)  # fmt: skip
+    _assert_no_lock_noise(saved)
+    conflict, report_id = saved.stdout.split()
+    loaded = _python(f"""
+        import tracehouse as th
+        report = th.Report.load({report_id!r})
+        print(report.title, len(report.blocks), len(report.versions()), th.reports()["report_id"].tolist())
+    """, data_dir)  # fmt: skip
+    _assert_no_lock_noise(loaded)
+    assert conflict == "conflict" and loaded.stdout.strip() == f"Edited 2 2 ['{report_id}']"
+
+
 def test_the_cli_keys_and_sweeps_work_beside_the_owner(holder: tuple[Holder, Path], tmp_path: Path) -> None:
     _, data_dir = holder
     traces = _cli(data_dir, "traces", "--json")

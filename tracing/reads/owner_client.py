@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import orjson
 
-from tracehouse._errors import ConfigError, NotFoundError, StoreError
+from tracehouse._errors import ConfigError, ConflictError, NotFoundError, StoreError
 from tracehouse.collector.store.windows import EPOCH, UNSET
 from tracehouse.spans.runtime import runtime
 
@@ -61,6 +61,8 @@ def error_from(status: int, reason: str, answer: Optional[Mapping[str, Any]] = N
         return ConfigError(option, problem) if problem and " " not in option else ConfigError("request", reason)
     if status == 404:
         return NotFoundError(reason)
+    if status == 409:
+        return ConflictError(reason)
     return StoreError(reason)
 
 
@@ -157,6 +159,9 @@ class OwnerAccess:
 
     def keys(self, action: str, args: Mapping[str, Any]) -> Any:
         return self._call("keys", action=action, args=dict(args))
+
+    def reports(self, action: str, args: Mapping[str, Any]) -> Any:
+        return self._call("reports", action=action, args=dict(args))
 
 
 def restore_times(node: dict[str, Any]) -> dict[str, Any]:

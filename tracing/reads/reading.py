@@ -56,6 +56,12 @@ def _run(operation: Callable[[Any], T]) -> T:
     return with_access(operation)
 
 
+def on_store(operation: Callable[[Any], T]) -> T:
+    """Run `operation(access)` where the store is: the collector (an endpoint is set), this process's store
+    or its owner; `access` has the operations of `collector/owner/access.StoreAccess`."""
+    return _run(operation)
+
+
 def catch_up() -> IngestReport:
     """Flush this process's records and deliver every pending spool segment (not offline runs'): to
     the collector when an endpoint is set, else into the store (here or at its owner)."""

@@ -46,7 +46,7 @@ def _call(method: str, path: str, body: Optional[bytes] = None) -> Any:
     try:
         return client().request(method, path, body)
     except SendError as error:
-        if error.status in (400, 404):
+        if error.status in (400, 404, 409):
             raise error_from(error.status, error.reason, error.answer) from None
         raise StoreError(str(error)) from None
 
@@ -162,3 +162,21 @@ class RemoteAccess:
         if action == "list":
             return call_json("GET", "/api/v1/keys")
         return call_json("DELETE", f"/api/v1/keys/{quote(str(args.get('key_id') or ''))}")
+
+    def reports(self, action: str, args: Mapping[str, Any]) -> Any:
+        """The collector's /api/v1/reports endpoints (a key of the report's project)."""
+        project, report_id = str(args.get("project") or ""), quote(str(args.get("report_id") or ""), safe="")
+        if action == "list":
+            return _get("/api/v1/reports", project=project)["reports"]
+        if action == "create":
+            return call_json("POST", "/api/v1/reports", {**dict(args.get("body") or {}), "project": project})
+        if action == "get":
+            version = args.get("version")
+            path = f"/api/v1/reports/{report_id}" + ("" if version is None else f"?version={int(version)}")
+            return call_json("GET", path)
+        if action == "update":
+            body = {**dict(args.get("body") or {}), "base_version": args.get("base_version")}
+            return call_json("PUT", f"/api/v1/reports/{report_id}", {k: v for k, v in body.items() if v is not None})
+        if action == "delete":
+            return call_json("DELETE", f"/api/v1/reports/{report_id}")
+        return call_json("GET", f"/api/v1/reports/{report_id}/versions")["versions"]
