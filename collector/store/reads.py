@@ -171,7 +171,7 @@ _RUNNING_HERE = (
 )
 
 
-def _dead_processes(store: Store, project: str) -> dict[str, Any]:
+def dead_processes(store: Store, project: str) -> dict[str, Any]:
     """The `runs` read's `h` (this host) and `dead` (pids of this host's running runs that are gone)."""
     from tracehouse.collector.store.processes import dead_pids, this_host
 
@@ -189,7 +189,7 @@ def run_read(store: Store, name: str, project: str, parameters: Mapping[str, Any
         raise ConfigError("parameters", f"expected an object, got {parameters!r}")
     sql = read_sql(name)
     if name == "runs":
-        parameters = {**parameters, **_dead_processes(store, project)}
+        parameters = {**parameters, **dead_processes(store, project)}
     check_parameters(name, sql, parameters)
     bound = {k: v for k, v in parameters.items() if k != "filters"}
     filters = parameters.get("filters")

@@ -45,14 +45,3 @@ def trace_args(params: Any) -> tuple[uq.TimeRange, uq.TraceFilters, Optional[str
         text=text(params, "text"), run_id=text(params, "run_id"),
     )  # fmt: skip
     return window(params, "24h"), filters, text(params, "before")
-
-
-def run_view(params: Any) -> tuple[str, float]:
-    """A run page's x axis (step or time) and smoothing weight."""
-    x = params.get("x") or "step"
-    if x not in ("step", "time"):
-        raise ConfigError("x", f"expected step or time, got {x!r}")
-    weight = number(params, "smooth") or 0.0
-    if not 0 <= weight < 1:
-        raise ConfigError("smooth", f"expected a smoothing weight from 0 to 0.99, got {weight}")
-    return x, weight

@@ -57,7 +57,7 @@ _TEXT = f""", argMin(name, {_ROOT}) AS root_name, substring(argMin(input, {_ROOT
 def _traces_sql(group: str, member: str, text: str) -> str:
     column = GROUPS[group]
     return _TRACES_SQL.replace("{member}", member).replace("{column}", column).replace("{text}", text) \
-        .replace("{window}", uq._WINDOW).replace("{tokens}", usage_sum("total_tokens")) \
+        .replace("{window}", uq.WINDOW).replace("{tokens}", usage_sum("total_tokens")) \
         .replace("{cost}", usage_sum("cost_usd"))  # fmt: skip
 
 
@@ -92,7 +92,7 @@ def groups(store: Store, project: str, window: uq.TimeRange, group: str, limit: 
         raise ConfigError("before", "ask for the page after a cursor or the page before one, not both")
     backwards = before is not None
     cursor = parse_cursor("before" if backwards else "after", before if backwards else after)
-    params: dict[str, Any] = {**uq._bounds(project, window), "limit": limit + 1}
+    params: dict[str, Any] = {**uq.bounds(project, window), "limit": limit + 1}
     condition = ""
     if cursor is not None:
         params["cursor_ns"], params["cursor_id"] = cursor
@@ -126,7 +126,7 @@ def member(store: Store, project: str, window: uq.TimeRange, group: str, member_
     NotFoundError naming the id when it has none."""
     chosen = "AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {window} AND {column} = {member:String})"
     sql = _traces_sql(group, chosen, _TEXT) + "ORDER BY started, trace_id LIMIT {limit:UInt32}"
-    columns, rows = store.query_rows(sql, {**uq._bounds(project, window), "member": member_id,
+    columns, rows = store.query_rows(sql, {**uq.bounds(project, window), "member": member_id,
                                            "limit": MAX_TRACES + 1})  # fmt: skip
     traces = [dict(zip(columns, row, strict=True)) for row in rows]
     if not traces:

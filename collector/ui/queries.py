@@ -74,11 +74,13 @@ def time_range(
     return TimeRange(window.start, window.end or now, shown)
 
 
-def _bounds(project: str, window: TimeRange) -> dict[str, Any]:
+def bounds(project: str, window: TimeRange) -> dict[str, Any]:
+    """The parameters `WINDOW` binds: the checked project and the window's start and end."""
     return {"project": check_project(project), "start": window.start, "end": window.end}
 
 
-_WINDOW = "project = {project:String} AND start_time >= {start:DateTime64(9, 'UTC')} " \
+# a page's window over `spans` (its parameters: `bounds`); the table is ordered by project and hour
+WINDOW = "project = {project:String} AND start_time >= {start:DateTime64(9, 'UTC')} " \
     "AND start_time < {end:DateTime64(9, 'UTC')}"  # fmt: skip
 
 
@@ -87,8 +89,8 @@ def overview(store: Store, project: str, window: TimeRange) -> dict[str, Any]:
     _, rows = store.query_rows(
         "SELECT count() AS count, quantiles(0.5, 0.95, 0.99)(duration_ms) AS q, "
         f"countIf(status = 'error') AS errors, {counted_sum('total_tokens')} AS tokens, {counted_sum('cost_usd')} AS "
-        f"cost FROM spans WHERE {_WINDOW}",
-        _bounds(project, window),
+        f"cost FROM spans WHERE {WINDOW}",
+        bounds(project, window),
     )
     count, quantiles, errors, tokens, cost = rows[0]
     q = [round(float(v), 3) for v in quantiles] if count else [0.0, 0.0, 0.0]
@@ -125,8 +127,8 @@ def series(store: Store, project: str, window: TimeRange, by: Optional[str]) -> 
         f"SELECT toUnixTimestamp(toStartOfInterval(start_time, toIntervalSecond({bucket}))) AS t, {column} AS g, "
         "count(), quantiles(0.5, 0.95, 0.99)(duration_ms), countIf(status = 'error'), "
         f"sum(if({COUNTED}, ifNull(total_tokens, 0), 0)), sum(if({COUNTED}, ifNull(cost_usd, 0), 0)) "
-        f"FROM spans WHERE {_WINDOW}{_calls_once(by)} GROUP BY t, g ORDER BY t, g",
-        _bounds(project, window),
+        f"FROM spans WHERE {WINDOW}{_calls_once(by)} GROUP BY t, g ORDER BY t, g",
+        bounds(project, window),
     )
     points = [
         {
@@ -151,10 +153,10 @@ def groups(store: Store, project: str, window: TimeRange, by: str) -> list[dict[
     _columns, rows = store.query_rows(
         f"SELECT {column} AS group, count() AS count, quantiles(0.5, 0.95, 0.99)(duration_ms) AS q, "
         f"countIf(status = 'error') / count() AS error_rate, {counted_sum('total_tokens')} AS tokens, "
-        f"{counted_sum('cost_usd')} AS cost_usd FROM spans WHERE {_WINDOW}{_calls_once(by)} "
+        f"{counted_sum('cost_usd')} AS cost_usd FROM spans WHERE {WINDOW}{_calls_once(by)} "
         "GROUP BY group ORDER BY q[2] DESC "
         "LIMIT 50",
-        _bounds(project, window),
+        bounds(project, window),
     )
     return [
         {
@@ -186,9 +188,9 @@ _SETS = (
 def _sets(store: Store, project: str, window: TimeRange, by: Optional[str]) -> list[tuple[Any, ...]]:
     column = LATENCY_GROUPS[check_group(by)] if by is not None else "'all'"
     sets = "(t, g), (g)" if by is not None else "(t, g), ()"
-    sql = (_SETS.replace("{column}", column).replace("{window}", _WINDOW).replace("{only}", _calls_once(by))
+    sql = (_SETS.replace("{column}", column).replace("{window}", WINDOW).replace("{only}", _calls_once(by))
            .replace("{sets}", sets))  # fmt: skip
-    return store.query_rows(sql, {**_bounds(project, window), "bucket": window.bucket_seconds})[1]
+    return store.query_rows(sql, {**bounds(project, window), "bucket": window.bucket_seconds})[1]
 
 
 def _point(t: Any, g: Any, n: Any, q: Any, e: Any, tok: Any, c: Any) -> dict[str, Any]:
@@ -235,8 +237,8 @@ def slowest(store: Store, project: str, window: TimeRange, limit: int = 10) -> l
     """The slowest calls in the window, with their trace ids."""
     columns, rows = store.query_rows(
         "SELECT trace_id, span_id, name, kind, model, duration_ms, status, start_time FROM spans "
-        f"WHERE {_WINDOW} ORDER BY duration_ms DESC LIMIT {{limit:UInt32}}",
-        {**_bounds(project, window), "limit": limit},
+        f"WHERE {WINDOW} ORDER BY duration_ms DESC LIMIT {{limit:UInt32}}",
+        {**bounds(project, window), "limit": limit},
     )
     return [dict(zip(columns, row, strict=True)) for row in rows]
 

@@ -17,7 +17,7 @@ import orjson
 
 from tracehouse._errors import ConfigError
 from tracehouse._numbers import significant
-from tracehouse.collector.store.reads import _dead_processes, flat_values, read_sql
+from tracehouse.collector.store.reads import dead_processes, flat_values, read_sql
 from tracehouse.collector.store.run_filters import BoundParams, compile_filters, json_value_sql
 from tracehouse.collector.ui.runs_cells import cell, json_dict, parse_json
 from tracehouse.collector.ui.runs_form import RunsView
@@ -45,7 +45,7 @@ _INTERNAL = ("digest", "hash", "sha256", "sha1", "md5", "checksum", "uuid")
 
 def source(store: Store, project: str, filters: Optional[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """(SQL of the project's runs matching `filters`, with a `duration` column in seconds; its parameters)."""
-    params: dict[str, Any] = {"c": CRASHED_AFTER_MS, **_dead_processes(store, project), "p": project}
+    params: dict[str, Any] = {"c": CRASHED_AFTER_MS, **dead_processes(store, project), "p": project}
     sql = read_sql("runs")
     if filters:
         condition, values = compile_filters(filters)

@@ -138,7 +138,7 @@ def _conditions(filters: uq.TraceFilters, error: Optional[bool]) -> tuple[str, s
         where += " AND (positionCaseInsensitive(input, {text:String}) > 0 OR positionCaseInsensitive(output, " \
             "{text:String}) > 0)"  # fmt: skip
         params["text"] = filters.text
-    kept = f"AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {uq._WINDOW}{where})" if where else ""
+    kept = f"AND trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE {uq.WINDOW}{where})" if where else ""
     having = ""
     status = status_for(filters.status, error)
     if status is not None:
@@ -153,7 +153,7 @@ def _conditions(filters: uq.TraceFilters, error: Optional[bool]) -> tuple[str, s
 
 
 def _sql(template: str, kept: str, having: str, **parts: str) -> str:
-    sql = template.replace("{window}", uq._WINDOW).replace("{kept}", kept).replace("{having}", having)
+    sql = template.replace("{window}", uq.WINDOW).replace("{kept}", kept).replace("{having}", having)
     sql = sql.replace("{duration}", DURATION).replace("{root}", _ROOT)
     sql = sql.replace("{tokens}", usage_sum("total_tokens")).replace("{cost}", usage_sum("cost_usd"))
     for name, part in parts.items():
@@ -167,7 +167,7 @@ def trace_page(
     """One page of traces in the chosen order, the cursors of the pages after (`next`) and before (`prev`)
     it (None at either end), and the totals of every trace the filters keep."""
     kept, having, params = _conditions(filters, order.error)
-    params.update({**uq._bounds(project, window), **ts.sort_parameters(order.sort), "limit": order.limit + 1})
+    params.update({**uq.bounds(project, window), **ts.sort_parameters(order.sort), "limit": order.limit + 1})
     key = sort_key(order.sort)
     backwards = order.before is not None
     cursor = ""
@@ -200,7 +200,7 @@ def _rows(store: Store, project: str, window: uq.TimeRange, picked: list[dict[st
     if not picked:
         return []
     sql = _sql(_ROWS_SQL, "", "")
-    columns, rows = store.query_rows(sql, {**uq._bounds(project, window), "ids": [p["trace_id"] for p in picked]})
+    columns, rows = store.query_rows(sql, {**uq.bounds(project, window), "ids": [p["trace_id"] for p in picked]})
     names = [_RENAMED.get(c, c) for c in columns]
     by_id = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
     return [{**by_id[p["trace_id"]], "sort_key": p["sort_key"]} for p in picked if p["trace_id"] in by_id]
@@ -217,7 +217,7 @@ def totals(store: Store, project: str, window: uq.TimeRange, filters: uq.TraceFi
            error: Optional[bool]) -> dict[str, Any]:  # fmt: skip
     """Over every trace the filters keep: how many, their spans, tokens, cost, and how many failed."""
     kept, having, params = _conditions(filters, error)
-    columns, rows = store.query_rows(_sql(_TOTALS_SQL, kept, having), {**params, **uq._bounds(project, window)})
+    columns, rows = store.query_rows(_sql(_TOTALS_SQL, kept, having), {**params, **uq.bounds(project, window)})
     return _totals(dict(zip(columns, rows[0], strict=True)))
 
 
