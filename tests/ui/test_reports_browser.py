@@ -171,3 +171,43 @@ def test_a_report_written_in_the_editor_saved_reloaded_exported_and_deleted(
     page.wait_for_url(re.compile(r".*/reports\?project=ui$"))
     assert page.locator(f"tr.report-row[data-report='{report_id}']").count() == 0
     context.close()
+
+
+def test_two_editors_of_one_report_never_overwrite_each_other_unseen(
+    browser: Any, served: tuple[str, dict[str, Any]]
+) -> None:
+    """Alice and Bob open the editor of one report; Alice saves first. Bob's save says who changed it and
+    keeps his draft in the page; his second save replaces Alice's version, which stays in the history."""
+    url, _ = served
+    request = urllib.request.Request(f"{url}/api/v1/reports", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"project": PROJECT, "title": "Shared notes", "blocks": [
+                                         {"type": "markdown", "text": "first draft"}]}).encode())  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        report_id = json.loads(answer.read())["report_id"]
+    editors = []
+    for who in ("alice", "bob"):
+        context = browser.new_context(viewport={"width": 1300, "height": 900})
+        page = context.new_page()
+        page.goto(f"{url}/reports/{report_id}/edit")
+        page.wait_for_selector("form#report-editor[data-ready='1']")
+        page.fill("#title", f"Notes by {who}")
+        _block(page, "markdown").locator("textarea").fill(f"{who} was here")
+        editors.append((context, page))
+    (alice_context, alice), (bob_context, bob) = editors
+    alice.click("#save")
+    alice.wait_for_url(re.compile(rf".*/reports/{report_id}$"))
+    bob.click("#save")
+    bob.wait_for_selector("#error")
+    assert "was changed since version" in bob.inner_text("#error") and "Save again" in bob.inner_text("#error")
+    assert bob.input_value("#title") == "Notes by bob"
+    assert _block(bob, "markdown").locator("textarea").input_value() == "bob was here"
+    _shot(bob, "report-edit-conflict")
+    alice.reload()
+    assert alice.inner_text("#report-title") == "Notes by alice"  # Bob's first save wrote nothing
+    bob.click("#save")
+    bob.wait_for_url(re.compile(rf".*/reports/{report_id}$"))
+    assert bob.inner_text("#report-title") == "Notes by bob"
+    bob.click("#versions summary")
+    assert bob.locator("#versions tr.version-row").count() == 3
+    alice_context.close()
+    bob_context.close()
