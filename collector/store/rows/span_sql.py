@@ -44,6 +44,7 @@ JSON_SETTINGS = {
 }
 _MAX_UINT64_AS_FLOAT = "18446744073709551616."
 _MAX_TIME_NS = rows._MAX_TIME_NS
+_NO_PRICE = 4294967295  # above any index of the price list
 _PARSE_ERRORS = (
     "InputFormat",
     "CANNOT_PARSE",
@@ -147,9 +148,11 @@ FROM (
     {_number(f"a[{_quote(sc.COST_USD)}]")} AS cost_,
     arrayElement(splitByChar('/', lowerUTF8(model_)), -1) AS price_name_,
     if(indexOf({{price_models:Array(String)}}, price_name_) > 0, indexOf({{price_models:Array(String)}}, price_name_),
-       arrayFirstIndex(p -> startsWith(price_name_, p)
-                            AND substringUTF8(price_name_, lengthUTF8(p) + 1, 1) IN ('-', '@', ':', '.'),
-                       {{price_models:Array(String)}})) AS price_,
+       -- else the longest known prefix followed by - @ : . (the list is longest first); one multi-pattern
+       -- scan per row: a lambda over the list cost more than the rest of the price lookup together
+       toUInt64(arrayMin(arrayConcat([{_NO_PRICE}],
+                                     multiMatchAllIndices(price_name_, {{price_prefixes:Array(String)}}))))
+         % {_NO_PRICE}) AS price_,
     {_VALIDITY}
   FROM {{source}}
 )
@@ -211,7 +214,14 @@ def _batch_directory(store: Store) -> str:
 
 def _parameters() -> dict[str, Any]:
     models, input_prices, output_prices = price_table()
-    return {"price_models": models, "input_prices": input_prices, "output_prices": output_prices}
+    prefixes = ["^" + _literal_pattern(model) + "([-@:.]|$)" for model in models]
+    return {"price_models": models, "price_prefixes": prefixes, "input_prices": input_prices,
+            "output_prices": output_prices}  # fmt: skip
+
+
+def _literal_pattern(text: str) -> str:
+    """`text` as a regular expression that matches it literally (a backslash makes any ASCII symbol literal)."""
+    return "".join(c if c.isalnum() or not c.isascii() else "\\" + c for c in text)
 
 
 def check_and_insert_json(
