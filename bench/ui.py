@@ -190,8 +190,7 @@ def _profile_cases(cursor: Optional[str]) -> list[tuple[str, str, dict[str, Any]
         for by in ("name", "model") if label == "24h" else ("name",):
             page = f"/ range={label} by={by}"
             cases += [
-                (page, "overview_and_series", {"range": label}),
-                (page, "series_and_groups", {"range": label, "by": by}),
+                (page, "dashboard_sets", {"range": label, "by": by}),
                 (page, "slowest", {"range": label}),
             ]
     variants: list[tuple[str, dict[str, Any]]] = [
@@ -218,7 +217,7 @@ def _call(store: Any, function: str, options: dict[str, Any]) -> None:
 
         order = list_order({k: options.pop(k) for k in ("sort", "order", "after", "error") if k in options})
         trace_list_data(store, PROJECT, window, uq.TraceFilters(**options), order)
-    elif function == "series_and_groups":
+    elif function == "dashboard_sets":
         getattr(uq, function)(store, PROJECT, window, options["by"])
     else:
         getattr(uq, function)(store, PROJECT, window)

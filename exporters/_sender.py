@@ -213,11 +213,11 @@ class CollectorDestination:
         """
         from tracehouse.collector.ingest.spool import join_json_arrays
 
-        body = join_json_arrays(payloads)
-        if body is None:
+        joined = join_json_arrays(payloads)
+        if joined is None:
             return None
         try:
-            answer = self.client.request("POST", "/api/v1/records", body, self._headers(token))
+            answer = self.client.request("POST", "/api/v1/records", bytes(joined), self._headers(token))
         except SendError as error:
             if error.status == 400:
                 logger.warning("tracehouse: the collector refused a spool batch (%s); resending it frame by frame",

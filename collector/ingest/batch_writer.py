@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from tracehouse.collector.ingest.writer import (
     BadBatch,
+    JsonBody,
     WriteResult,
     insert_columns,
     map_records,
@@ -47,7 +48,7 @@ class _Submission:
     future: Future[WriteResult]
     mapped: tuple[dict[str, list[Any]], WriteResult]
     rows: int
-    body: Optional[bytes] = None  # a JSON batch, written alone by write_body
+    body: Optional[JsonBody] = None  # a JSON batch, written alone by write_body
     allowed_project: Optional[str] = None
     whole: bool = False  # records of any type, written alone by write_records
 
@@ -120,14 +121,15 @@ class BatchWriter:
         return self._enqueue(_Submission(records, token, Future(), map_records(records), len(records)))
 
     def submit_json(
-        self, body: bytes, token: Optional[str], allowed_project: Optional[str] = None
+        self, body: JsonBody, token: Optional[str], allowed_project: Optional[str] = None, rows: Optional[int] = None
     ) -> Future[WriteResult]:
         """Queue a JSON array of records as it is (see write_body): inserted alone, mapped by the store.
 
         The future fails with BadBatch for a body that is not such an array and with PermissionError
         when it holds a project other than `allowed_project`; nothing of that batch is written then.
         """
-        rows = body.count(b'"type":')  # an estimate for the queue's bound, before anything is parsed
+        if rows is None:  # an estimate for the queue's bound, before anything is parsed
+            rows = body.count(b'"type":') if isinstance(body, bytes) else len(body.parts)
         return self._enqueue(_Submission([], token, Future(), ({}, WriteResult()), rows, body, allowed_project))
 
     def _enqueue(self, item: _Submission) -> Future[WriteResult]:

@@ -287,20 +287,45 @@ def _next_good_frame(data: bytes) -> Optional[int]:
     return None
 
 
-def join_json_arrays(payloads: list[bytes]) -> Optional[bytes]:
-    """Frame payloads (each a JSON array of records) as one JSON array, without decoding them.
+class JsonArrays:
+    """Frame payloads as one JSON array of records, joined only as it is written out.
+
+    A range of frames is tens of MB: joining it in memory would hold it twice while the store reads it.
+    """
+
+    def __init__(self, parts: list[Union[bytes, memoryview]], size: int) -> None:
+        self.parts = parts  # each a payload's inside: records separated by commas, no brackets
+        self.size = size  # bytes, brackets and separators included
+
+    def write_to(self, out: BinaryIO) -> None:
+        """Write the joined array to a binary file."""
+        out.write(b"[")
+        for index, part in enumerate(self.parts):
+            if index:
+                out.write(b",")
+            out.write(part)
+        out.write(b"]")
+
+    def __bytes__(self) -> bytes:
+        return b"[" + b",".join(self.parts) + b"]"
+
+
+def join_json_arrays(payloads: list[bytes]) -> Optional[JsonArrays]:
+    """Frame payloads (each a JSON array of records) as one JSON array, without decoding or copying them.
 
     None when a payload is not shaped like a JSON array; then the frames must be decoded instead.
     """
     parts: list[Union[bytes, memoryview]] = []
+    size = 2
     for payload in payloads:
         if payload[:1] != b"[" or payload[-1:] != b"]":  # the writer's frames never have spaces around
             payload = payload.strip()
             if payload[:1] != b"[" or payload[-1:] != b"]":
                 return None
         if payload[1:2] == b"{" or payload[1:-1].strip():  # (the second test, which copies, is rarely needed)
-            parts.append(memoryview(payload)[1:-1])  # no copy until the join
-    return b"[" + b",".join(parts) + b"]"
+            parts.append(memoryview(payload)[1:-1])
+            size += len(payload) - 2 + (1 if len(parts) > 1 else 0)
+    return JsonArrays(parts, size)
 
 
 def list_segments(directory: Path) -> tuple[list[Path], list[Path]]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import orjson
 
+from tracehouse.collector.ingest.spool import JsonArrays
 from tracehouse.collector.store.isolate import store_isolating
 from tracehouse.collector.store.rows.runs import RUN_RECORD_TYPES
 from tracehouse.collector.store.rows.spans import span_columns
@@ -22,6 +23,8 @@ from tracehouse.collector.store.usage_siblings import has_calls, server_now, sha
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
+
+JsonBody = Union[bytes, JsonArrays]  # a JSON array of records, whole or as frame payloads joined on write
 
 logger = logging.getLogger("tracehouse")
 
@@ -131,7 +134,7 @@ def check_projects(records: list[dict[str, Any]], allowed_project: Optional[str]
 
 
 def write_json(
-    store: Store, body: bytes, token: Optional[str], allowed_project: Optional[str] = None
+    store: Store, body: JsonBody, token: Optional[str], allowed_project: Optional[str] = None
 ) -> Optional[WriteResult]:
     """Insert a JSON array of records mapped inside the embedded store (see collector/store/rows/span_sql.py).
 
@@ -154,11 +157,13 @@ def write_json(
     )
 
 
-def write_body(store: Store, body: bytes, token: Optional[str], allowed_project: Optional[str] = None) -> WriteResult:
+def write_body(
+    store: Store, body: JsonBody, token: Optional[str], allowed_project: Optional[str] = None
+) -> WriteResult:
     """Insert a JSON array of records: mapped by the store when it can, else decoded and mapped here."""
     result = write_json(store, body, token, allowed_project)
     if result is not None:
         return result
-    records = parse_records(body)
+    records = parse_records(body if isinstance(body, bytes) else bytes(body))
     check_projects(records, allowed_project)
     return write_records(store, records, token)

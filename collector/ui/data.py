@@ -25,15 +25,13 @@ if TYPE_CHECKING:
 
 def dashboard(store: Store, project: str, window: uq.TimeRange, by: str) -> dict[str, Any]:
     """Totals, series overall and by group, the group table and the slowest calls."""
-    uq.check_group(by)
-    overview, every = uq.overview_and_series(store, project, window)
-    by_group, groups = uq.series_and_groups(store, project, window, by)
+    sets = uq.dashboard_sets(store, project, window, by)
     return {
         "project": project, "range": window.label, "start": window.start.isoformat(), "end": window.end.isoformat(),
-        "window": window.as_dict(), "by": by, "overview": overview, "all": every, "series": by_group,
-        "groups": groups,
+        "window": window.as_dict(), "by": by, "overview": sets.overview, "all": sets.every, "series": sets.series,
+        "groups": sets.groups,
         "slowest": uq.slowest(store, project, window),
-        "empty": ranges.empty_state(store, project, window, overview["count"]),
+        "empty": ranges.empty_state(store, project, window, sets.overview["count"]),
     }  # fmt: skip
 
 

@@ -173,24 +173,17 @@ def groups(store: Store, project: str, window: TimeRange, by: str) -> list[dict[
     ]
 
 
-# The dashboard's totals, series and group table in two scans instead of four: GROUPING SETS give the
-# per-bucket rows and the rows over the whole window from one read (quantiles exact over each set's rows).
-# Outside its own set a bucket is 0 (span times start in 2000, so 0 is never a real bucket).
+# The dashboard's totals, series and group table in one scan instead of four: GROUPING SETS give the per-bucket
+# rows and the rows over the whole window, overall and per group, from one read (quantiles exact over each set's
+# rows). `grouping(t, g)` says which set a row is of: 0 (t, g), 1 (t), 2 (g), 3 ().
 _SETS = (
     "SELECT toUnixTimestamp(toStartOfInterval(start_time, toIntervalSecond({bucket:UInt32}))) AS t, {column} AS g, "
-    "count(), quantiles(0.5, 0.95, 0.99)(duration_ms), countIf(status = 'error'), "
+    "grouping(t, g), count(), quantiles(0.5, 0.95, 0.99)(duration_ms), countIf(status = 'error'), "
     f"sum(if({COUNTED}, ifNull(total_tokens, 0), 0)), sum(if({COUNTED}, ifNull(cost_usd, 0), 0)), "
     f"{counted_sum('total_tokens')}, {counted_sum('cost_usd')} "
-    "FROM spans WHERE {window}{only} GROUP BY GROUPING SETS ({sets}) ORDER BY t, g"
+    "FROM spans WHERE {window} GROUP BY GROUPING SETS ((t, g), (t), (g), ()) ORDER BY t, g"
 )
-
-
-def _sets(store: Store, project: str, window: TimeRange, by: Optional[str]) -> list[tuple[Any, ...]]:
-    column = LATENCY_GROUPS[check_group(by)] if by is not None else "'all'"
-    sets = "(t, g), (g)" if by is not None else "(t, g), ()"
-    sql = (_SETS.replace("{column}", column).replace("{window}", WINDOW).replace("{only}", _calls_once(by))
-           .replace("{sets}", sets))  # fmt: skip
-    return store.query_rows(sql, {**bounds(project, window), "bucket": window.bucket_seconds})[1]
+_BY_GROUP, _OVERALL, _GROUP_TOTALS, _TOTALS = 0, 1, 2, 3
 
 
 def _point(t: Any, g: Any, n: Any, q: Any, e: Any, tok: Any, c: Any) -> dict[str, Any]:
@@ -206,31 +199,44 @@ def _summary(n: Any, q: Any, e: Any, tokens: Any, cost: Any) -> dict[str, Any]:
             "cost_usd": _float_or_none(cost)}  # fmt: skip
 
 
-def overview_and_series(store: Store, project: str, window: TimeRange) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`overview` and `series(..., None)` from one scan."""
+@dataclass
+class DashboardSets:
+    """What the dashboard shows of a window: `overview`, `series(None)`, `series(by)` and `groups(by)`."""
+
+    overview: dict[str, Any]
+    every: dict[str, Any]
+    series: dict[str, Any]
+    groups: list[dict[str, Any]]
+
+
+def dashboard_sets(store: Store, project: str, window: TimeRange, by: str) -> DashboardSets:
+    """The dashboard's totals, overall series, per-group series and group table from one scan."""
+    column = LATENCY_GROUPS[check_group(by)]
+    if by == "model":  # a span not counted as a call by model falls in a NULL group, dropped below
+        column = f"if(model = '' OR {COUNTED}, {column}, NULL)"
+    sql = _SETS.replace("{column}", column).replace("{window}", WINDOW)
+    rows = store.query_rows(sql, {**bounds(project, window), "bucket": window.bucket_seconds})[1]
     totals = _summary(0, None, 0, None, None)
-    points = []
-    for t, g, n, q, e, tok, c, tokens, cost in _sets(store, project, window, None):
-        if int(t) == 0:
+    every: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
+    for t, g, which, n, q, e, tok, c, tokens, cost in rows:
+        if which == _TOTALS:
             totals = _summary(n, q, e, tokens, cost)
-        else:
+        elif which == _OVERALL:
+            every.append(_point(t, "all", n, q, e, tok, c))
+        elif g is None:
+            continue
+        elif which == _BY_GROUP:
             points.append(_point(t, g, n, q, e, tok, c))
-    return totals, {"bucket_seconds": window.bucket_seconds, "by": None, "points": points}
-
-
-def series_and_groups(store: Store, project: str, window: TimeRange,
-                      by: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
-    """`series(..., by)` and `groups(..., by)` from one scan."""
-    points, table = [], []
-    for t, g, n, q, e, tok, c, tokens, cost in _sets(store, project, window, by):
-        if int(t) == 0:
+        else:
             table.append({"group": str(g), **_summary(n, q, e, tokens, cost)})
-        else:
-            points.append(_point(t, g, n, q, e, tok, c))
     table.sort(key=lambda row: -row["p95_ms"])
     for row in table:
         row["error_rate"] = round(row["error_rate"], 4)
-    return {"bucket_seconds": window.bucket_seconds, "by": by, "points": points}, table[:50]
+    bucket = window.bucket_seconds
+    return DashboardSets(totals, {"bucket_seconds": bucket, "by": None, "points": every},
+                         {"bucket_seconds": bucket, "by": by, "points": points}, table[:50])  # fmt: skip
 
 
 def slowest(store: Store, project: str, window: TimeRange, limit: int = 10) -> list[dict[str, Any]]:

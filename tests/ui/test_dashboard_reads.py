@@ -33,26 +33,25 @@ def _spans() -> list[dict[str, Any]]:
     return spans
 
 
-def test_two_scans_say_what_four_reads_say(th_env: th.Settings) -> None:
+def test_one_scan_says_what_four_reads_say(th_env: th.Settings) -> None:
     store = Store(th_env.clickhouse_url, th_env.database)
     write_records(store, _spans(), None)
     for label in ("1h", "24h", "7d"):
         window = uq.time_range(label)
-        overview, every = uq.overview_and_series(store, PROJECT, window)
-        assert overview == uq.overview(store, PROJECT, window)
-        assert every == uq.series(store, PROJECT, window, None)
         for by in ("name", "model", "kind", "service"):
-            series, groups = uq.series_and_groups(store, PROJECT, window, by)
-            assert series == uq.series(store, PROJECT, window, by)
+            sets = uq.dashboard_sets(store, PROJECT, window, by)
+            assert sets.overview == uq.overview(store, PROJECT, window)
+            assert sets.every == uq.series(store, PROJECT, window, None)
+            assert sets.series == uq.series(store, PROJECT, window, by)
             separate = uq.groups(store, PROJECT, window, by)
-            assert [g["p95_ms"] for g in groups] == [g["p95_ms"] for g in separate]  # slowest first, both
-            assert sorted(groups, key=str) == sorted(separate, key=str)
-    assert uq.overview_and_series(store, PROJECT, uq.time_range("24h"))[0]["count"] == 400
+            assert [g["p95_ms"] for g in sets.groups] == [g["p95_ms"] for g in separate]  # slowest first, both
+            assert sorted(sets.groups, key=str) == sorted(separate, key=str)
+    assert uq.dashboard_sets(store, PROJECT, uq.time_range("24h"), "name").overview["count"] == 400
 
 
 def test_an_empty_window_gives_zero_totals_and_no_rows(th_env: th.Settings) -> None:
     store = Store(th_env.clickhouse_url, th_env.database)
     window = uq.time_range("15m")
-    overview, every = uq.overview_and_series(store, "nothing-here", window)
-    assert overview == uq.overview(store, "nothing-here", window) and overview["count"] == 0
-    assert every["points"] == [] and uq.series_and_groups(store, "nothing-here", window, "name")[1] == []
+    sets = uq.dashboard_sets(store, "nothing-here", window, "name")
+    assert sets.overview == uq.overview(store, "nothing-here", window) and sets.overview["count"] == 0
+    assert sets.every["points"] == [] and sets.series["points"] == [] and sets.groups == []

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from tracehouse import _semconv as sc
 from tracehouse.collector.store.pricing import price_table
@@ -25,6 +25,7 @@ from tracehouse.collector.store.rows import spans as rows
 from tracehouse.collector.store.rows.runs import RUN_RECORD_TYPES
 
 if TYPE_CHECKING:
+    from tracehouse.collector.ingest.spool import JsonArrays
     from tracehouse.collector.store.store import Store
 
 _STRUCTURE = (
@@ -225,7 +226,7 @@ def _literal_pattern(text: str) -> str:
 
 
 def check_and_insert_json(
-    store: Store, body: bytes, token: Optional[str], allowed_project: Optional[str] = None
+    store: Store, body: Union[bytes, JsonArrays], token: Optional[str], allowed_project: Optional[str] = None
 ) -> JsonBatchResult:
     """Validate and insert a JSON array of span records in the embedded store, mapped by ClickHouse.
 
@@ -239,7 +240,10 @@ def check_and_insert_json(
     handle, path = tempfile.mkstemp(suffix=".json", dir=directory)
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(body)
+            if isinstance(body, bytes):
+                out.write(body)
+            else:
+                body.write_to(out)
         source = f"file({_quote(path)}, 'JSONEachRow', {_quote(_STRUCTURE)})"
         try:
             _, found = store.query_rows(_CHECK.replace("{source}", source), settings=JSON_SETTINGS)
