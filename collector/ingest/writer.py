@@ -19,7 +19,7 @@ from tracehouse.collector.store.isolate import store_isolating
 from tracehouse.collector.store.rows.runs import RUN_RECORD_TYPES
 from tracehouse.collector.store.rows.spans import span_columns
 from tracehouse.collector.store.store import BadRowsError
-from tracehouse.collector.store.usage_siblings import has_calls, server_now, shadow_new_siblings
+from tracehouse.collector.store.usage_siblings import has_calls, server_now, shadow_new_pairs
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
@@ -56,7 +56,7 @@ def insert_columns(store: Store, columns: dict[str, list[Any]], token: Optional[
     since = server_now(store) if has_calls(columns) else None
     refused = store_isolating(store, "spans", columns, token)
     if since is not None:
-        shadow_new_siblings(store, since)
+        shadow_new_pairs(store, since)
     return {columns["span_id"][index]: f"span {columns['name'][index]!r}: {reason}" for index, reason in refused}
 
 
@@ -151,7 +151,7 @@ def write_json(
     except (ValueError, BadRowsError):
         return None
     if found.spans:
-        shadow_new_siblings(store, since)
+        shadow_new_pairs(store, since)
     return WriteResult(
         rows=found.spans - len(found.rejected), rejected=found.rejected, unknown_types=found.unknown_types
     )

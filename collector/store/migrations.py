@@ -9,6 +9,7 @@ from tracehouse.collector.store.migrations_grafana import GRAFANA_MIGRATIONS
 from tracehouse.collector.store.migrations_otel import OTEL_MIGRATIONS
 from tracehouse.collector.store.migrations_reports import REPORTS_MIGRATIONS
 from tracehouse.collector.store.usage import MIGRATIONS as _usage_migrations
+from tracehouse.collector.store.usage_roots import MIGRATIONS as _root_migrations
 from tracehouse.collector.store.usage_siblings import MIGRATIONS as _sibling_migrations
 
 # Resent batches carry the same insert_deduplication_token and are dropped; parts are fsync'd so a
@@ -416,3 +417,4 @@ MIGRATIONS += [
         ["ALTER TABLE {db}.spans MODIFY SETTING min_bytes_for_wide_part = 134217728"],
     ),
 ]
+MIGRATIONS += _root_migrations  # ... for root spans of two traces (collector/store/usage_roots.py)

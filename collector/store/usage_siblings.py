@@ -110,10 +110,18 @@ def shadow_new_siblings(store: Store, since: int) -> None:
 
 
 def has_calls(columns: dict[str, list[Any]]) -> bool:
-    """Whether any span about to be written has a parent and reports tokens (only those can pair)."""
+    """Whether any span about to be written reports tokens (only those can pair, as siblings or as roots)."""
     parents = columns.get("parent_span_id") or []
     tokens = [columns.get(name) or [None] * len(parents) for name in ("total_tokens", "input_tokens", "output_tokens")]
-    return any(parent and any(t[i] for t in tokens) for i, parent in enumerate(parents))
+    return any(any(t[i] for t in tokens) for i in range(len(parents)))
 
 
-__all__ = ["MIGRATIONS", "has_calls", "server_now", "shadow_new_siblings"]
+def shadow_new_pairs(store: Store, since: int) -> None:
+    """After spans were written from `since` on: the sibling pairs and the root pairs (usage_roots.py)."""
+    from tracehouse.collector.store.usage_roots import shadow_new_roots
+
+    shadow_new_siblings(store, since)
+    shadow_new_roots(store, since)
+
+
+__all__ = ["MIGRATIONS", "has_calls", "server_now", "shadow_new_pairs", "shadow_new_siblings"]

@@ -121,3 +121,33 @@ def test_chat_openai_under_both_instrumentors_counts_the_call_once(served: Serve
     (trace_id,) = served.run(_CHAT_OPENAI_APP)
     counted = served.counted(trace_id)
     assert [row[0] for row in counted] == ["ChatCompletion"] and counted[0][4] > 0  # the provider call
+
+
+_CHAT_OPENAI_NO_ROOT_APP = (
+    _INSTRUMENT
+    + """
+from langchain_openai import ChatOpenAI
+model = ChatOpenAI(model="gpt-4o-mini", base_url=BASE_URL, api_key="sk-test", max_retries=0)
+model.invoke("No app span around me: how often?")
+provider.shutdown()
+"""
+)
+
+
+def test_chat_openai_with_no_app_span_counts_the_call_once_across_its_two_traces(served: Served) -> None:
+    """With no span of the app around the call, the two reports are root spans of two traces (the LangChain
+    tracer never makes its span current): the root rule (collector/store/usage_roots.py) counts it once."""
+    served.run(_CHAT_OPENAI_NO_ROOT_APP)
+    rows = served.collector.query(
+        "SELECT name, trace_id, parent_span_id, total_tokens FROM spans "
+        "WHERE positionUTF8(input, 'No app span around me') > 0 ORDER BY name"
+    )
+    assert [row[0] for row in rows] == ["ChatCompletion", "ChatOpenAI"]
+    (_, provider_trace, provider_parent, tokens), (_, framework_trace, framework_parent, reported) = rows
+    assert provider_trace != framework_trace and provider_parent == framework_parent == ""  # two roots
+    assert tokens == reported > 0  # one call, reported twice
+    assert all(len(t) == 32 and t.isalnum() for t in (provider_trace, framework_trace))
+    counted = served.collector.query(
+        f"SELECT name, total_tokens FROM llm_usage WHERE trace_id IN ('{provider_trace}', '{framework_trace}')"
+    )
+    assert counted == [["ChatCompletion", tokens]]

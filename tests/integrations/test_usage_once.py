@@ -218,3 +218,50 @@ def test_a_pass_pairs_what_a_concurrent_writer_wrote_during_its_write(th_env: th
     store_isolating(store, "spans", ours, None)
     shadow_new_siblings(store, since)
     assert _counted(store, project) == (55, ["00000000000000c2"])
+
+
+def _root(span_id: str, trace: str, scope: str, tokens: int, project: str, start_ms: float,
+          end_ms: float) -> dict[str, Any]:  # fmt: skip
+    span = _timed(span_id, "", tokens, project, start_ms, end_ms)
+    span["trace_id"], span["scope"] = trace * 16, scope
+    return span
+
+
+@pytest.mark.parametrize("framework_first", [True, False])
+@pytest.mark.parametrize("path", ["records", "json"])
+def test_root_reports_of_one_call_in_two_traces_count_once(th_env: th.Settings, framework_first: bool,
+                                                           path: str) -> None:  # fmt: skip
+    """OpenInference with no app span around the call: LangChain's model span and the OpenAI call inside its
+    time are roots of two traces, from two instrumentation scopes."""
+    import orjson
+
+    from tracehouse.collector.ingest.writer import write_body
+
+    store = Store(th_env.clickhouse_url, th_env.database)
+    project = f"roots{int(framework_first)}{path}"
+    framework = _root("00000000000000f1", "f1", "openinference.instrumentation.langchain", 48, project, 0, 90)
+    provider = _root("00000000000000c2", "c2", "openinference.instrumentation.openai", 48, project, 5, 85)
+    for span in [framework, provider] if framework_first else [provider, framework]:  # one batch each
+        if path == "json":
+            assert write_body(store, orjson.dumps([span]), None).rows == 1
+        else:
+            write_records(store, [span], None)
+    assert _counted(store, project) == (48, ["00000000000000c2"])
+
+
+def test_root_spans_that_are_separate_calls_all_count(th_env: th.Settings) -> None:
+    """Two calls of one scope (one inside the other), other counts, or not inside the other's time: all count."""
+    store = Store(th_env.clickhouse_url, th_env.database)
+    project = "separate-roots"
+    write_records(
+        store,
+        [
+            _root("00000000000000a1", "a1", "openai", 30, project, 0, 100),
+            _root("00000000000000a2", "a2", "openai", 30, project, 10, 90),  # same scope: a second call
+            _root("00000000000000a3", "a3", "langchain", 31, project, 0, 100),  # around a2, other counts
+            _root("00000000000000a4", "a4", "langchain", 30, project, 50, 200),  # a2 is not inside it
+        ],
+        None,
+    )
+    assert _counted(store, project) == (121, ["00000000000000a1", "00000000000000a2", "00000000000000a3",
+                                              "00000000000000a4"])  # fmt: skip
