@@ -5,9 +5,10 @@ one `ChatOpenAI.invoke` as two root spans in two traces: LangChain's model span 
 the OpenAI call (the LangChain instrumentor does not make its span the current one). Neither nesting
 (`usage.py`) nor siblings (`usage_siblings.py`) can pair them. The rule for those: **a root span's usage
 is not counted when a root span of another instrumentation scope, in the same project and service,
-reports the same input and output tokens and runs within its time** — the inner one, the provider call,
-is counted. Two calls of one scope (two OpenAI calls with equal counts, one inside the other) both
-count, and so does a framework span whose provider call reported other counts.
+reports the same input and output tokens and runs within its time**, starting at most 10 s after it —
+the inner one, the provider call, is counted. Two calls of one scope (two OpenAI calls with equal
+counts, one inside the other) both count, and so does a framework span whose provider call reported
+other counts.
 
 Every root span that reports tokens is kept in `usage_roots` (a materialized view, ordered by project and
 tokens); after each write `shadow_new_roots` pairs the calls written since just before it (the store's
@@ -30,20 +31,31 @@ SELECT project, trace_id, span_id, scope_name AS scope, service_name AS service,
        toInt64(ifNull(output_tokens, -1)) AS output_count
 FROM {{db}}.spans WHERE parent_span_id = '' AND {_TOKENS} > 0
 """
-_ROOTS = "(SELECT * FROM {db}.usage_roots WHERE {scope})"
+# The join is on equal counts and on the 10-second bucket of the outer span's start, the inner one's bucket or
+# the one before it: one call's two reports start milliseconds apart, and roots of equal counts (thousands at a
+# time in a busy project) are then paired only with their neighbours in time, never all with all.
+_BUCKET = "intDiv(toUnixTimestamp(start_time), 10)"
+_ROOTS = f"(SELECT *, {_BUCKET} AS bucket FROM {{db}}.usage_roots WHERE {{scope}})"
+_INNER = f"(SELECT *, arrayJoin([{_BUCKET}, {_BUCKET} - 1]) AS bucket FROM {{db}}.usage_roots WHERE {{scope}})"
 _PAIRS = f"""
 INSERT INTO {{db}}.usage_shadows (project, trace_id, span_id, by_span_id)
 SELECT s.project, s.trace_id, s.span_id, p.span_id
-FROM {_ROOTS} AS s INNER JOIN {_ROOTS} AS p
+FROM {_ROOTS} AS s INNER JOIN {_INNER} AS p
     ON s.project = p.project AND s.tokens = p.tokens AND s.input_count = p.input_count
-   AND s.output_count = p.output_count AND s.service = p.service
+   AND s.output_count = p.output_count AND s.service = p.service AND s.bucket = p.bucket
 WHERE s.scope != p.scope AND s.trace_id != p.trace_id AND p.start_time >= s.start_time AND p.end_time <= s.end_time
   AND (p.start_time > s.start_time OR p.end_time < s.end_time OR p.span_id > s.span_id)
 """
-# the calls of the counts written since a moment: the key's prefix, so only those granules are read
+# Both sides of a pass: the roots near the calls written since a moment (their counts, the key's prefix, and
+# their times, so only those granules are read) whose group holds two instrumentation scopes; a busy project's
+# many roots of one scope never reach the join.
+_NEW = "FROM {db}.usage_roots WHERE inserted_at >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')"
 _SINCE = (
-    "(project, tokens) IN (SELECT project, tokens FROM {db}.usage_roots "
-    "WHERE inserted_at >= fromUnixTimestamp64Micro({since:Int64}, 'UTC'))"
+    "(project, tokens, input_count, output_count, service) IN (SELECT project, tokens, input_count, output_count, "
+    f"service FROM {{db}}.usage_roots WHERE (project, tokens) IN (SELECT project, tokens {_NEW}) "
+    f"AND start_time >= (SELECT min(start_time) - INTERVAL 10 SECOND {_NEW}) "
+    f"AND start_time <= (SELECT max(start_time) + INTERVAL 10 SECOND {_NEW}) "
+    "GROUP BY project, tokens, input_count, output_count, service HAVING uniqExact(scope) > 1)"
 )
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
