@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -80,6 +81,45 @@ def collector_metrics(url: str) -> dict[str, float]:
     return values
 
 
+class MemorySampler(threading.Thread):
+    """Samples a process's private (RssAnon) and file-backed (RssFile) resident memory every 50 ms.
+
+    VmHWM is their peak sum; the split says how much of it is the engine's library code pages (file-backed,
+    shared with the page cache and dropped first under pressure) and how much the process allocated.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="collector-memory", daemon=True)
+        self.pid = 0
+        self.at_ready: dict[str, float] = {}
+        self.peaks = {"RssAnon": 0.0, "RssFile": 0.0}
+
+    def start(self, pid: int = 0) -> None:  # type: ignore[override]
+        """Start sampling process `pid` (its memory now is the `at_ready` figure)."""
+        self.pid = pid
+        self.at_ready = {field: proc_status_mb(pid, field) or 0.0 for field in self.peaks}
+        super().start()
+
+    def reset(self) -> None:
+        """Peaks from now on (a part's own, like its VmHWM reset)."""
+        self.peaks = {field: 0.0 for field in self.peaks}
+
+    def run(self) -> None:
+        while True:
+            for field in self.peaks:
+                value = proc_status_mb(self.pid, field)
+                if value is None:
+                    return
+                self.peaks[field] = max(self.peaks[field], value)
+            time.sleep(0.05)
+
+    def split(self) -> dict[str, float]:
+        """Peak private and file-backed MB, and both at ready."""
+        return {"peak_private_mb": self.peaks["RssAnon"], "peak_file_mb": self.peaks["RssFile"],
+                "ready_private_mb": self.at_ready.get("RssAnon", 0.0),
+                "ready_file_mb": self.at_ready.get("RssFile", 0.0)}  # fmt: skip
+
+
 class CollectorProcess:
     """`python -m tracehouse serve` on a free loopback port with its own data directory."""
 
@@ -91,6 +131,7 @@ class CollectorProcess:
         self.log_path = data_dir.parent / "collector.log"
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.start_seconds: Optional[float] = None
+        self.memory = MemorySampler()
 
     def start(self) -> None:
         """Start the server (environment without TRACEHOUSE_* variables; output to collector.log)."""
@@ -115,6 +156,7 @@ class CollectorProcess:
                 with urllib.request.urlopen(self.url + "/readyz", timeout=2) as answer:
                     if answer.status == 200:
                         self.start_seconds = time.perf_counter() - self._started
+                        self.memory.start(self.process.pid)
                         return
             except (OSError, urllib.error.HTTPError):
                 pass

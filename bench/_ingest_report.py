@@ -175,6 +175,14 @@ def report(results: dict[str, Any]) -> str:
         f"{fmt_number(results.get('load_generator_peak_rss_mb'), 1)} MB; bodies built in "
         f"{fmt_number(results.get('build_seconds_collector'), 1)} s (not timed)"
     )
+    for part in ("collector", "mixed"):
+        memory = (results.get(part) or {}).get("collector_memory")
+        if memory:
+            out.append(
+                f"collector memory during {part}: peak private (RssAnon) {memory['peak_private_mb']:.0f} MB + peak "
+                f"file-backed (RssFile, mostly chDB's library code) {memory['peak_file_mb']:.0f} MB; at ready "
+                f"{memory['ready_private_mb']:.0f} + {memory['ready_file_mb']:.0f} MB"
+            )
     ratio = _sender_ratio(results)
     if ratio is not None:
         out.append(f"sdk sender / stock exporter: {ratio:.2f}x (delivered spans/s)")

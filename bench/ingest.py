@@ -55,8 +55,10 @@ The run waits for ``/readyz``. Counts are read back through the collector's own
    Targets: ingest >= 30,000 spans/s as in part 1, every read answered 200; read latency p50/p95/max
    reported (also per endpoint). The collector's peak RSS covers this load: target <= 500 MB.
 3. Memory and CPU: peak RSS (``VmHWM`` of /proc/<pid>/status) of the collector, read just before it
-   is stopped, and of each sender process and of this load generator (each reads its own); the
-   collector's CPU seconds during part 1 (/proc/<pid>/stat). The collector is then stopped with
+   is stopped, and its split, sampled every 50 ms during parts 1 and mixed: peak private memory
+   (``RssAnon``) and peak file-backed memory (``RssFile``, mostly chDB's library code pages); the peak RSS
+   of each sender process and of this load generator (each reads its own); the collector's CPU seconds
+   during part 1 (/proc/<pid>/stat). The collector is then stopped with
    SIGTERM and must exit with code 0.
 
 Results are printed as a table with PASS/FAIL per target and written as JSON to
@@ -149,7 +151,9 @@ def parent_main(args: argparse.Namespace) -> int:
             if "collector" in parts:
                 progress(f"part 1: posting with {args.clients} client threads ...")
                 rss_reset = reset_peak_rss(collector.process.pid)  # type: ignore[union-attr]
+                collector.memory.reset()
                 results["collector"] = _guarded(part_collector, collector, bodies, sizes, args.clients)
+                results["collector"]["collector_memory"] = collector.memory.split()
                 if rss_reset:
                     results["collector"]["collector_peak_rss_mb"] = collector.peak_rss_mb()
             bodies = []
@@ -166,7 +170,9 @@ def parent_main(args: argparse.Namespace) -> int:
             bodies, sizes = _prebuild_if(parts, "mixed", args, results)
             if "mixed" in parts:
                 progress(f"part mixed: {args.clients} client threads posting, a reader looping the dashboard ...")
+                collector.memory.reset()
                 results["mixed"] = _guarded(part_mixed, collector, bodies, sizes, args.clients)
+                results["mixed"]["collector_memory"] = collector.memory.split()
             bodies = []
             for part in ("sdk", "stock"):
                 if part in parts:

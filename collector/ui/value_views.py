@@ -48,8 +48,12 @@ def _step_picker(entry: dict[str, Any], url: Url) -> str:
             href = url({f"at.{entry['key']}": steps[index], f"page.{entry['key']}": None})
             links.append(f'<a class="step-{label}" href="{escape(href)}">{label}</a>')
     more = f", {entry['logged']} in all" if entry["logged"] > len(steps) else ""
-    return (f'<span class="muted step">step <b>{entry["step"]}</b> ({position + 1} of {len(steps)}{more}) '
-            f"{' '.join(links)}</span>")  # fmt: skip
+    template = url({f"at.{entry['key']}": "STEP", f"page.{entry['key']}": None})
+    slider = (f'<input type="range" class="step-slider" min="0" max="{len(steps) - 1}" value="{position}" '
+              f'aria-label="step of {escape(entry["key"])}" data-steps="{escape(orjson.dumps(steps).decode())}" '
+              f'data-href="{escape(template)}">')  # fmt: skip
+    return (f'<span class="muted step">step <b class="step-shown">{entry["step"]}</b> ({position + 1} of '
+            f"{len(steps)}{more}) {slider} {' '.join(links)}</span>")  # fmt: skip
 
 
 def _number(value: Any) -> float | None:

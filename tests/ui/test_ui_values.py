@@ -125,11 +125,12 @@ def test_every_logged_value_has_its_view_and_hostile_text_stays_text(logged: tup
     first_cells = re.findall(r"<tr><td>(\d+)</td><td>([\d.]+)</td>", by_score)
     assert [float(s) for _, s in first_cells] == sorted((float(i * i % 7) for i in range(30)), reverse=True)[:25]
     sample = _section(page, "sample")
-    assert "step <b>2</b> (3 of 3)" in sample and 'class="step-previous"' in sample
+    assert 'step <b class="step-shown">2</b> (3 of 3)' in sample and 'class="step-previous"' in sample
+    assert 'class="step-slider" min="0" max="2" value="2"' in sample and "at.sample=STEP" in sample
     summary = page.split('id="summary"', 1)[1].split("</table>", 1)[0]
     assert "line chart: 10 rows × 3 columns" in summary and "image 12×8 png" in summary and "_type" not in summary
     earlier = _section(_page(base, run_id, "&at.sample=0"), "sample")
-    assert "step <b>0</b> (1 of 3)" in earlier and "step 0 &lt;b&gt;" in earlier
+    assert 'step <b class="step-shown">0</b> (1 of 3)' in earlier and "step 0 &lt;b&gt;" in earlier
 
 
 def test_the_media_route_serves_only_the_runs_blobs_with_safe_types(logged: tuple[str, str]) -> None:
@@ -177,6 +178,12 @@ def test_the_page_in_a_browser_loads_the_media_and_runs_no_logged_script(logged:
         assert "rows 26–30 of 30" in page.inner_text('section[data-key="scores"]')
         page.click('section[data-key="sample"] a.step-first')
         assert "step 0 (1 of 3)" in page.inner_text('section[data-key="sample"]')
+        slider = 'section[data-key="sample"] input.step-slider'
+        with page.expect_navigation():  # the slider: letting go at the middle opens step 1
+            page.eval_on_selector(slider, "s => { s.value = 1; s.dispatchEvent(new Event('input')); "
+                                          "s.dispatchEvent(new Event('change')); }")  # fmt: skip
+        assert "at.sample=1" in page.url and "step 1 (2 of 3)" in page.inner_text('section[data-key="sample"]')
+        assert page.eval_on_selector(slider, "s => s.value") == "1"
         shots = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / "run-values.png"), full_page=True)

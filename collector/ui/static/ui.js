@@ -20,3 +20,18 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// A logged value's step slider: dragging it shows the step's number, letting go opens that step (the
+// page's own URL for it, from data-href with STEP in place of the step). The first/previous/next/last
+// links beside it do the same without script.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const slider of document.querySelectorAll("input.step-slider")) {
+    const steps = JSON.parse(slider.dataset.steps || "[]");
+    const shown = slider.parentElement.querySelector(".step-shown");
+    slider.addEventListener("input", () => { if (shown) shown.textContent = String(steps[slider.value]); });
+    slider.addEventListener("change", () => {
+      const step = steps[slider.value];
+      if (step !== undefined) window.location.assign(slider.dataset.href.replace("STEP", encodeURIComponent(step)));
+    });
+  }
+});
