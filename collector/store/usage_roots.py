@@ -50,12 +50,17 @@ WHERE s.scope != p.scope AND s.trace_id != p.trace_id AND p.start_time >= s.star
 # their times, so only those granules are read) whose group holds two instrumentation scopes; a busy project's
 # many roots of one scope never reach the join.
 _NEW = "FROM {db}.usage_roots WHERE inserted_at >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')"
-_SINCE = (
+_SCOPES = f"SELECT uniqExact(scope) FROM {{db}}.usage_roots WHERE project IN (SELECT project {_NEW})"
+_TWO_SCOPES = (
     "(project, tokens, input_count, output_count, service) IN (SELECT project, tokens, input_count, output_count, "
-    f"service FROM {{db}}.usage_roots WHERE (project, tokens) IN (SELECT project, tokens {_NEW}) "
-    f"AND start_time >= (SELECT min(start_time) - INTERVAL 10 SECOND {_NEW}) "
-    f"AND start_time <= (SELECT max(start_time) + INTERVAL 10 SECOND {_NEW}) "
+    "service FROM {db}.usage_roots WHERE {near} "
     "GROUP BY project, tokens, input_count, output_count, service HAVING uniqExact(scope) > 1)"
+)
+_SINCE = _TWO_SCOPES.replace(
+    "{near}",
+    f"(project, tokens) IN (SELECT project, tokens {_NEW}) "
+    f"AND start_time >= (SELECT min(start_time) - INTERVAL 10 SECOND {_NEW}) "
+    f"AND start_time <= (SELECT max(start_time) + INTERVAL 10 SECOND {_NEW})",
 )
 
 MIGRATIONS: list[tuple[str, list[str]]] = [
@@ -82,7 +87,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.usage_roots_mv TO {{db}}.usage_roots AS {_SELECT}",
             "INSERT INTO {db}.usage_roots (project, trace_id, span_id, scope, service, start_time, end_time, tokens, "
             f"input_count, output_count) {_SELECT}",
-            _PAIRS.replace("{scope}", "1"),
+            _PAIRS.replace("{scope}", _TWO_SCOPES.replace("{near}", "1")),
         ],
     ),
 ]
@@ -92,8 +97,14 @@ def shadow_new_roots(store: Store, since: int) -> None:
     """After spans were written: pair the root calls written from `since` (`server_now` before the write)
     with the root calls of equal counts; never raises."""
     db = f"`{store.database}`"
-    try:
-        store.command(_PAIRS.replace("{scope}", _SINCE).replace("{db}", db), {"since": since})
+    try:  # reads first: a project whose root calls all come from one scope has nothing to pair (the usual case)
+        _, scopes = store.query_rows(_SCOPES.replace("{db}", db), {"since": since})
+        if int(scopes[0][0]) < 2:
+            return
+        _, rows = store.query_rows(f"SELECT 1 FROM {{db}}.usage_roots WHERE {_SINCE} LIMIT 1".replace("{db}", db),
+                                   {"since": since})  # fmt: skip
+        if rows:
+            store.command(_PAIRS.replace("{scope}", _SINCE).replace("{db}", db), {"since": since})
     except Exception as error:  # the counts stay as they were until a later write pairs them
         logger.warning("tracehouse: pairing root usage spans failed: %s", error)
 
