@@ -17,9 +17,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
+from tracehouse.collector.ingest.spool import JsonBody
 from tracehouse.collector.ingest.writer import (
     BadBatch,
-    JsonBody,
     WriteResult,
     insert_columns,
     map_records,
@@ -121,15 +121,15 @@ class BatchWriter:
         return self._enqueue(_Submission(records, token, Future(), map_records(records), len(records)))
 
     def submit_json(
-        self, body: JsonBody, token: Optional[str], allowed_project: Optional[str] = None, rows: Optional[int] = None
+        self, body: JsonBody, token: Optional[str], allowed_project: Optional[str] = None
     ) -> Future[WriteResult]:
         """Queue a JSON array of records as it is (see write_body): inserted alone, mapped by the store.
 
         The future fails with BadBatch for a body that is not such an array and with PermissionError
         when it holds a project other than `allowed_project`; nothing of that batch is written then.
         """
-        if rows is None:  # an estimate for the queue's bound, before anything is parsed
-            rows = body.count(b'"type":') if isinstance(body, bytes) else len(body.parts)
+        # an estimate for the queue's bound, before anything is parsed
+        rows = body.count(b'"type":') if isinstance(body, bytes) else body.rows
         return self._enqueue(_Submission([], token, Future(), ({}, WriteResult()), rows, body, allowed_project))
 
     def _enqueue(self, item: _Submission) -> Future[WriteResult]:

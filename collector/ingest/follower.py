@@ -41,10 +41,7 @@ class WriterDestination:
         from tracehouse.collector.ingest.spool import join_json_arrays
 
         body = join_json_arrays(payloads)
-        if body is None:
-            return None
-        rows = sum(payload.count(b'"type":') for payload in payloads)
-        return self.writer.submit_json(body, token, rows=rows).result(self.timeout)
+        return None if body is None else self.writer.submit_json(body, token).result(self.timeout)
 
 
 class SpoolFollower(threading.Thread):

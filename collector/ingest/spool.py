@@ -293,9 +293,14 @@ class JsonArrays:
     A range of frames is tens of MB: joining it in memory would hold it twice while the store reads it.
     """
 
-    def __init__(self, parts: list[Union[bytes, memoryview]], size: int) -> None:
-        self.parts = parts  # each a payload's inside: records separated by commas, no brackets
-        self.size = size  # bytes, brackets and separators included
+    def __init__(self, payloads: list[bytes], parts: list[Union[bytes, memoryview]]) -> None:
+        self.payloads = payloads  # the frames' JSON arrays
+        self.parts = parts  # the inside of each non-empty one: records separated by commas, no brackets
+
+    @property
+    def rows(self) -> int:
+        """Records in the array, counted without parsing (an estimate for a queue's bound)."""
+        return sum(payload.count(b'"type":') for payload in self.payloads)
 
     def write_to(self, out: BinaryIO) -> None:
         """Write the joined array to a binary file."""
@@ -310,13 +315,15 @@ class JsonArrays:
         return b"[" + b",".join(self.parts) + b"]"
 
 
+JsonBody = Union[bytes, JsonArrays]  # a JSON array of records, whole or as frame payloads joined on write
+
+
 def join_json_arrays(payloads: list[bytes]) -> Optional[JsonArrays]:
     """Frame payloads (each a JSON array of records) as one JSON array, without decoding or copying them.
 
     None when a payload is not shaped like a JSON array; then the frames must be decoded instead.
     """
     parts: list[Union[bytes, memoryview]] = []
-    size = 2
     for payload in payloads:
         if payload[:1] != b"[" or payload[-1:] != b"]":  # the writer's frames never have spaces around
             payload = payload.strip()
@@ -324,8 +331,7 @@ def join_json_arrays(payloads: list[bytes]) -> Optional[JsonArrays]:
                 return None
         if payload[1:2] == b"{" or payload[1:-1].strip():  # (the second test, which copies, is rarely needed)
             parts.append(memoryview(payload)[1:-1])
-            size += len(payload) - 2 + (1 if len(parts) > 1 else 0)
-    return JsonArrays(parts, size)
+    return JsonArrays(payloads, parts)
 
 
 def list_segments(directory: Path) -> tuple[list[Path], list[Path]]:

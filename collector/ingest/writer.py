@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 
-from tracehouse.collector.ingest.spool import JsonArrays
+from tracehouse.collector.ingest.spool import JsonBody
 from tracehouse.collector.store.isolate import store_isolating
 from tracehouse.collector.store.rows.runs import RUN_RECORD_TYPES
 from tracehouse.collector.store.rows.spans import span_columns
@@ -23,8 +23,6 @@ from tracehouse.collector.store.usage_siblings import has_calls, server_now, sha
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
-
-JsonBody = Union[bytes, JsonArrays]  # a JSON array of records, whole or as frame payloads joined on write
 
 logger = logging.getLogger("tracehouse")
 

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 from tracehouse import _semconv as sc
 from tracehouse.collector.store.pricing import price_table
@@ -25,7 +25,7 @@ from tracehouse.collector.store.rows import spans as rows
 from tracehouse.collector.store.rows.runs import RUN_RECORD_TYPES
 
 if TYPE_CHECKING:
-    from tracehouse.collector.ingest.spool import JsonArrays
+    from tracehouse.collector.ingest.spool import JsonBody
     from tracehouse.collector.store.store import Store
 
 _STRUCTURE = (
@@ -226,7 +226,7 @@ def _literal_pattern(text: str) -> str:
 
 
 def check_and_insert_json(
-    store: Store, body: Union[bytes, JsonArrays], token: Optional[str], allowed_project: Optional[str] = None
+    store: Store, body: JsonBody, token: Optional[str], allowed_project: Optional[str] = None
 ) -> JsonBatchResult:
     """Validate and insert a JSON array of span records in the embedded store, mapped by ClickHouse.
 
