@@ -19,7 +19,8 @@ from tracehouse.collector.store.isolate import store_isolating
 from tracehouse.collector.store.rows.runs import RUN_RECORD_TYPES
 from tracehouse.collector.store.rows.spans import span_columns
 from tracehouse.collector.store.store import BadRowsError
-from tracehouse.collector.store.usage_siblings import has_calls, server_now, shadow_new_pairs
+from tracehouse.collector.store.usage_roots import shadow_new_pairs
+from tracehouse.collector.store.usage_siblings import has_calls, server_now
 
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store

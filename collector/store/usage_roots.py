@@ -20,16 +20,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from tracehouse.collector.store.usage_siblings import CALL_TOKENS, shadow_new_siblings
+
 if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
 
 logger = logging.getLogger("tracehouse")
-_TOKENS = "ifNull(total_tokens, ifNull(input_tokens, 0) + ifNull(output_tokens, 0))"
 _SELECT = f"""
 SELECT project, trace_id, span_id, scope_name AS scope, service_name AS service, start_time, end_time,
-       toUInt64({_TOKENS}) AS tokens, toInt64(ifNull(input_tokens, -1)) AS input_count,
+       toUInt64({CALL_TOKENS}) AS tokens, toInt64(ifNull(input_tokens, -1)) AS input_count,
        toInt64(ifNull(output_tokens, -1)) AS output_count
-FROM {{db}}.spans WHERE parent_span_id = '' AND {_TOKENS} > 0
+FROM {{db}}.spans WHERE parent_span_id = '' AND {CALL_TOKENS} > 0
 """
 # The join is on equal counts and on the 10-second bucket of the outer span's start, the inner one's bucket or
 # the one before it: one call's two reports start milliseconds apart, and roots of equal counts (thousands at a
@@ -109,4 +110,10 @@ def shadow_new_roots(store: Store, since: int) -> None:
         logger.warning("tracehouse: pairing root usage spans failed: %s", error)
 
 
-__all__ = ["MIGRATIONS", "shadow_new_roots"]
+def shadow_new_pairs(store: Store, since: int) -> None:
+    """After spans were written from `since` on: the sibling pairs (usage_siblings.py) and the root pairs."""
+    shadow_new_siblings(store, since)
+    shadow_new_roots(store, since)
+
+
+__all__ = ["MIGRATIONS", "shadow_new_pairs", "shadow_new_roots"]

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from tracehouse.collector.store.store import Store
 
 logger = logging.getLogger("tracehouse")
-_TOKENS = "ifNull(total_tokens, ifNull(input_tokens, 0) + ifNull(output_tokens, 0))"
+# the tokens a span reports for its call (the parts' sum when no total): what pairs two reports of one call
+CALL_TOKENS = "ifNull(total_tokens, ifNull(input_tokens, 0) + ifNull(output_tokens, 0))"
 
 _PAIRS = """
 INSERT INTO {db}.usage_shadows (project, trace_id, span_id, by_span_id)
@@ -55,13 +56,13 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             """,
             f"""
             CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.usage_calls_mv TO {{db}}.usage_calls AS
-            SELECT project, trace_id, parent_span_id, span_id, start_time, end_time, toUInt64({_TOKENS}) AS tokens
-            FROM {{db}}.spans WHERE parent_span_id != '' AND {_TOKENS} > 0
+            SELECT project, trace_id, parent_span_id, span_id, start_time, end_time, toUInt64({CALL_TOKENS}) AS tokens
+            FROM {{db}}.spans WHERE parent_span_id != '' AND {CALL_TOKENS} > 0
             """,
             f"""
             INSERT INTO {{db}}.usage_calls (project, trace_id, parent_span_id, span_id, start_time, end_time, tokens)
-            SELECT project, trace_id, parent_span_id, span_id, start_time, end_time, toUInt64({_TOKENS})
-            FROM {{db}}.spans WHERE parent_span_id != '' AND {_TOKENS} > 0
+            SELECT project, trace_id, parent_span_id, span_id, start_time, end_time, toUInt64({CALL_TOKENS})
+            FROM {{db}}.spans WHERE parent_span_id != '' AND {CALL_TOKENS} > 0
             """,
             _PAIRS.replace("{scope}", "1"),
         ],
@@ -111,17 +112,8 @@ def shadow_new_siblings(store: Store, since: int) -> None:
 
 def has_calls(columns: dict[str, list[Any]]) -> bool:
     """Whether any span about to be written reports tokens (only those can pair, as siblings or as roots)."""
-    parents = columns.get("parent_span_id") or []
-    tokens = [columns.get(name) or [None] * len(parents) for name in ("total_tokens", "input_tokens", "output_tokens")]
-    return any(any(t[i] for t in tokens) for i in range(len(parents)))
+    reported = [columns.get(name) or () for name in ("total_tokens", "input_tokens", "output_tokens")]
+    return any(any(value for value in column) for column in reported)
 
 
-def shadow_new_pairs(store: Store, since: int) -> None:
-    """After spans were written from `since` on: the sibling pairs and the root pairs (usage_roots.py)."""
-    from tracehouse.collector.store.usage_roots import shadow_new_roots
-
-    shadow_new_siblings(store, since)
-    shadow_new_roots(store, since)
-
-
-__all__ = ["MIGRATIONS", "has_calls", "server_now", "shadow_new_pairs", "shadow_new_siblings"]
+__all__ = ["CALL_TOKENS", "MIGRATIONS", "has_calls", "server_now", "shadow_new_siblings"]
