@@ -62,9 +62,56 @@ def test_each_call_is_one_counted_chat_span(served: Served, mode: str) -> None:
             assert ANSWER in call["output"]
         else:
             assert call["input"] == "" and call["output"] == ""
-    # openai-v2 2.4b0 keeps the time to first chunk in a metric only: the span has none to give
+    # openai-v2 2.4b0 measures no time to first chunk (its metrics are the duration and the token usage)
     assert streamed["time_to_first_token_ms"] is None
     assert len(served.counted(trace_id)) == 2
     if mode == "EVENT_ONLY":
         logs = served.collector.query(f"SELECT count() FROM otel_logs WHERE TraceId = '{trace_id}'")
         assert logs == [[2]]  # one details event per call
+
+
+_UTIL_GENAI_STREAM = """
+import time
+from opentelemetry.util.genai.handler import TelemetryHandler
+from opentelemetry.util.genai.stream import SyncStreamWrapper
+
+class Chunks:  # a provider SDK's stream: the first chunk comes 0.2 s after the request, the others soon after
+    def __init__(self):
+        self.delays = iter([0.2, 0.01, 0.01])
+    def __iter__(self):
+        return self
+    def __next__(self):
+        time.sleep(next(self.delays))
+        return "chunk"
+    def close(self):
+        pass
+
+class Instrumented(SyncStreamWrapper):  # how an instrumentation built on util-genai wraps that stream
+    def __init__(self, stream, invocation):
+        super().__init__(stream, invocation)
+        self._self_call = invocation
+    def _process_chunk(self, chunk):
+        pass
+    def _on_stream_end(self):
+        self._self_call.stop()
+    def _on_stream_error(self, error):
+        self._self_call.fail(error)
+
+with tracer.start_as_current_span("answer") as root:
+    call = TelemetryHandler(tracer_provider=provider).start_inference("openai", request_model="gpt-4o-mini")
+    call.input_tokens, call.output_tokens = 4, 3
+    assert len(list(Instrumented(Chunks(), call))) == 3
+    trace_id(root)
+provider.shutdown()
+"""
+
+
+def test_a_util_genai_stream_gives_its_span_the_time_to_first_chunk(served: Served) -> None:
+    # util-genai's stream wrapper (what instrumentations built on it use; openai-v2 2.4b0 has its own, which
+    # measures no first chunk at all) puts gen_ai.response.time_to_first_chunk, in seconds, on the span
+    (trace_id,) = served.run(_UTIL_GENAI_STREAM)
+    _, call = served.spans(trace_id)
+    seconds = float(call["attributes"]["gen_ai.response.time_to_first_chunk"])
+    assert call["name"] == "chat gpt-4o-mini" and call["input_tokens"] == 4 and call["output_tokens"] == 3
+    assert call["time_to_first_token_ms"] == pytest.approx(seconds * 1000)
+    assert 200 <= call["time_to_first_token_ms"] < call["duration_ms"]
