@@ -109,8 +109,10 @@ def _quantile(values: list[float], q: float) -> Optional[float]:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def part_collector(collector: CollectorProcess, bodies: list[bytes], sizes: list[int], clients: int) -> dict[str, Any]:
-    """Part 1: post the pre-built bodies and wait until all their spans are queryable."""
+def part_collector(
+    collector: CollectorProcess, bodies: list[bytes], sizes: list[int], clients: int, project: str = "ingest"
+) -> dict[str, Any]:
+    """Part 1: post the pre-built bodies (of `project`) and wait until all their spans are queryable."""
     spans = sum(sizes)
     warmup = build_bodies(1, sizes[0], "warmup", 0)[0]
     warm_stats, _, _ = post_bodies(collector.url, [warmup], 1)
@@ -118,7 +120,7 @@ def part_collector(collector: CollectorProcess, bodies: list[bytes], sizes: list
     pid = collector.process.pid if collector.process is not None else 0
     cpu_before = proc_cpu_seconds(pid)
     stats, started, sent = post_bodies(collector.url, bodies, clients)
-    waited = wait_for_count(collector.url, "ingest", spans, quiet_seconds=30.0, started=started)
+    waited = wait_for_count(collector.url, project, spans, quiet_seconds=30.0, started=started)
     cpu_after = proc_cpu_seconds(pid)
     after = collector_metrics(collector.url)
     seconds = waited["seconds"]

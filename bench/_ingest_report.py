@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from _common import fmt_number, render_table
 from _ingest_grpc import grpc_checks, grpc_rows
+from _ingest_paired import paired_detail
 
 TARGET_COLLECTOR_SPANS_PER_S = 30_000.0
 TARGET_SENDER_RATIO = 5.0
@@ -162,6 +163,9 @@ def report(results: dict[str, Any]) -> str:
 
     if col is not None and "skipped" not in col:
         out += ["", *_collector_detail(results, col)]
+    grpc = results.get("grpc")
+    if grpc is not None and "skipped" not in grpc:
+        out += paired_detail(grpc)
     mixed = results.get("mixed")
     if mixed is not None and "skipped" not in mixed:
         out += _mixed_detail(mixed)

@@ -64,8 +64,10 @@ The run waits for ``/readyz``. Counts are read back through the collector's own
 Results are printed as a table with PASS/FAIL per target and written as JSON to
 ``bench/results/ingest.json`` (git-ignored).
 
-Parts ``grpc`` and ``grpc-burst`` (``_ingest_grpc.py``): part 1 over OTLP/gRPC on the same collector
-(target: gRPC spans/s >= HTTP's, nothing lost), and the stock gRPC exporter under a burst of ``--spans``
+Parts ``grpc`` and ``grpc-burst`` (``_ingest_grpc.py``, ``_ingest_paired.py``): part 1 over OTLP/gRPC on the
+same collector, twice, then part 1 over HTTP once more (the order HTTP, gRPC, gRPC, HTTP, so that a drift of
+the host or the store weighs on both sides alike; each run its own fresh spans; target: the mean gRPC
+spans/s >= the mean HTTP spans/s, nothing lost), and the stock gRPC exporter under a burst of ``--spans``
 spans with a queue big enough for all of them (target: 0 dropped). Each of part 1 and part grpc reports
 the collector's peak RSS during that part (VmHWM reset before it).
 
@@ -88,8 +90,9 @@ from typing import Any, Optional
 from _common import machine_info, own_peak_rss_mb, parse_choices, proc_status_mb, progress, run_child, write_results
 from _ingest_clients import part_collector
 from _ingest_collector import CollectorProcess
-from _ingest_grpc import part_grpc, reset_peak_rss
+from _ingest_grpc import reset_peak_rss
 from _ingest_mixed import part_mixed
+from _ingest_paired import part_grpc_paired
 from _ingest_report import evaluate, report
 from _ingest_senders import child_main, part_stock_discard, sender_argv
 from _ingest_workload import prebuild
@@ -107,9 +110,7 @@ def _prebuild_if(
     """The OTLP bodies of `part` (project "ingest" or "mixed", distinct span numbers), when it runs."""
     if part not in parts:
         return [], []
-    project, first = {"collector": ("ingest", 0), "mixed": ("mixed", args.spans), "grpc": ("grpc", 2 * args.spans)}[
-        part
-    ]
+    project, first = {"collector": ("ingest", 0), "mixed": ("mixed", args.spans)}[part]
     progress(f"building {args.spans:,} spans of project {project} as OTLP bodies of {args.batch} (not timed) ...")
     t = time.perf_counter()
     built = prebuild(args.spans, args.batch, project=project, first=first)
@@ -157,11 +158,10 @@ def parent_main(args: argparse.Namespace) -> int:
                 if rss_reset:
                     results["collector"]["collector_peak_rss_mb"] = collector.peak_rss_mb()
             bodies = []
-            bodies, sizes = _prebuild_if(parts, "grpc", args, results)
             if "grpc" in parts:
-                progress(f"part grpc: {args.clients} client threads calling TraceService/Export ...")
-                results["grpc"] = _guarded(part_grpc, collector, bodies, sizes, args.clients)
-            bodies = []
+                progress(f"part grpc: {args.clients} client threads calling TraceService/Export, ABBA with HTTP ...")
+                results["grpc"] = _guarded(part_grpc_paired, collector, args.spans, args.batch, args.clients,
+                                           results.get("collector"))  # fmt: skip
             if "grpc-burst" in parts:
                 progress("part grpc-burst: the stock gRPC exporter, one burst ...")
                 child_args = sender_argv("grpc-burst", f"{collector.url},{collector.grpc_port}", args.spans,
