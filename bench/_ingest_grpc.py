@@ -189,10 +189,10 @@ def grpc_checks(results: dict[str, Any], check: Any) -> None:
         http_rate = grpc_part.get("http_mean_spans_per_second")
         check("collector OTLP/gRPC spans/s vs OTLP/HTTP (ABBA means)", rate, f">= {http_rate or 0:,.0f} (HTTP)",
               None if rate is None or http_rate is None else rate >= http_rate)  # fmt: skip
-        grpc_runs = [run for run in grpc_part.get("runs", ()) if run["protocol"] == "grpc"]
-        lost = None if not ok else sum(run.get("dropped") or 0 for run in grpc_runs)
-        check("collector OTLP/gRPC spans lost", lost, "0",
-              None if lost is None else lost == 0 and not grpc_part["rejected_spans"])  # fmt: skip
+        grpc_runs = [run for run in grpc_part["runs"] if run["protocol"] == "grpc"] if ok else []
+        lost = sum(run["dropped"] + run["rejected_spans"] for run in grpc_runs) if ok else None
+        check("collector OTLP/gRPC spans lost (dropped or rejected, both runs)", lost, "0",
+              None if lost is None else lost == 0)  # fmt: skip
     burst = results.get("grpc-burst")
     if burst is not None:
         lost = burst.get("dropped")

@@ -26,8 +26,8 @@ PAIRED_RUNS = (("grpc", "grpc", 2), ("grpc", "grpc2", 3), ("http", "http2", 4))
 
 
 def _summary(protocol: str, project: str, result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("spans_per_second", "seconds", "stored", "dropped", "collector_cpu_seconds", "skipped")
-    return {"protocol": protocol, "project": project, **{key: result.get(key) for key in keys if key in result}}
+    keys = ("spans_per_second", "seconds", "stored", "dropped", "rejected_spans", "collector_cpu_seconds")
+    return {"protocol": protocol, "project": project, **{key: result.get(key) for key in keys}}
 
 
 def part_grpc_paired(
@@ -62,8 +62,6 @@ def _means(runs: list[dict[str, Any]]) -> dict[str, Optional[float]]:
 
 def paired_detail(part: dict[str, Any]) -> list[str]:
     """The report's lines on the ABBA runs."""
-    if "runs" not in part:
-        return []
     order = " | ".join(
         f"{run['protocol']} {run['project']} {run['spans_per_second']:,.0f}"
         if run.get("spans_per_second") is not None else f"{run['protocol']} {run['project']} n/a"

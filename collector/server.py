@@ -133,7 +133,7 @@ def build(options: ServeOptions) -> CollectorParts:
     return CollectorParts(app, store, writer, follower, wal, secret)
 
 
-def retain_less_freed_memory() -> None:
+def tune_malloc() -> None:
     """Tune glibc's malloc for a long-lived collector (no-op elsewhere).
 
     chDB's engine allocates with the process's malloc from many threads: by default every thread
@@ -215,7 +215,7 @@ def serve(options: ServeOptions, announce: Optional[Callable[[str], None]] = Non
 
     _Server = _server_class()
     listener = bind_listener(options.host, options.port)
-    retain_less_freed_memory()
+    tune_malloc()
     try:
         if options.forward_otlp:
             from tracehouse.collector.otlp.forward import check_forward_url
