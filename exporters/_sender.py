@@ -204,8 +204,9 @@ class CollectorDestination:
             return self._split_records(records, token, error)
         return self._result(answer)
 
-    def write_raw(self, payloads: list[bytes], token: str) -> Any:
-        """POST spool frame payloads (JSON arrays) as one array, without decoding them.
+    def write_raw(self, payloads: list[bytes], token: str, rows: Optional[int] = None) -> Any:
+        """POST spool frame payloads (JSON arrays) as one array, without decoding them (`rows` is
+        not needed here: the collector counts them).
 
         None when a payload is not a JSON array or the collector found the body malformed (400):
         the ingester then decodes the frames one by one and sends what is valid. Over the

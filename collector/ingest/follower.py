@@ -36,11 +36,11 @@ class WriterDestination:
         """Submit and wait until stored."""
         return self.writer.submit(records, token).result(self.timeout)
 
-    def write_raw(self, payloads: list[bytes], token: str) -> Optional[WriteResult]:
-        """Submit the frames undecoded (the store maps them) and wait until stored."""
+    def write_raw(self, payloads: list[bytes], token: str, rows: Optional[int] = None) -> Optional[WriteResult]:
+        """Submit the frames undecoded (the store maps them) and wait until stored; `rows` bounds the queue."""
         from tracehouse.collector.ingest.spool import join_json_arrays
 
-        body = join_json_arrays(payloads)
+        body = join_json_arrays(payloads, rows)
         return None if body is None else self.writer.submit_json(body, token).result(self.timeout)
 
 

@@ -16,6 +16,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
@@ -171,6 +172,11 @@ class Frame:
     end: int
     payload: bytes
 
+    @cached_property
+    def records(self) -> int:
+        """Records in the payload, counted without parsing (sizes ranges and bounds queues; counted once)."""
+        return self.payload.count(b'"type":')
+
 
 @dataclass
 class SegmentScan:
@@ -293,14 +299,19 @@ class JsonArrays:
     A range of frames is tens of MB: joining it in memory would hold it twice while the store reads it.
     """
 
-    def __init__(self, payloads: list[bytes], parts: list[Union[bytes, memoryview]]) -> None:
+    def __init__(
+        self, payloads: list[bytes], parts: list[Union[bytes, memoryview]], rows: Optional[int] = None
+    ) -> None:
         self.payloads = payloads  # the frames' JSON arrays
         self.parts = parts  # the inside of each non-empty one: records separated by commas, no brackets
+        self._rows = rows
 
     @property
     def rows(self) -> int:
         """Records in the array, counted without parsing (an estimate for a queue's bound)."""
-        return sum(payload.count(b'"type":') for payload in self.payloads)
+        if self._rows is None:
+            self._rows = sum(payload.count(b'"type":') for payload in self.payloads)
+        return self._rows
 
     def write_to(self, out: BinaryIO) -> None:
         """Write the joined array to a binary file."""
@@ -318,10 +329,11 @@ class JsonArrays:
 JsonBody = Union[bytes, JsonArrays]  # a JSON array of records, whole or as frame payloads joined on write
 
 
-def join_json_arrays(payloads: list[bytes]) -> Optional[JsonArrays]:
+def join_json_arrays(payloads: list[bytes], rows: Optional[int] = None) -> Optional[JsonArrays]:
     """Frame payloads (each a JSON array of records) as one JSON array, without decoding or copying them.
 
-    None when a payload is not shaped like a JSON array; then the frames must be decoded instead.
+    `rows`, when the caller has counted the records already, saves counting them again. None when a
+    payload is not shaped like a JSON array; then the frames must be decoded instead.
     """
     parts: list[Union[bytes, memoryview]] = []
     for payload in payloads:
@@ -331,7 +343,7 @@ def join_json_arrays(payloads: list[bytes]) -> Optional[JsonArrays]:
                 return None
         if payload[1:2] == b"{" or payload[1:-1].strip():  # (the second test, which copies, is rarely needed)
             parts.append(memoryview(payload)[1:-1])
-    return JsonArrays(payloads, parts)
+    return JsonArrays(payloads, parts, rows)
 
 
 def list_segments(directory: Path) -> tuple[list[Path], list[Path]]:

@@ -133,8 +133,9 @@ def _report(report: IngestReport, path: Path, problem: str) -> None:
 class Destination(Protocol):
     """Where an ingester delivers records: the store itself, or a collector over HTTP.
 
-    A destination may also have `write_raw(payloads, token) -> WriteResult | None`, taking the
-    frames' JSON payloads undecoded; None from it means "decode them and call `write`".
+    A destination may also have `write_raw(payloads, token, rows) -> WriteResult | None`, taking the
+    frames' JSON payloads undecoded (`rows`: their records, counted once by the ingester); None from
+    it means "decode them and call `write`".
     """
 
     def write(self, records: list[dict[str, Any]], token: str) -> WriteResult:
@@ -154,11 +155,11 @@ class StoreDestination:
 
         return write_records(self.store, records, token)
 
-    def write_raw(self, payloads: list[bytes], token: str) -> Optional[WriteResult]:
+    def write_raw(self, payloads: list[bytes], token: str, rows: Optional[int] = None) -> Optional[WriteResult]:
         """The frames as they are, mapped inside the embedded store; None where that does not apply."""
         from tracehouse.collector.ingest.writer import write_json
 
-        body = join_json_arrays(payloads)
+        body = join_json_arrays(payloads, rows)
         return None if body is None else write_json(self.store, body, token)
 
 
@@ -264,7 +265,7 @@ class SpoolIngester:
         rows = size = 0
         for frame in frames:
             batch.append(frame)
-            rows += frame.payload.count(b'"type":')
+            rows += frame.records
             size += len(frame.payload)
             if rows >= self.max_rows_per_insert or size >= self.max_bytes_per_insert:
                 ranges.append((batch, start, frame.end))
@@ -370,7 +371,8 @@ class SpoolIngester:
             return WriteResult()
         write_raw = getattr(self.destination, "write_raw", None)
         if write_raw is not None:
-            result: Optional[WriteResult] = write_raw([frame.payload for frame in frames], token)
+            payloads = [frame.payload for frame in frames]
+            result: Optional[WriteResult] = write_raw(payloads, token, rows=sum(frame.records for frame in frames))
             if result is not None:
                 return result
         records: list[dict[str, Any]] = []

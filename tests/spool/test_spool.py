@@ -23,8 +23,10 @@ from tracehouse.collector.ingest.spool import (
     FRAME_MAGIC,
     HEADER_SIZE,
     SEGMENT_MAGIC,
+    Frame,
     SpoolWriter,
     encode_frame,
+    join_json_arrays,
     list_segments,
     scan_segment,
     segment_is_live,
@@ -506,3 +508,15 @@ def test_unencodable_record_does_not_lose_its_batch(tmp_path: Path) -> None:
     finally:
         sink.shutdown(5)
     assert sorted(r["attributes"]["i"] for r in _records_in(tmp_path)) == list(range(10))
+
+
+def test_frame_records_are_counted_once_and_carried_to_the_joined_body() -> None:
+    payload = orjson.dumps([{"type": "span", "name": "a"}, {"type": "span", "name": "b"}])
+    frame = Frame(0, len(payload), payload)
+    assert frame.records == 2
+    frame.payload = b"[]"  # a cached count: reading it again does not scan the payload again
+    assert frame.records == 2
+    joined = join_json_arrays([payload, payload], rows=4)
+    assert joined is not None and joined.rows == 4 and bytes(joined).count(b'"type":') == 4
+    counted = join_json_arrays([payload])
+    assert counted is not None and counted.rows == 2
