@@ -191,8 +191,15 @@ class SegmentScan:
     damaged_at: list[int] = field(default_factory=list)  # where each damaged region began
 
 
-def scan_segment(path: Path, offset: int = 0, max_bytes: int = 64 * 1024 * 1024, finished: bool = False) -> SegmentScan:
-    """Read whole frames from `offset` (0 = start of file) until about `max_bytes` of payload.
+def scan_segment(
+    path: Path,
+    offset: int = 0,
+    max_bytes: int = 64 * 1024 * 1024,
+    finished: bool = False,
+    max_records: Optional[int] = None,
+) -> SegmentScan:
+    """Read whole frames from `offset` (0 = start of file) until about `max_bytes` of payload (or
+    `max_records` records: what the scan holds in memory until its ranges are stored).
 
     A damaged frame header does not end the read: the scan looks for the next header whose
     payload's checksum matches and goes on from there, counting the bytes it skipped. In a
@@ -209,8 +216,8 @@ def scan_segment(path: Path, offset: int = 0, max_bytes: int = 64 * 1024 * 1024,
             offset = len(SEGMENT_MAGIC)
         handle.seek(offset)
         scan = SegmentScan([], offset)
-        total = 0
-        while total < max_bytes:
+        total = records = 0
+        while total < max_bytes and (max_records is None or records < max_records):
             header = handle.read(HEADER_SIZE)
             if len(header) < HEADER_SIZE:
                 scan.incomplete_tail = len(header)
@@ -228,8 +235,11 @@ def scan_segment(path: Path, offset: int = 0, max_bytes: int = 64 * 1024 * 1024,
                 return scan
             end = scan.end + HEADER_SIZE + length
             if zlib.crc32(payload) == crc:
-                scan.frames.append(Frame(scan.end, end, payload))
+                frame = Frame(scan.end, end, payload)
+                scan.frames.append(frame)
                 total += length
+                if max_records is not None:
+                    records += frame.records
             elif _header_or_end_follows(handle):
                 scan.skipped_frames += 1  # the payload is damaged, its header is not
             elif _skip_damage(handle, scan) or _damaged_to_end(handle, scan, finished):

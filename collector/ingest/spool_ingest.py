@@ -180,6 +180,9 @@ class SpoolIngester:
         self.max_rows_per_insert = max_rows_per_insert
         self.max_bytes_per_insert = max_bytes_per_insert
         self.max_inflight = max_inflight  # ranges delivered at once (a collector overlaps their work)
+        # a scan reads what one round of ranges in flight takes: the frames read stay in memory until
+        # their range is stored, and a 64 MiB scan held ~3 ranges' frames waiting behind the two in flight
+        self._records_per_scan = max_rows_per_insert * max_inflight
         self._deadline: Optional[float] = None
         # (segment name, bytes read so far) after each commit; FINISHED once a segment is done with
         self.on_progress = on_progress
@@ -220,7 +223,7 @@ class SpoolIngester:
             self._deliver_ranges(segment, ack, [([f for f in scan.frames if f.end <= end], start, end)], report)
         damaged = False
         while True:
-            scan = scan_segment(segment, ack.committed, finished=not live)
+            scan = scan_segment(segment, ack.committed, finished=not live, max_records=self._records_per_scan)
             if scan.skipped_frames:
                 _report(report, segment, f"{scan.skipped_frames} frame(s) with a bad checksum skipped")
             if scan.damaged_bytes:

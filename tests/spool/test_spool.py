@@ -121,6 +121,16 @@ def test_scan_respects_max_bytes(tmp_path: Path) -> None:
     assert [f.payload for f in part.frames + rest.frames] == payloads
 
 
+def test_scan_stops_at_max_records(tmp_path: Path) -> None:
+    payloads = [orjson.dumps([{"type": "span", "i": i * 3 + j} for j in range(3)]) for i in range(6)]
+    _, path = _write_segment(tmp_path, payloads)
+    part = scan_segment(path, max_records=7)
+    assert len(part.frames) == 3  # 3 + 3 records are under the budget; the frame that reaches it is the last
+    assert sum(frame.records for frame in part.frames) == 9
+    rest = scan_segment(path, part.end, max_records=7)
+    assert [f.payload for f in part.frames + rest.frames] == payloads
+
+
 def test_rotation_makes_several_segments(tmp_path: Path) -> None:
     writer = SpoolWriter(tmp_path, max_segment_bytes=1000)
     payloads = _payloads(40, size=100)
