@@ -129,7 +129,7 @@ def build(options: ServeOptions) -> CollectorParts:
     if options.forward_otlp:
         from tracehouse.collector.otlp.forward import OtlpForwarder
 
-        app.state.collector.forwarder = OtlpForwarder(options.forward_otlp)
+        app.state.collector.forwarder = OtlpForwarder(options.forward_otlp, spool_dir / "forward")
     return CollectorParts(app, store, writer, follower, wal, secret)
 
 

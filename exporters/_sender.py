@@ -12,8 +12,6 @@ exponential backoff while the collector is unreachable; records wait in the spoo
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import http.client
 import logging
 import random
@@ -27,6 +25,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from tracehouse._errors import TracehouseError
+from tracehouse._retry import MAX_RETRY_AFTER, jittered, parse_retry_after
 
 logger = logging.getLogger("tracehouse")
 
@@ -53,28 +52,6 @@ class SendError(TracehouseError):
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 507})
 SET_ASIDE_STATUSES = frozenset({400, 413, 415, 422})  # the batch itself is refused: it never goes through
-MAX_RETRY_AFTER = 300.0
-
-
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
-    """Seconds from a `Retry-After` header: delay-seconds or an HTTP-date (RFC 9110); None if absent or bad."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return min(float(text), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
-
-
-def jittered(seconds: float) -> float:
-    """`seconds` spread over [0.5, 1.0] of itself, so senders that failed together do not retry together."""
-    return seconds * random.uniform(0.5, 1.0)
 
 
 class _NoDelayHTTPConnection(http.client.HTTPConnection):

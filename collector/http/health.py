@@ -49,11 +49,15 @@ def metrics(collector: CollectorDep) -> Response:
     if forwarder is not None:  # `serve --forward-otlp`
         lines += [
             ("tracehouse_forward_sent_total", "counter", "OTLP requests forwarded", forwarder.sent),
-            ("tracehouse_forward_failed_total", "counter", "OTLP requests the forward endpoint never took",
+            ("tracehouse_forward_failed_total", "counter", "OTLP requests the forward endpoint refused for good (4xx)",
              forwarder.failed),
-            ("tracehouse_forward_dropped_total", "counter", "OTLP requests not forwarded: the queue was full",
+            ("tracehouse_forward_retries_total", "counter", "Forward sends that failed for now and were retried",
+             forwarder.retries),
+            ("tracehouse_forward_dropped_total", "counter", "OTLP requests not forwarded: the queue on disk was full",
              forwarder.dropped),
             ("tracehouse_forward_queue", "gauge", "OTLP requests waiting to be forwarded", forwarder.queued),
+            ("tracehouse_forward_queue_bytes", "gauge", "Bytes on disk of the OTLP requests waiting to be forwarded",
+             forwarder.queued_bytes),
         ]  # fmt: skip
     text = "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h, v in lines)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

@@ -119,6 +119,8 @@ async def accept_decoded(
     tee the request to the forwarder; (items refused, why). Raises AuthError, Overloaded, OSError."""
     _admit(collector, who, signal, decoded)
     result = await _accept(collector, decoded.records) if decoded.records else WriteResult()
+    if forward is not None and collector.forwarder is not None:  # it appends to a file: off the event loop
+        return await collector.ingest(_answered, collector, signal, decoded, result, forward)
     return _answered(collector, signal, decoded, result, forward)
 
 

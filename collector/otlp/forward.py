@@ -1,29 +1,35 @@
 """`tracehouse serve --forward-otlp URL`: what the collector received, teed to another OTLP/HTTP endpoint.
 
-A request is offered to the forwarder only once it is durable here, and `offer` never blocks: it
-puts the request as received (body, content type, content encoding) on a bounded queue, and one
-thread POSTs it to `URL/v1/traces`, `/v1/logs` or `/v1/metrics`. A full queue drops the request
-and counts it (`tracehouse_forward_dropped_total` in /metrics); the store has it all the same.
-A send that fails (the other end down or answering 5xx/429) is retried a few times with backoff,
-then counted as failed.
+A request is offered to the forwarder only once it is durable here, and `offer` never waits on the
+other end: it appends the request as received (body, content type, content encoding) to a queue on
+disk (forward_queue.py), and one thread POSTs it to `URL/v1/traces`, `/v1/logs` or `/v1/metrics`, in
+order. While the other end is down or answers 429/5xx, the thread retries the same request with
+jittered backoff (up to 30 s apart; `Retry-After` honoured): nothing queued is given up, and what is
+queued at a stop is sent after the next start. A 4xx other than 429 refuses that request for good: it
+is counted as failed and the next one goes. Past the queue's bound in bytes (`max_bytes`), or when
+the disk refuses the write, new requests are counted as dropped (`tracehouse_forward_dropped_total`
+in /metrics) and warned about once a minute; the store has them all the same.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
 from tracehouse._errors import ConfigError
+from tracehouse._retry import jittered, parse_retry_after
+from tracehouse.collector.otlp.forward_queue import DiskQueue, Queued
 
 logger = logging.getLogger("tracehouse")
 _SIGNALS = ("traces", "logs", "metrics")
-_RETRIES = 3
+_MAX_BACKOFF = 30.0
+_WARN_EVERY = 60.0
 
 
 def check_forward_url(url: str) -> str:
@@ -37,73 +43,104 @@ def check_forward_url(url: str) -> str:
 
 
 class OtlpForwarder:
-    """A bounded queue of received OTLP requests and a thread that sends them on."""
+    """A queue on disk of received OTLP requests and a thread that sends them on, in order."""
 
-    def __init__(self, url: str, max_queued: int = 1000, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, directory: Path, max_bytes: int = 1024**3, timeout: float = 10.0) -> None:
         self.url = check_forward_url(url)
         self.timeout = timeout
-        self._queue: queue.Queue[Optional[tuple[str, bytes, str, Optional[str]]]] = queue.Queue(max_queued)
-        self.sent = 0
-        self.failed = 0
-        self.dropped = 0
+        self._queue = DiskQueue(directory, max_bytes)
+        self.sent = 0  # requests the other end took
+        self.failed = 0  # requests it refused for good (a 4xx other than 429)
+        self.dropped = 0  # requests never queued: the queue was full or the disk refused them
+        self.retries = 0  # sends that failed for now (the other end down, 429 or 5xx) and were tried again
+        self._warned_at = -_WARN_EVERY
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracehouse-forwarder", daemon=True)
         self._thread.start()
 
     def offer(self, signal: str, body: bytes, content_type: str, content_encoding: Optional[str]) -> bool:
-        """Queue a request to send on; False (and counted as dropped) when the queue is full."""
+        """Queue a request to send on; False (and counted as dropped) when the queue cannot take it."""
         if signal not in _SIGNALS:
             raise ValueError(f"unknown OTLP signal {signal!r}")
         try:
-            self._queue.put_nowait((signal, bytes(body), content_type, content_encoding))
-        except queue.Full:
+            queued = self._queue.put(signal, bytes(body), content_type, content_encoding)
+            why = f"the forward queue is full ({self._queue.max_bytes:,} bytes on disk)"
+        except OSError as error:
+            queued, why = False, f"the forward queue could not be written: {error}"
+        if not queued:
             self.dropped += 1
-            return False
-        return True
+            now = time.monotonic()
+            if now - self._warned_at >= _WARN_EVERY:
+                self._warned_at = now
+                logger.warning("tracehouse collector: not forwarding to %s: %s; %d request(s) dropped so far "
+                               "(they are stored here)", self.url, why, self.dropped)  # fmt: skip
+        return queued
 
     @property
     def queued(self) -> int:
-        """Requests waiting to be sent."""
-        return self._queue.qsize()
+        """Requests waiting to be sent (those a previous run left included)."""
+        return self._queue.queued
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes on disk of the requests waiting to be sent."""
+        return self._queue.queued_bytes
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
+        backoff = 0.0
+        while not self._stopping.is_set():
+            item = self._queue.next(wait=1.0)
             if item is None:
-                return
-            if self._send(*item):
+                continue
+            outcome, retry_after = self._send(item)
+            if outcome == "retry":
+                self.retries += 1
+                backoff = min(_MAX_BACKOFF, max(0.5, backoff * 2))
+                self._stopping.wait(max(retry_after or 0.0, jittered(backoff)))
+                continue
+            backoff = 0.0
+            if outcome == "sent":
                 self.sent += 1
             else:
                 self.failed += 1
+            self._queue.done(item)
 
-    def _send(self, signal: str, body: bytes, content_type: str, content_encoding: Optional[str]) -> bool:
-        headers = {"Content-Type": content_type or "application/x-protobuf"}
-        if content_encoding:
-            headers["Content-Encoding"] = content_encoding
-        for attempt in range(_RETRIES):
-            request = urllib.request.Request(f"{self.url}/v1/{signal}", data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                    answer.read()
-                return True
-            except urllib.error.HTTPError as error:
-                if error.code != 429 and error.code < 500:
-                    logger.warning("tracehouse collector: %s refused forwarded %s: %s", self.url, signal, error)
-                    return False
-                problem: Exception = error
-            except OSError as error:
-                problem = error
-            if attempt + 1 < _RETRIES:
-                time.sleep(0.5 * 2**attempt)
-        logger.warning("tracehouse collector: forwarding %s to %s failed: %s", signal, self.url, problem)
-        return False
+    def _send(self, item: Queued) -> tuple[str, Optional[float]]:
+        """One attempt: ("sent" | "refused" | "retry", seconds the other end asked to wait)."""
+        headers = {"Content-Type": item.content_type or "application/x-protobuf"}
+        if item.content_encoding:
+            headers["Content-Encoding"] = item.content_encoding
+        url = f"{self.url}/v1/{item.signal}"
+        request = urllib.request.Request(url, data=item.body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                answer.read()
+            return "sent", None
+        except urllib.error.HTTPError as error:
+            if error.code != 429 and error.code < 500:
+                logger.warning("tracehouse collector: %s refused a forwarded %s request: %s", url, item.signal, error)
+                return "refused", None
+            problem: Exception = error
+            asked = parse_retry_after(error.headers.get("Retry-After"))
+            retry_after = None if asked is None else min(_MAX_BACKOFF, asked)
+        except OSError as error:
+            problem, retry_after = error, None
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            logger.warning("tracehouse collector: forwarding to %s failed for now (%s); %d request(s) wait on disk, "
+                           "retrying", url, problem, self.queued)  # fmt: skip
+        return "retry", retry_after
 
     def close(self, timeout: float = 10.0) -> None:
-        """Send what is queued (for at most `timeout` seconds), then stop."""
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
+        """Send what is queued for at most `timeout` seconds, then stop; the rest stays on disk for the next start."""
+        deadline = time.monotonic() + timeout
+        while self._queue.queued and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._stopping.set()
+        self._queue.wake()
         self._thread.join(timeout)
+        self._queue.close()
 
 
 __all__ = ["OtlpForwarder", "check_forward_url"]

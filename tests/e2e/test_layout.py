@@ -12,7 +12,7 @@ from conftest import REPO
 FOLDERS = {"tracing": "tracehouse", "exporters": "tracehouse.exporters", "collector": "tracehouse.collector",
            "evals": "tracehouse.evals"}  # fmt: skip
 BASE = {"tracehouse._errors", "tracehouse._version", "tracehouse._internal_errors", "tracehouse._semconv",
-        "tracehouse._json", "tracehouse._deferred", "tracehouse._numbers"}  # fmt: skip
+        "tracehouse._json", "tracehouse._deferred", "tracehouse._numbers", "tracehouse._retry"}  # fmt: skip
 SDK = ("tracehouse.spans", "tracehouse.reads", "tracehouse.tracking", "tracehouse.sweeps", "tracehouse.integrations")
 RANKS = {"base": 0, "collector": 1, "exporters": 2, "sdk": 3, "face": 4}
 
