@@ -118,8 +118,11 @@ class DiskQueue:
 
     def done(self, item: Queued) -> None:
         """`item` (what `next` gave) was sent, or refused for good: it leaves the queue."""
+        ack = _ack_path(item.segment)
+        staging = ack.with_name(ack.name + ".tmp")
+        staging.write_text(str(item.end))
+        os.replace(staging, ack)  # never a half-written offset (an empty one would resend the segment)
         self._read.popleft()
-        _ack_path(item.segment).write_text(str(item.end))
         self._forget(1, item.size)
 
     def wake(self) -> None:
@@ -143,6 +146,11 @@ class DiskQueue:
             live = segment_is_live(segment)
             scan = scan_segment(segment, start, max_bytes=_SCAN_BYTES, finished=not live)
             self._positions[segment.name] = scan.end
+            if scan.skipped_frames:
+                self.skipped += scan.skipped_frames
+                self._forget(scan.skipped_frames, 0)
+                logger.warning("tracehouse collector: %d damaged request(s) in forward queue segment %s skipped",
+                               scan.skipped_frames, segment)  # fmt: skip
             for frame in scan.frames:
                 item = _decode(frame, segment)
                 if item is None:
@@ -155,8 +163,9 @@ class DiskQueue:
             if scan.problem is not None:
                 logger.warning("tracehouse collector: forward queue segment %s: %s; set aside", segment, scan.problem)
                 os.replace(segment, segment.with_name(segment.name + ".damaged"))
+                _ack_path(segment).unlink(missing_ok=True)
             elif live:
-                return False  # the segment being written: nothing newer exists
+                continue  # the segment being written (normally the newest; a clock step may misorder names)
             else:
                 segment.unlink(missing_ok=True)
                 _ack_path(segment).unlink(missing_ok=True)

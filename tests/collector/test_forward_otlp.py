@@ -118,13 +118,13 @@ def test_a_full_forward_queue_drops_and_counts_without_blocking(tmp_path: Path) 
 
 class _Endpoint(ThreadingHTTPServer):
     """An OTLP/HTTP endpoint that keeps what it took; while `down`, it answers 503 with Retry-After: 1,
-    and a body in `refused` gets 400."""
+    while `garbage`, something that is not HTTP, and a body in `refused` gets 400."""
 
     daemon_threads = True
 
     def __init__(self, port: int = 0) -> None:
         self.taken: list[bytes] = []
-        self.down, self.refused = False, {b"bad"}
+        self.down, self.garbage, self.refused = False, False, {b"bad"}
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -133,6 +133,9 @@ class _Endpoint(ThreadingHTTPServer):
             def do_POST(handler) -> None:
                 server = handler.server
                 body = handler.rfile.read(int(handler.headers["Content-Length"]))
+                if server.garbage:
+                    handler.wfile.write(b"not an HTTP answer\r\n\r\n")
+                    return
                 status = 503 if server.down else 400 if body in server.refused else 200
                 if status == 200:
                     server.taken.append(body)
@@ -203,7 +206,22 @@ def test_a_request_the_endpoint_refuses_for_good_is_counted_and_the_next_goes(tm
         endpoint.shutdown()
 
 
-def test_a_damaged_forward_queue_segment_is_set_aside_and_the_rest_sent(tmp_path: Path) -> None:
+def test_an_endpoint_that_answers_garbage_is_retried_and_the_sender_lives_on(tmp_path: Path) -> None:
+    endpoint = _Endpoint()
+    endpoint.garbage = True
+    forwarder = OtlpForwarder(f"http://127.0.0.1:{endpoint.server_address[1]}", tmp_path / "fwd")
+    try:
+        assert forwarder.offer("traces", b"kept", "application/x-protobuf", None)
+        assert _eventually(lambda: forwarder.retries >= 1, True)
+        endpoint.garbage = False
+        assert _eventually(lambda: forwarder.sent, 1) == 1
+        assert endpoint.taken == [b"kept"] and forwarder.failed == 0
+    finally:
+        forwarder.close()
+        endpoint.shutdown()
+
+
+def test_a_request_damaged_on_disk_is_skipped_and_the_rest_sent(tmp_path: Path) -> None:
     endpoint = _Endpoint(port=0)
     endpoint.down = True
     url = f"http://127.0.0.1:{endpoint.server_address[1]}"
@@ -220,7 +238,7 @@ def test_a_damaged_forward_queue_segment_is_set_aside_and_the_rest_sent(tmp_path
     second = OtlpForwarder(url, tmp_path / "fwd")
     try:
         assert _eventually(lambda: second.sent, 1) == 1
-        assert endpoint.taken == [b"two"]
+        assert endpoint.taken == [b"two"] and second.skipped == 1
     finally:
         second.close()
         endpoint.shutdown()
